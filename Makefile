@@ -1,0 +1,30 @@
+# Two entry points (see README): `make study` and `make test`. Both create .venv when missing.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PROFILE ?= smoke
+DATA   ?= data/synthetic-sysu
+
+.PHONY: study test install data book clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+data: $(STAMP)
+	$(VENV)/bin/mace data synth --root $(DATA)
+	$(VENV)/bin/mace data check --dataset sysu --root $(DATA)
+
+study: data
+	$(VENV)/bin/mace study run --profile $(PROFILE) --data-root $(DATA)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf runs book/_build book/generated
