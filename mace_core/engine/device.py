@@ -1,0 +1,111 @@
+"""Where a run executes: device choice, mixed precision, memory stats and the DDP process group.
+
+``torchrun`` sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT; when they are present
+the trainer joins a process group (gloo on CPU, nccl on CUDA) and every rank trains its shard of
+each epoch's batches. Only rank 0 writes files.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from mace_core.errors import MaceError
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+    """``auto`` = the local rank's GPU when CUDA is available, else CPU; explicit names are checked."""
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise MaceError(f"train.device={name!r} is not a device name", "use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise MaceError(f"train.device={name!r} but CUDA is not available on this machine",
+                            "use train.device=cpu (or auto)")
+        index = device.index if device.index is not None else local_rank
+        if index >= torch.cuda.device_count():
+            raise MaceError(f"train.device={name!r}: only {torch.cuda.device_count()} GPU(s) visible",
+                            "pick an index below the GPU count")
+        return torch.device("cuda", index)
+    if device.type != "cpu":
+        raise MaceError(f"train.device={name!r} is not supported", "use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """``auto`` -> bf16 on CUDA, no autocast on CPU (CPU bf16 is slower and breaks bit-exact tests)."""
+    table = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if amp == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    if amp not in table:
+        raise MaceError(f"train.amp={amp!r} is not known", "use auto, off, bf16 or fp16")
+    if amp == "fp16" and device.type != "cuda":
+        raise MaceError("train.amp=fp16 needs a CUDA device", "use train.amp=off or bf16 on CPU")
+    return table[amp]
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_mb(device: torch.device) -> float | None:
+    """Peak allocated accelerator memory since the last reset (None on CPU: no allocator stats)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return None
+
+
+def init_distributed(device_name: str = "auto") -> DistInfo:
+    """Join the process group torchrun describes in the environment; a plain run is rank 0 of 1."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistInfo()
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    if not dist.is_initialized():
+        use_cuda = device_name != "cpu" and torch.cuda.is_available()
+        if use_cuda:
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank)
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled and dist.is_initialized():
+        dist.barrier()
+
+
+def broadcast_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank so all ranks hold one model."""
+    if not (info.enabled and dist.is_initialized()):
+        return
+    for buf in module.buffers():
+        dist.broadcast(buf.data, src=0)
