@@ -1,0 +1,329 @@
+"""Retrieval metrics of the cross-modal re-identification literature: CMC, mAP and mINP.
+
+Arrays in, a dict out; this module knows nothing about models or datasets.
+
+Semantics (those of the reference AGW code, ``eval_sysu`` / ``eval_regdb``):
+
+* ``distmat[i, j]`` is a distance: smaller means closer. Each query ranks the gallery by it.
+  **Ties are broken by gallery index** (the lower index ranks first, i.e. a stable sort), so the
+  results are a pure function of the inputs. Without ties this is the reference's ranking.
+* SYSU-MM01 rule: a query from camera 3 ignores every gallery item from camera 2 (same room),
+  whatever its identity. Nothing else is removed.
+* CMC (SYSU): on the ranked identity list after that removal, each identity kept once at its
+  first occurrence. CMC (RegDB): the plain ranked list.
+* AP and INP use the kept, non-de-duplicated list: AP = mean over true matches of
+  (matches so far / rank); INP = number of true matches / rank of the last one.
+* Queries without a true match in the kept list are skipped; every figure is averaged over the
+  remaining ("valid") queries. No valid query at all is an error.
+* ``cmc`` has ``min(max_rank, gallery size)`` entries, as fractions; ``cmc[k]`` = share of valid
+  queries whose first true match is within the top ``k + 1``.
+
+How it is computed (no sort of the gallery, no Python loop over queries): queries are processed
+in chunks; for each query the true matches (a handful) are sorted, and every gallery item is
+placed among them by a binary search. A per-query histogram of those placements gives the rank
+of every true match, hence AP and INP. The SYSU CMC rank is one plus the number of other
+identities whose closest kept item comes before the first true match (a per-identity minimum
+over the gallery columns grouped by identity). Exact distance ties are rare and are resolved by
+gallery index on the few affected entries. Peak memory is a few hundred MB whatever the sizes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mace_core.errors import MaceError
+
+DISTANCES = ("cosine", "euclidean")
+
+# Distance entries handled per chunk: bounds the working memory (~20 bytes per entry).
+_CHUNK_ENTRIES = 1 << 25
+
+
+# --------------------------------------------------------------------------- input checks
+def _ids(values, name: str, n: int | None = None) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise MaceError(f"{name} must be one-dimensional, got shape {arr.shape}",
+                        f"pass one {name[2:]} per image as a flat array")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        if not np.all(np.mod(arr, 1) == 0):
+            raise MaceError(f"{name} must hold integers", f"pass integer {name[2:]}")
+    arr = arr.astype(np.int64)
+    if n is not None and arr.size != n:
+        raise MaceError(f"{name} has {arr.size} entries but the distance matrix has {n} along that axis",
+                        "pass ids/cameras in the same order and number as the distance matrix rows/columns")
+    return arr
+
+
+def _check_sizes(n_q: int, n_g: int, max_rank: int) -> None:
+    if n_g == 0:
+        raise MaceError("the gallery is empty", "evaluate against at least one gallery image")
+    if n_q == 0:
+        raise MaceError("there are no queries", "evaluate at least one query image")
+    if int(max_rank) < 1:
+        raise MaceError(f"max_rank must be >= 1, got {max_rank}", "use max_rank=20 (the field's default)")
+
+
+def _check_distmat(distmat) -> np.ndarray:
+    d = np.asarray(distmat)
+    if d.ndim != 2:
+        raise MaceError(f"the distance matrix must be 2-D (queries x gallery), got shape {d.shape}",
+                        "pass distmat of shape (num_queries, num_gallery)")
+    if not np.issubdtype(d.dtype, np.floating):
+        d = d.astype(np.float64)
+    if d.size and not np.isfinite(d).all():
+        raise MaceError("the distance matrix holds NaN or infinite values",
+                        "check the features for NaN/inf before computing distances")
+    return d
+
+
+# --------------------------------------------------------------------------- gallery layout
+@dataclass
+class _Gallery:
+    """The gallery in identity-grouped column order (stable, so ties keep index order)."""
+
+    order: np.ndarray       # sorted column -> original gallery index
+    order_t: torch.Tensor
+    uniq: np.ndarray        # identities, ascending
+    start: np.ndarray       # first sorted column of each identity
+    count: np.ndarray       # columns per identity
+    cam2_cols: np.ndarray   # sorted columns holding camera-2 items
+
+    @classmethod
+    def build(cls, g_pids: np.ndarray, g_cams: np.ndarray | None) -> "_Gallery":
+        order = np.argsort(g_pids, kind="stable")
+        sorted_pids = g_pids[order]
+        uniq, start, count = np.unique(sorted_pids, return_index=True, return_counts=True)
+        cam2 = np.empty(0, np.int64) if g_cams is None else np.flatnonzero(g_cams[order] == 2)
+        return cls(order, torch.from_numpy(order), uniq, start, count, cam2)
+
+
+class _Totals:
+    """Running sums over valid queries."""
+
+    def __init__(self, max_rank: int):
+        self.max_rank = max_rank
+        self.rank_counts = np.zeros(max_rank + 2, np.int64)
+        self.ap = 0.0
+        self.inp = 0.0
+        self.valid = 0
+
+    def add(self, first_rank: np.ndarray, ap: np.ndarray, inp: np.ndarray) -> None:
+        self.rank_counts += np.bincount(np.minimum(first_rank, self.max_rank + 1), minlength=self.max_rank + 2)
+        self.ap += float(ap.sum(dtype=np.float64))
+        self.inp += float(inp.sum(dtype=np.float64))
+        self.valid += int(first_rank.size)
+
+    def result(self, n_queries: int) -> dict:
+        if self.valid == 0:
+            raise MaceError("no query has a true match in the gallery",
+                            "check that query and gallery identities overlap (same test split, "
+                            "and in indoor mode at least some identities seen by cams 1/2)")
+        cmc = np.cumsum(self.rank_counts[1:self.max_rank + 1]) / self.valid
+        return {"cmc": cmc, "mAP": self.ap / self.valid, "mINP": self.inp / self.valid,
+                "num_valid_queries": self.valid, "num_queries": n_queries}
+
+
+# --------------------------------------------------------------------------- the core
+def _chunk(dist: torch.Tensor, q_pids: np.ndarray, q_cams: np.ndarray | None, gal: _Gallery,
+           totals: _Totals) -> None:
+    """Score one chunk. ``dist`` (chunk x gallery) is in identity-grouped column order and is
+    modified in place (removed items become +inf)."""
+    nq = dist.shape[0]
+    inf = float("inf")
+    if q_cams is not None and gal.cam2_cols.size:
+        rows = np.flatnonzero(q_cams == 3)
+        if rows.size:  # the SYSU same-room rule
+            dist[torch.from_numpy(rows)[:, None], torch.from_numpy(gal.cam2_cols)[None, :]] = inf
+
+    # The true matches of each query are its identity's contiguous column block.
+    pos = np.searchsorted(gal.uniq, q_pids)
+    pos_c = np.minimum(pos, gal.uniq.size - 1)
+    present = gal.uniq[pos_c] == q_pids
+    n_match = np.where(present, gal.count[pos_c], 0)
+    width = max(int(n_match.max()), 1)
+    k = np.arange(width)
+    in_block = k[None, :] < n_match[:, None]
+    cols = torch.from_numpy(np.where(in_block, gal.start[pos_c][:, None] + k[None, :], 0))
+    mdist = dist.gather(1, cols)
+    mdist[torch.from_numpy(~in_block)] = inf
+    mdist, perm = torch.sort(mdist, dim=1, stable=True)       # stable: equal distances keep index order
+    m_orig = gal.order_t[cols.gather(1, perm)]                 # original gallery index of each sorted match
+    m_valid = torch.isfinite(mdist)                            # removed or padding entries are +inf
+    n_valid = m_valid.sum(1)
+    valid_rows = n_valid > 0
+    if not bool(valid_rows.any()):
+        return
+
+    # place[i, j] = number of true matches of query i ranked before item j.
+    place = torch.searchsorted(mdist, dist)                   # strict "<" part (lower bound)
+    nan_pad = torch.full((nq, 1), float("nan"), dtype=dist.dtype)
+    next_match = torch.cat([torch.where(m_valid, mdist, float("nan")), nan_pad], 1).gather(1, place)
+    tie_r, tie_c = torch.nonzero(next_match == dist, as_tuple=True)
+    del next_match
+    if tie_r.numel():  # equal distances: matches with a lower gallery index come first
+        same = mdist[tie_r] == dist[tie_r, tie_c][:, None]
+        earlier = m_orig[tie_r] < gal.order_t[tie_c][:, None]
+        place[tie_r, tie_c] += (same & earlier).sum(1)
+
+    # Histogram of placements per query -> how many other items precede each true match.
+    bins = width + 1
+    place += torch.arange(nq, dtype=place.dtype)[:, None] * bins
+    hist = torch.bincount(place.view(-1), minlength=nq * bins).view(nq, bins)[:, :width]
+    del place
+    hist -= m_valid.to(hist.dtype)                             # each match sits in its own bin
+    kk = torch.arange(1, width + 1, dtype=torch.float64)
+    ranks = kk[None, :] + torch.cumsum(hist, 1).to(torch.float64)   # 1-based rank of each true match
+    ranks = torch.where(m_valid, ranks, torch.inf)
+    nv = n_valid.to(torch.float64)
+    ap = ((kk[None, :] / ranks).sum(1) / nv)[valid_rows]
+    last = ranks.gather(1, (n_valid - 1).clamp(min=0)[:, None])[:, 0]
+    inp = (nv / last)[valid_rows]
+
+    if q_cams is None:  # plain CMC: the first true match's rank
+        first = ranks[:, 0]
+    else:  # identity-level CMC: other identities whose best kept item precedes the first match
+        d_np = dist.numpy()
+        best = torch.from_numpy(np.minimum.reduceat(d_np, gal.start, axis=1))   # (chunk, identities)
+        d1 = mdist[:, :1]
+        ahead = (best < d1).sum(1)
+        tie = best == d1
+        own = torch.from_numpy(np.where(present, pos_c, -1))
+        rows_own = torch.nonzero(own >= 0)[:, 0]
+        tie[rows_own, own[rows_own]] = False
+        for r, w in torch.nonzero(tie & valid_rows[:, None]).tolist():   # exact ties only: rare
+            block = slice(int(gal.start[w]), int(gal.start[w] + gal.count[w]))
+            hit = (dist[r, block] == d1[r, 0]) & (gal.order_t[block] < m_orig[r, 0])
+            ahead[r] += int(bool(hit.any()))
+        first = (ahead + 1).to(torch.float64)
+    totals.add(first[valid_rows].numpy().astype(np.int64), ap.numpy(), inp.numpy())
+
+
+def _run(dist_chunks, q_pids, q_cams, gal: _Gallery, n_g: int, max_rank: int) -> dict:
+    totals = _Totals(min(int(max_rank), n_g))
+    n_q = q_pids.size
+    for lo, hi, d in dist_chunks:
+        _chunk(d, q_pids[lo:hi], None if q_cams is None else q_cams[lo:hi], gal, totals)
+    return totals.result(n_q)
+
+
+def _chunk_rows(n_g: int, chunk_rows: int | None) -> int:
+    return int(chunk_rows) if chunk_rows else max(1, _CHUNK_ENTRIES // max(n_g, 1))
+
+
+def _distmat_chunks(d: np.ndarray, gal: _Gallery, rows: int):
+    for lo in range(0, d.shape[0], rows):
+        hi = min(lo + rows, d.shape[0])
+        yield lo, hi, torch.from_numpy(np.ascontiguousarray(d[lo:hi][:, gal.order]))
+
+
+# --------------------------------------------------------------------------- public API
+def evaluate_sysu(distmat, q_pids, g_pids, q_cams, g_cams, max_rank: int = 20, *,
+                  chunk_rows: int | None = None) -> dict:
+    """SYSU-MM01 protocol on a distance matrix (queries x gallery, smaller = closer).
+
+    Returns ``{"cmc": ndarray (min(max_rank, n_gallery),), "mAP": float, "mINP": float,
+    "num_valid_queries": int, "num_queries": int}`` (fractions, not percent). See the module
+    docstring for the exact rules; ties are broken by gallery index.
+    """
+    d = _check_distmat(distmat)
+    n_q, n_g = d.shape
+    _check_sizes(n_q, n_g, max_rank)
+    qp, gp = _ids(q_pids, "q_pids", n_q), _ids(g_pids, "g_pids", n_g)
+    qc, gc = _ids(q_cams, "q_cams", n_q), _ids(g_cams, "g_cams", n_g)
+    gal = _Gallery.build(gp, gc)
+    return _run(_distmat_chunks(d, gal, _chunk_rows(n_g, chunk_rows)), qp, qc, gal, n_g, max_rank)
+
+
+def evaluate_regdb(distmat, q_pids, g_pids, max_rank: int = 20, *, chunk_rows: int | None = None) -> dict:
+    """RegDB protocol: no gallery removal, plain CMC; otherwise as :func:`evaluate_sysu`."""
+    d = _check_distmat(distmat)
+    n_q, n_g = d.shape
+    _check_sizes(n_q, n_g, max_rank)
+    qp, gp = _ids(q_pids, "q_pids", n_q), _ids(g_pids, "g_pids", n_g)
+    gal = _Gallery.build(gp, None)
+    return _run(_distmat_chunks(d, gal, _chunk_rows(n_g, chunk_rows)), qp, None, gal, n_g, max_rank)
+
+
+def _features(x, name: str) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).detach().cpu()
+    if t.ndim != 2:
+        raise MaceError(f"{name} must be 2-D (images x dimensions), got shape {tuple(t.shape)}",
+                        "pass one feature vector per row")
+    if not torch.is_floating_point(t):
+        t = t.float()
+    if t.numel() and not bool(torch.isfinite(t).all()):
+        raise MaceError(f"{name} holds NaN or infinite values", "check the model output (e.g. a diverged run)")
+    return t
+
+
+def check_distance(distance: str) -> str:
+    if distance not in DISTANCES:
+        raise MaceError(f"unknown distance {distance!r}", f"use one of {', '.join(DISTANCES)}")
+    return distance
+
+
+def _prepare(qf, gf, distance: str):
+    check_distance(distance)
+    q, g = _features(qf, "query features"), _features(gf, "gallery features")
+    if q.shape[1] != g.shape[1]:
+        raise MaceError(f"query features have {q.shape[1]} dimensions but gallery features {g.shape[1]}",
+                        "extract both with the same model")
+    dtype = torch.promote_types(q.dtype, g.dtype)
+    q, g = q.to(dtype), g.to(dtype)
+    if distance == "cosine":
+        q = torch.nn.functional.normalize(q, dim=1)
+        g = torch.nn.functional.normalize(g, dim=1)
+    return q, g
+
+
+def distance_matrix(qf, gf, distance: str = "cosine") -> np.ndarray:
+    """Full distance matrix. ``cosine``: minus the dot product of L2-normalised features (the
+    reference's ranking); ``euclidean``: squared Euclidean distance (same ranking as Euclidean)."""
+    q, g = _prepare(qf, gf, distance)
+    return _pair_distance(q, g, distance, None if distance == "cosine" else (g * g).sum(1)).numpy()
+
+
+def _pair_distance(q: torch.Tensor, g: torch.Tensor, distance: str, g_sq) -> torch.Tensor:
+    if distance == "cosine":
+        return torch.mm(q, g.T).neg_()
+    d = torch.mm(q, g.T).mul_(-2.0)
+    d += (q * q).sum(1)[:, None]
+    d += g_sq[None, :]
+    return d.clamp_(min=0.0)
+
+
+def _feature_chunks(q: torch.Tensor, g_sorted: torch.Tensor, distance: str, rows: int):
+    g_sq = None if distance == "cosine" else (g_sorted * g_sorted).sum(1)
+    for lo in range(0, q.shape[0], rows):
+        hi = min(lo + rows, q.shape[0])
+        yield lo, hi, _pair_distance(q[lo:hi], g_sorted, distance, g_sq)
+
+
+def evaluate_sysu_features(qf, gf, q_pids, g_pids, q_cams, g_cams, max_rank: int = 20,
+                           distance: str = "cosine", *, chunk_rows: int | None = None) -> dict:
+    """:func:`evaluate_sysu` on features; the distance is computed chunk by chunk, so the full
+    query x gallery matrix never exists (10,000 x 100,000 runs in well under 4 GB)."""
+    q, g = _prepare(qf, gf, distance)
+    n_q, n_g = q.shape[0], g.shape[0]
+    _check_sizes(n_q, n_g, max_rank)
+    qp, gp = _ids(q_pids, "q_pids", n_q), _ids(g_pids, "g_pids", n_g)
+    qc, gc = _ids(q_cams, "q_cams", n_q), _ids(g_cams, "g_cams", n_g)
+    gal = _Gallery.build(gp, gc)
+    g_sorted = g[gal.order_t]
+    chunks = _feature_chunks(q, g_sorted, distance, _chunk_rows(n_g, chunk_rows))
+    return _run(chunks, qp, qc, gal, n_g, max_rank)
+
+
+def evaluate_regdb_features(qf, gf, q_pids, g_pids, max_rank: int = 20, distance: str = "cosine", *,
+                            chunk_rows: int | None = None) -> dict:
+    """:func:`evaluate_regdb` on features, chunked like :func:`evaluate_sysu_features`."""
+    q, g = _prepare(qf, gf, distance)
+    n_q, n_g = q.shape[0], g.shape[0]
+    _check_sizes(n_q, n_g, max_rank)
+    qp, gp = _ids(q_pids, "q_pids", n_q), _ids(g_pids, "g_pids", n_g)
+    gal = _Gallery.build(gp, None)
+    chunks = _feature_chunks(q, g[gal.order_t], distance, _chunk_rows(n_g, chunk_rows))
+    return _run(chunks, qp, None, gal, n_g, max_rank)
