@@ -1,0 +1,140 @@
+"""What the notebooks call: run (or reuse) a variant, read stored results, cached test-time evaluation.
+
+A notebook never trains twice what has been trained: :func:`run_variant` trains only when no completed
+run exists for the same training config and code version, resumes a partial one, and returns the
+stored results. Summaries use :func:`load_results`, which never trains.
+"""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mace_core.config import EvalConfig, RunConfig, from_dict, merge
+from mace_core.errors import MaceError
+from mace_core.study import registry
+from mace_core.study.variants import list_variants, resolve, resolve_path
+from mace_core.utils.atomic import atomic_write_json
+
+__all__ = ["RunResult", "run_variant", "load_results", "evaluate_variant", "list_variants", "run_dir_of"]
+
+
+@dataclass
+class RunResult:
+    experiment: str
+    variant: str
+    profile: str
+    run_dir: Path
+    config: RunConfig
+    results: dict[str, Any]
+    log: pd.DataFrame
+    study: dict[str, Any] = field(default_factory=dict)   # the variant's `study:` section (sweeps)
+    key: str = ""                                          # run key (config hash + code version)
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.run_dir / "checkpoints" / "last.pt"
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """study.json: hashes, code version, timings, which variants share this run."""
+        path = self.run_dir / registry.RECORD
+        return registry.read_json(path) if path.is_file() else {}
+
+
+def _read_log(run_dir: Path) -> pd.DataFrame:
+    for name, reader in (("log.csv", pd.read_csv), ("log.jsonl", lambda p: pd.read_json(p, lines=True))):
+        if (run_dir / name).is_file():
+            return reader(run_dir / name)
+    return pd.DataFrame()
+
+
+def _load(v, run_dir: Path, key: str) -> RunResult:
+    return RunResult(v.experiment, v.variant, v.profile, run_dir, v.config,
+                     registry.read_json(run_dir / registry.RESULTS), _read_log(run_dir), v.study, key)
+
+
+def _train(cfg: RunConfig, run_dir: Path, resume: bool) -> Any:
+    """The trainer's entry point (a module-level seam, so runner tests can replace training)."""
+    from mace_core.engine.train import train
+
+    return train(cfg, run_dir, resume=resume)
+
+
+def run_dir_of(experiment: str, variant: str, profile: str, params_dir="params", runs_dir="runs") -> Path:
+    """Where the variant's run lives (whether or not it exists yet)."""
+    v = resolve(experiment, variant, profile, params_dir)
+    return registry.run_dir_for(resolve_path(runs_dir, params_dir), profile, registry.run_key(v.config))
+
+
+def run_variant(experiment: str, variant: str, profile: str, params_dir="params", runs_dir="runs",
+                force: bool = False) -> RunResult:
+    """Train the variant unless a completed run with the same config hash and code version exists."""
+    v = resolve(experiment, variant, profile, params_dir)
+    key = registry.run_key(v.config)
+    run_dir = registry.run_dir_for(resolve_path(runs_dir, params_dir), profile, key)
+    with registry.run_lock(run_dir):
+        if force and run_dir.exists():
+            shutil.rmtree(run_dir)
+        extra = {"key": key, "config_hash": registry.config_hash(v.config),
+                 "code_version": registry.code_version(), "profile": profile}
+        if not registry.is_complete(run_dir):
+            resume = (run_dir / "checkpoints" / "last.pt").is_file()
+            start = time.time()
+            _train(v.config, run_dir, resume)
+            if not registry.is_complete(run_dir):
+                raise MaceError(f"training {experiment}/{variant} finished without writing {run_dir / registry.RESULTS}",
+                                "check the trainer's log in that folder")
+            extra.update(train_seconds=round(time.time() - start, 2), resumed=resume,
+                         trained_at=time.strftime("%Y-%m-%dT%H:%M:%S"), trained_for=f"{experiment}/{variant}")
+        registry.record_use(run_dir, experiment, variant, extra)
+    return _load(v, run_dir, key)
+
+
+def load_results(experiment: str, profile: str, params_dir="params", runs_dir="runs") -> list[RunResult]:
+    """Every completed variant of an experiment, in list_variants order; never trains."""
+    out = []
+    for name in list_variants(experiment, params_dir):
+        v = resolve(experiment, name, profile, params_dir)
+        key = registry.run_key(v.config)
+        run_dir = registry.run_dir_for(resolve_path(runs_dir, params_dir), profile, key)
+        if registry.is_complete(run_dir):
+            out.append(_load(v, run_dir, key))
+    return out
+
+
+def _eval_config(base: EvalConfig, overrides: dict[str, Any]) -> EvalConfig:
+    valid = [f.name for f in dataclasses.fields(EvalConfig)]
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise MaceError(f"unknown evaluation setting(s) {', '.join(unknown)}", f"valid: {', '.join(valid)}")
+    return from_dict(merge({"eval": dataclasses.asdict(base)}, {"eval": overrides})).eval
+
+
+def _evaluate(run: RunResult, eval_cfg: EvalConfig) -> dict[str, Any]:
+    """Test-time evaluation of a trained run's checkpoint (a module-level seam like :func:`_train`)."""
+    from mace_core.engine.evaluate import evaluate_checkpoint
+
+    cfg = dataclasses.replace(run.config, eval=eval_cfg)
+    return evaluate_checkpoint(cfg, run.checkpoint)
+
+
+def evaluate_variant(experiment: str, variant: str, profile: str, params_dir="params", runs_dir="runs",
+                     **eval_overrides: Any) -> dict[str, Any]:
+    """Evaluate the variant's trained model with ``eval.*`` overrides (e.g. ``multi_query=5, fusion="max"``,
+    ``occlusion="upper_body"``), cached in ``<run>/evals/<hash>.json`` keyed by run and eval settings.
+    Trains the variant first only if it has no completed run."""
+    run = run_variant(experiment, variant, profile, params_dir, runs_dir)
+    eval_cfg = _eval_config(run.config.eval, eval_overrides)
+    settings = dataclasses.asdict(eval_cfg)
+    path = run.run_dir / "evals" / f"{registry.digest({'run': run.key, 'eval': settings})[:16]}.json"
+    if path.is_file():
+        return registry.read_json(path)["results"]
+    results = _evaluate(run, eval_cfg)
+    atomic_write_json(path, {"run": run.key, "eval": settings, "results": results})
+    return results

@@ -1,0 +1,142 @@
+"""Resolve a study variant (experiment + variant name + profile) to one validated RunConfig.
+
+params/ layout (plain YAML only)::
+
+    params/profiles/<profile>.yaml                          profile layer (dataset, sizes, schedule)
+    params/<experiment>/<variant>.yaml                      variant layer (what the variant changes)
+    params/profiles/<profile>/<experiment>/<variant>.yaml   optional profile-specific override layer
+
+Layers merge in that order (later wins). Each file holds RunConfig keys plus an optional ``study:``
+section that never reaches RunConfig (so RunConfig stays strict): a profile may say
+``study: {extends: smoke}`` to start from another profile, and a variant may describe a test-time
+sweep (``study: {multi_query: ...}``, ``study: {occlusion: ...}``) that reuses a trained run.
+
+One exception to key-by-key merging: ``model.backbone_kwargs`` belongs to the backbone named beside it,
+so a layer that sets ``model.backbone`` replaces the kwargs (with its own, or none) instead of merging
+into the previous backbone's.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mace_core.config import RunConfig, from_dict, merge, read_yaml
+from mace_core.errors import MaceError
+
+EXPERIMENT_RE = re.compile(r"^\d\d_[a-z0-9_]+$")
+DATA_ROOT_ENV = "MACE_DATA_ROOT"   # set by the study runner (--data-root) for the notebook kernels
+
+
+@dataclass
+class Variant:
+    """A resolved (experiment, variant, profile) triple."""
+
+    experiment: str
+    variant: str
+    profile: str
+    config: RunConfig
+    study: dict[str, Any] = field(default_factory=dict)
+    layers: list[Path] = field(default_factory=list)
+
+
+def find_params_dir(params_dir: str | Path = "params") -> Path:
+    """``params_dir`` as an absolute path; a relative one is also looked up in the parent folders of
+    the working directory, so a notebook opened from ``notebooks/`` finds the project's params/."""
+    path = Path(params_dir).expanduser()
+    if path.is_absolute():
+        candidates = [path]
+    else:
+        cwd = Path.cwd()
+        candidates = [base / path for base in (cwd, *cwd.parents)]
+    for candidate in candidates:
+        if (candidate / "profiles").is_dir():
+            return candidate.resolve()
+    raise MaceError(f"params directory {params_dir!r} not found (no profiles/ folder in it, searched from {Path.cwd()})",
+                    "run from the project root or pass params_dir=/path/to/params")
+
+
+def project_root(params_dir: str | Path) -> Path:
+    """Relative runs/ and data paths are taken relative to the folder that holds params/."""
+    return find_params_dir(params_dir).parent
+
+
+def resolve_path(path: str | Path, params_dir: str | Path) -> Path:
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else project_root(params_dir) / path
+
+
+def list_profiles(params_dir: str | Path = "params") -> list[str]:
+    return sorted(p.stem for p in (find_params_dir(params_dir) / "profiles").glob("*.yaml"))
+
+
+def list_experiments(params_dir: str | Path = "params") -> list[str]:
+    root = find_params_dir(params_dir)
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and EXPERIMENT_RE.match(p.name))
+
+
+def list_variants(experiment: str, params_dir: str | Path = "params") -> list[str]:
+    """Variant names of an experiment, sorted; ``baseline`` (if present) first."""
+    root = find_params_dir(params_dir)
+    folder = root / experiment
+    if not folder.is_dir():
+        raise MaceError(f"experiment {experiment!r} has no folder in {root}",
+                        f"use one of: {', '.join(list_experiments(root)) or '(none)'}")
+    names = sorted(p.stem for p in folder.glob("*.yaml"))
+    return sorted(names, key=lambda n: (n != "baseline", n))
+
+
+def _split(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    data = dict(data)
+    study = data.pop("study", None) or {}
+    if not isinstance(study, dict):
+        raise MaceError(f"'study:' section must be a mapping, got {study!r}", "write study: {key: value}")
+    return data, study
+
+
+def _profile_chain(root: Path, profile: str, seen: tuple[str, ...] = ()) -> list[str]:
+    """``[base, ..., profile]`` following ``study.extends``."""
+    path = root / "profiles" / f"{profile}.yaml"
+    if not path.is_file():
+        raise MaceError(f"profile {profile!r} not found ({path})",
+                        f"use one of: {', '.join(list_profiles(root)) or '(none)'}")
+    if profile in seen:
+        raise MaceError(f"profile {profile!r} extends itself through {' -> '.join(seen)}", "remove the cycle")
+    _, study = _split(read_yaml(path))
+    parent = study.get("extends")
+    chain = _profile_chain(root, parent, seen + (profile,)) if parent else []
+    return chain + [profile]
+
+
+def resolve(experiment: str, variant: str, profile: str, params_dir: str | Path = "params") -> Variant:
+    """Merge profile chain, variant and profile overrides; validate; absolutise ``data.root``."""
+    root = find_params_dir(params_dir)
+    variant_file = root / experiment / f"{variant}.yaml"
+    if not variant_file.is_file():
+        raise MaceError(f"variant {variant!r} of experiment {experiment!r} not found ({variant_file})",
+                        f"use one of: {', '.join(list_variants(experiment, root))}")
+    chain = _profile_chain(root, profile)
+    layers = [root / "profiles" / f"{p}.yaml" for p in chain] + [variant_file]
+    layers += [f for p in chain if (f := root / "profiles" / p / experiment / f"{variant}.yaml").is_file()]
+    merged: dict[str, Any] = {}
+    study: dict[str, Any] = {}
+    for layer in layers:
+        data, section = _split(read_yaml(layer))
+        model = data.get("model")
+        if isinstance(model, dict) and "backbone" in model and isinstance(merged.get("model"), dict):
+            merged["model"] = {**merged["model"], "backbone_kwargs": {}}
+        merged = merge(merged, data)
+        study = merge(study, section)
+    study.pop("extends", None)
+    # Labels come from the file names, never from the YAML, so a run is always named for what ran it.
+    merged = merge(merged, {"name": variant, "experiment": experiment})
+    if os.environ.get(DATA_ROOT_ENV):
+        merged = merge(merged, {"data": {"root": os.environ[DATA_ROOT_ENV]}})
+    try:
+        cfg = from_dict(merged)
+    except MaceError as exc:
+        raise MaceError(f"{experiment}/{variant} on profile {profile}: {exc.what}", exc.fix) from None
+    cfg.data.root = str(resolve_path(cfg.data.root, root))
+    return Variant(experiment, variant, profile, cfg, study, layers)
