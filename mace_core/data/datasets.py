@@ -1,0 +1,107 @@
+"""Torch datasets over cached uint8 arrays, and the one call that prepares training data."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from mace_core.data.cache import cached_images
+from mace_core.data.records import Record
+from mace_core.data.sampler import identity_subset
+from mace_core.errors import MaceError
+
+DATASETS = ("sysu", "regdb")
+
+
+def to_chw(image: np.ndarray) -> torch.Tensor:
+    """HWC uint8 array (possibly a memmap row) → CHW uint8 tensor (copied, writable)."""
+    return torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).permute(2, 0, 1)
+
+
+class CrossModalTrainDataset(Dataset):
+    """Indexed by ``(rgb_index, ir_index)`` pairs from the cross-modal sampler."""
+
+    def __init__(self, rgb_images, rgb_labels, ir_images, ir_labels, rgb_transform, ir_transform):
+        if len(rgb_images) != len(rgb_labels) or len(ir_images) != len(ir_labels):
+            raise MaceError("image and label counts differ", "build the dataset from one load_training_data call")
+        self.rgb_images, self.ir_images = rgb_images, ir_images
+        self.rgb_labels = np.asarray(rgb_labels, dtype=np.int64)
+        self.ir_labels = np.asarray(ir_labels, dtype=np.int64)
+        self.rgb_transform, self.ir_transform = rgb_transform, ir_transform
+
+    def __len__(self) -> int:
+        return max(len(self.rgb_labels), len(self.ir_labels))
+
+    def __getitem__(self, pair):
+        i, j = pair
+        return (self.rgb_transform(to_chw(self.rgb_images[i])), self.ir_transform(to_chw(self.ir_images[j])),
+                int(self.rgb_labels[i]), int(self.ir_labels[j]))
+
+
+class ImageArrayDataset(Dataset):
+    """Test-time dataset over a cached uint8 array: ``(transformed CHW float tensor, index)``."""
+
+    def __init__(self, images, transform: Callable):
+        self.images, self.transform = images, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        return self.transform(to_chw(self.images[index])), index
+
+
+@dataclass
+class TrainData:
+    """Cached training images per modality with labels 0..C-1 and cameras; ``pids[label]`` = original id."""
+
+    rgb_images: np.ndarray
+    rgb_labels: np.ndarray
+    rgb_cams: np.ndarray
+    ir_images: np.ndarray
+    ir_labels: np.ndarray
+    ir_cams: np.ndarray
+    num_classes: int
+    pids: list[int]
+
+
+def _records_for(dataset: str, root, include_val: bool, trial: int) -> tuple[list[Record], list[Record]]:
+    if dataset == "sysu":
+        from mace_core.data.sysu import training_set
+
+        ts = training_set(root, include_val=include_val)
+        return ts.rgb, ts.ir
+    from mace_core.data.regdb import regdb_split
+
+    return regdb_split(root, trial, "train")
+
+
+def load_training_data(dataset: str, root, size, cache_dir=None, include_val: bool = True, trial: int = 1,
+                       id_fraction: float = 1.0, fraction_seed: int = 0) -> TrainData:
+    """Training records of ``dataset`` → cached arrays, optionally restricted to a nested id fraction."""
+    if dataset not in DATASETS:
+        raise MaceError(f"unknown dataset {dataset!r}", "use sysu or regdb")
+    rgb, ir = _records_for(dataset, root, include_val, trial)
+    pids = sorted({r.pid for r in rgb} & {r.pid for r in ir})
+    if id_fraction != 1.0:
+        pids = identity_subset(pids, id_fraction, fraction_seed)
+    keep = set(pids)
+    rgb = [r for r in rgb if r.pid in keep]
+    ir = [r for r in ir if r.pid in keep]
+    label_of = {p: i for i, p in enumerate(pids)}
+    tag = f"{dataset}-train{'+val' if include_val and dataset == 'sysu' else ''}"
+    if dataset == "regdb":
+        tag += f"-t{trial}"
+    return TrainData(
+        rgb_images=cached_images(rgb, size, cache_dir, desc=f"{tag}-rgb"),
+        rgb_labels=np.array([label_of[r.pid] for r in rgb], dtype=np.int64),
+        rgb_cams=np.array([r.cam for r in rgb], dtype=np.int64),
+        ir_images=cached_images(ir, size, cache_dir, desc=f"{tag}-ir"),
+        ir_labels=np.array([label_of[r.pid] for r in ir], dtype=np.int64),
+        ir_cams=np.array([r.cam for r in ir], dtype=np.int64),
+        num_classes=len(pids),
+        pids=pids,
+    )
