@@ -37,7 +37,11 @@ def lr_factor(cfg: TrainConfig, progress: float) -> float:
 
 
 def split_backbone(model: torch.nn.Module) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
-    """(backbone params, new params). A model may name its backbone modules in ``backbone_prefixes``."""
+    """(backbone params, new params): the model's own ``parameter_groups()`` when it has one
+    (MaceNet: ``{"backbone": ..., "head": ...}``), else split by top-level module name."""
+    if hasattr(model, "parameter_groups"):
+        groups = model.parameter_groups()
+        return list(groups["backbone"]), [p for k, ps in groups.items() if k != "backbone" for p in ps]
     prefixes = tuple(getattr(model, "backbone_prefixes", _BACKBONE_PREFIXES))
     backbone, new = [], []
     for name, param in model.named_parameters():

@@ -1,0 +1,419 @@
+"""The training loop: one entry point for CPU, one GPU and ``torchrun`` (DDP).
+
+``train(cfg, run_dir, resume)`` builds data, model, loss and optimiser from the config, trains
+``cfg.train.epochs`` epochs and writes the run directory (see :mod:`mace_core.engine.rundir`).
+
+Exact resume: the checkpoint written after every epoch holds model, optimiser, grad scaler, epoch
+and step counters, the log history and every RNG state; batches draw their augmentation from
+(seed, epoch, batch, rank) alone (:mod:`mace_core.engine.batches`) and the sampler is re-seeded by
+epoch; the lr is a pure function of progress. A run killed anywhere (``kill -9`` included) and
+resumed therefore repeats the interrupted epoch exactly and ends, on CPU, bit-identical to an
+uninterrupted run.
+
+Model selection is never silently on the test set: results report the final epoch unless
+``train.select_on_test`` asks for the thesis convention (best epoch on the test set), which is then
+labelled in results.json and in the printed summary. Early stopping watches the same test metric, so
+it is allowed only together with ``select_on_test``.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from mace_core.config import RunConfig
+from mace_core.engine import checkpoint as ck
+from mace_core.engine import rundir
+from mace_core.engine.batches import make_loader
+from mace_core.engine.device import (DistInfo, amp_dtype, autocast, barrier, broadcast_buffers, init_distributed,
+                                     peak_memory_mb, reset_peak_memory, resolve_device)
+from mace_core.engine.schedule import apply_lr, build_optimizer, lr_factor
+from mace_core.errors import MaceError
+
+FINAL_EPOCH = "final epoch"
+BEST_ON_TEST = "best epoch on test set (thesis convention)"
+# Settings that may change between a run and its resume without changing what is computed.
+_RESUME_FREE = {"output_dir", "train.device", "train.compile", "train.log_every", "data.workers",
+                "data.pin_memory", "data.persistent_workers", "data.cache_dir"}
+_FAULT_ENV = "MACE_FAULT_AT"  # test hook "EPOCH:STEP" (1-based epoch): SIGKILL self before that step
+
+
+def selection_label(cfg: RunConfig) -> str:
+    return BEST_ON_TEST if cfg.train.select_on_test else FINAL_EPOCH
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def configure_determinism(deterministic: bool, device: torch.device) -> None:
+    if device.type == "cuda":
+        if deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = not deterministic
+        torch.backends.cudnn.deterministic = deterministic
+    # warn_only: a few CUDA kernels have no deterministic variant; CPU ones all do
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pieces built from the config
+
+def build_training_set(cfg: RunConfig, info: DistInfo):
+    """(TrainData, pair dataset, identity sampler) for this rank."""
+    from mace_core.data.datasets import CrossModalTrainDataset, load_training_data
+    from mace_core.data.sampler import CrossModalIdentitySampler
+    from mace_core.data.transforms import train_transform
+
+    d = cfg.data
+    size = (d.height, d.width)
+    data = load_training_data(d.dataset, d.root, size, cache_dir=d.cache_dir, include_val=d.include_val,
+                              trial=d.trial, id_fraction=d.id_fraction, fraction_seed=d.fraction_seed)
+    occlusion = None
+    if d.occlusion_p > 0:
+        from mace_core.occlusion import OcclusionAugment
+
+        # Applied to both modalities: occluders hide people in visible and infrared cameras alike,
+        # and the thesis (exp. 6) trains "with occlusion-augmented data" without restricting it to IR.
+        occlusion = OcclusionAugment(p=d.occlusion_p, kinds=tuple(d.occlusion_types), fill=d.occlusion_fill,
+                                     seed=cfg.train.seed)
+    rgb_tf = train_transform(size, pad=d.pad, flip=True, random_erasing=d.random_erasing,
+                             grayscale_p=d.rgb_grayscale_p, extra=occlusion)
+    ir_tf = train_transform(size, pad=d.pad, flip=True, random_erasing=d.random_erasing, grayscale_p=0.0,
+                            extra=occlusion)
+    dataset = CrossModalTrainDataset(data.rgb_images, data.rgb_labels, data.ir_images, data.ir_labels, rgb_tf, ir_tf)
+    sampler = CrossModalIdentitySampler(data.rgb_labels, data.ir_labels, ids_per_batch=d.ids_per_batch,
+                                        images_per_id=d.images_per_id, seed=cfg.train.seed,
+                                        num_batches=cfg.train.steps_per_epoch, rank=info.rank,
+                                        world_size=info.world_size)
+    return data, dataset, sampler
+
+
+def evaluate(model: torch.nn.Module, cfg: RunConfig, device: torch.device) -> dict[str, Any]:
+    """Test-set metrics of ``model`` under the run's evaluation settings, as a plain dict."""
+    from mace_core.engine.evaluate import evaluate_regdb_model, evaluate_sysu_model
+
+    e, d = cfg.eval, cfg.data
+    common = dict(distance=e.distance, flip=e.flip, occlusion=e.occlusion, occlusion_fill=e.occlusion_fill,
+                  occlusion_seed=e.occlusion_seed, cache_dir=d.cache_dir, batch_size=e.batch_size, device=device)
+    was_training = model.training
+    model.eval()
+    try:
+        if d.dataset == "sysu":
+            result = evaluate_sysu_model(model, d.root, (d.height, d.width), mode=e.mode, gallery=e.gallery,
+                                         perm_file=e.perm_file, shots=e.shots, trials=e.trials,
+                                         multi_query=e.multi_query, fusion=e.fusion, **common)
+        elif d.dataset == "regdb":
+            result = evaluate_regdb_model(model, d.root, (d.height, d.width), trial=d.trial, direction=e.direction,
+                                          **common)
+        else:
+            raise MaceError(f"data.dataset={d.dataset!r} is not known", "use sysu or regdb")
+    finally:
+        model.train(was_training)
+    return result.to_dict() if hasattr(result, "to_dict") else dict(result)
+
+
+def headline(metrics: dict[str, Any]) -> float:
+    """The selection score of an evaluation: mean Rank-1 over trials."""
+    for key in ("rank1", "Rank-1", "r1"):
+        if key in metrics:
+            value = metrics[key]
+            return float(value["mean"] if isinstance(value, dict) else value)
+    if "mean" in metrics and isinstance(metrics["mean"], dict):
+        return headline(metrics["mean"])
+    raise MaceError(f"evaluation result has no rank1 entry (keys: {sorted(metrics)})", "report this as a bug")
+
+
+def _check_resume_config(saved: dict[str, Any], cfg: RunConfig) -> None:
+    now = rundir.flatten(cfg.to_dict())
+    before = rundir.flatten(saved)
+    changed = sorted(k for k in set(now) | set(before)
+                     if now.get(k) != before.get(k) and k not in _RESUME_FREE)
+    if changed:
+        raise MaceError("cannot resume: the config differs from the checkpoint's in "
+                        + ", ".join(f"{k} ({before.get(k)!r} -> {now.get(k)!r})" for k in changed[:8]),
+                        "resume with the same params, or start a new run directory")
+
+
+def _fault_point() -> tuple[int, int] | None:
+    raw = os.environ.get(_FAULT_ENV)
+    if not raw:
+        return None
+    epoch, step = raw.split(":")
+    return int(epoch), int(step)
+
+
+def _nonfinite(total: torch.Tensor, terms: dict[str, Any], epoch: int, step: int) -> MaceError:
+    bad = [f"{k}={v}" for k, v in terms.items() if isinstance(v, (int, float)) and not math.isfinite(v)]
+    where = f"epoch {epoch + 1}, step {step}"
+    return MaceError(f"loss became {total.item()} at {where}"
+                     + (f" (non-finite term(s): {', '.join(bad)})" if bad else " (total only)"),
+                     "lower train.lr, set train.amp=off, or check the input data for corrupt images")
+
+
+def forward_backward(net, criterion, batch, epoch: int, step: int, device: torch.device,
+                     dtype: torch.dtype | None, scaler: torch.amp.GradScaler, divide: int = 1):
+    """Forward under autocast, MACE loss, finiteness check, (scaled) backward of ``loss / divide``."""
+    rgb, ir, y_rgb, y_ir = batch
+    with autocast(device, dtype):
+        out = net(rgb, ir)
+        total, terms = criterion(out, y_rgb, y_ir, epoch)
+    if not torch.isfinite(total):
+        raise _nonfinite(total, terms, epoch, step)
+    scaler.scale(total / divide).backward()
+    return out, total, terms
+
+
+def _allreduce_sums(values: list[float], info: DistInfo, device: torch.device) -> list[float]:
+    if not info.enabled:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+# ---------------------------------------------------------------------------------------------
+
+def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = False,
+          progress: bool = True) -> dict[str, Any]:
+    """Train ``cfg`` into ``run_dir`` (default: :func:`rundir.default_run_dir`); return results.json's content."""
+    from mace_core.losses import MaceLoss, kd_weight_at
+    from mace_core.models import build_model, count_parameters
+
+    tc = cfg.train
+    if tc.grad_accum < 1:
+        raise MaceError(f"train.grad_accum={tc.grad_accum} must be >= 1", "use 1 for no accumulation")
+    if tc.epochs < 1:
+        raise MaceError(f"train.epochs={tc.epochs} must be >= 1", "train at least one epoch")
+    if tc.early_stop_patience > 0 and not tc.select_on_test:
+        raise MaceError("train.early_stop_patience > 0 watches the test-set metric, i.e. selects on test",
+                        "also set train.select_on_test=true (then labelled as such), or keep patience 0")
+    if tc.early_stop_patience > 0 and tc.eval_every <= 0:
+        raise MaceError("train.early_stop_patience needs evaluations during training",
+                        "set train.eval_every to k > 0")
+
+    info = init_distributed(tc.device)
+    device = resolve_device(tc.device, info.local_rank)
+    dtype = amp_dtype(tc.amp, device)
+    configure_determinism(tc.deterministic, device)
+    run_dir = Path(run_dir) if run_dir is not None else rundir.default_run_dir(cfg)
+    last_path = run_dir / "checkpoints" / "last.pt"
+    best_path = run_dir / "checkpoints" / "best.pt"
+
+    if rundir.is_complete(run_dir):
+        if resume:
+            return json.loads((run_dir / rundir.RESULTS).read_text())
+        raise MaceError(f"run directory {run_dir} already holds a complete run",
+                        "choose another --run-dir, or delete it to retrain")
+    ckpt = None
+    if last_path.is_file():
+        if not resume:
+            raise MaceError(f"run directory {run_dir} holds an unfinished run ({last_path})",
+                            "pass --resume to continue it, or choose another --run-dir")
+        ckpt = ck.load_checkpoint(last_path)
+        _check_resume_config(ckpt["config"], cfg)
+
+    seed_everything(tc.seed)
+    data, dataset, sampler = build_training_set(cfg, info)
+    model = build_model(cfg.model, data.num_classes)
+    n_params = count_parameters(model)
+    memory_format = torch.channels_last if tc.channels_last else torch.contiguous_format
+    model = model.to(device, memory_format=memory_format)
+    optimizer = build_optimizer(model, tc)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)
+    criterion = MaceLoss(cfg.loss)
+
+    state: dict[str, Any] = {"epoch": 0, "global_step": 0, "history": [], "best": None, "bad_rounds": 0,
+                             "train_time_s": 0.0, "images": 0}
+    if ckpt is not None:
+        ck.load_model_state(model, ckpt["model"], source=str(last_path))
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        for key in state:
+            state[key] = ckpt["state"][key]
+        ck.restore_rng(ckpt["rng"])
+    if info.is_main:
+        rundir.prepare(run_dir, cfg, device)
+        if ckpt is not None:  # drop rows written after the checkpoint by the interrupted run
+            rundir.write_log(run_dir, state["history"])
+    barrier(info)
+
+    net: torch.nn.Module = model
+    if info.enabled:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            # static graph: the same parameters (e.g. the fusion BN used only for retrieval) go
+            # unused every step, which DDP then handles without a per-step graph search
+            static_graph=True)
+    if tc.compile:
+        net = torch.compile(net)
+    loader, keys = make_loader(dataset, tc.seed, info.rank, cfg.data.workers,
+                               cfg.data.pin_memory and device.type == "cuda", cfg.data.persistent_workers)
+    fault = _fault_point()
+    label = selection_label(cfg)
+    stopped_early = False
+    final_metrics: dict[str, Any] | None = None
+
+    for epoch in range(state["epoch"], tc.epochs):
+        sampler.set_epoch(epoch)
+        batches = list(sampler)
+        n = len(batches)
+        if n == 0:
+            raise MaceError("the sampler produced no batches", "check data.ids_per_batch against the identities")
+        keys.set(epoch, batches)
+        reset_peak_memory(device)
+        net.train()
+        sums: dict[str, float] = {}
+        t0 = time.perf_counter()
+        bar = tqdm(total=n, desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not (progress and info.is_main),
+                   leave=False, dynamic_ncols=True)
+        optimizer.zero_grad(set_to_none=True)
+        for b, (rgb, ir, y_rgb, y_ir) in enumerate(loader):
+            if fault == (epoch + 1, b):
+                os.kill(os.getpid(), signal.SIGKILL)
+            rgb = rgb.to(device, non_blocking=True, memory_format=memory_format)
+            ir = ir.to(device, non_blocking=True, memory_format=memory_format)
+            y_rgb = y_rgb.to(device, non_blocking=True)
+            y_ir = y_ir.to(device, non_blocking=True)
+            group_start = b - b % tc.grad_accum
+            group_size = min(tc.grad_accum, n - group_start)
+            steps_now = b - group_start + 1 == group_size
+            sync = contextlib.nullcontext() if steps_now or not info.enabled else net.no_sync()
+            with sync:
+                _, _, terms = forward_backward(net, criterion, (rgb, ir, y_rgb, y_ir), epoch, b, device,
+                                                     dtype, scaler, group_size)
+            if steps_now:
+                apply_lr(optimizer, lr_factor(tc, epoch + (b + 1) / n))
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                state["global_step"] += 1
+            for k, v in terms.items():
+                if k != "kd_weight":  # lambda_2 is logged once per epoch
+                    name = "train_acc" if k == "acc" else "loss" if k == "total" else f"loss.{k}"
+                    sums[name] = sums.get(name, 0.0) + float(v)
+            bar.update(1)
+            if tc.log_every and (b + 1) % tc.log_every == 0:
+                bar.set_postfix(loss=f"{sums['loss'] / (b + 1):.3f}", lr=f"{optimizer.param_groups[-1]['lr']:.2e}")
+        bar.close()
+        elapsed = time.perf_counter() - t0
+
+        names = sorted(sums)
+        reduced = _allreduce_sums([sums[k] for k in names] + [n], info, device)
+        batches_all = reduced[-1]
+        images = int(2 * cfg.data.ids_per_batch * cfg.data.images_per_id * batches_all)
+        state["train_time_s"] += elapsed
+        state["images"] += images
+        record: dict[str, Any] = {"epoch": epoch + 1, "step": state["global_step"]}
+        record.update({k: reduced[i] / batches_all for i, k in enumerate(names)})
+        record.update({
+            "lr": optimizer.param_groups[-1]["lr"],
+            "lr_backbone": optimizer.param_groups[0]["lr"],
+            "lambda2": float(kd_weight_at(epoch, cfg.loss)),
+            "epoch_time_s": elapsed,
+            "images_per_s": images / elapsed if elapsed > 0 else None,
+            "peak_gpu_mem_mb": peak_memory_mb(device),
+        })
+
+        # every rank holds rank 0's BatchNorm statistics from here on: one model, whatever the rank
+        broadcast_buffers(model, info)
+        last_epoch = epoch + 1 == tc.epochs
+        due = tc.eval_every > 0 and (epoch + 1) % tc.eval_every == 0
+        stop = False
+        if due or last_epoch:
+            if info.is_main:
+                metrics = evaluate(model, cfg, device)
+                record["eval"] = metrics
+                score = headline(metrics)
+                if last_epoch:
+                    final_metrics = metrics
+                if state["best"] is None or score > state["best"]["score"]:
+                    state["best"] = {"epoch": epoch + 1, "score": score, "metrics": metrics}
+                    state["bad_rounds"] = 0
+                    if tc.select_on_test:
+                        ck.save_checkpoint(best_path, {"model": model.state_dict(), "config": cfg.to_dict(),
+                                                       "num_classes": data.num_classes, "epoch": epoch + 1,
+                                                       "model_selection": BEST_ON_TEST, "metrics": metrics})
+                else:
+                    state["bad_rounds"] += 1
+                stop = 0 < tc.early_stop_patience <= state["bad_rounds"]
+            if info.enabled:
+                flag = [stop]
+                dist.broadcast_object_list(flag, src=0)
+                stop = flag[0]
+        state["history"].append(record)
+        state["epoch"] = epoch + 1
+        if info.is_main:
+            ck.save_checkpoint(last_path, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict() if scaler.is_enabled() else None, "state": state,
+                "rng": ck.capture_rng(), "config": cfg.to_dict(), "num_classes": data.num_classes,
+                "world_size": info.world_size})
+            rundir.write_log(run_dir, state["history"])
+        barrier(info)
+        if stop:
+            stopped_early = True
+            if info.is_main:
+                final_metrics = record.get("eval")
+            break
+
+    if info.is_main and final_metrics is None:
+        # early stop or resume after the last epoch's checkpoint: evaluate the weights as they are
+        final_metrics = state["history"][-1].get("eval") or evaluate(model, cfg, device)
+    results: dict[str, Any] = {}
+    if info.is_main:
+        best = state["best"]
+        selected = best if tc.select_on_test and best is not None else None
+        results = {
+            "name": cfg.name,
+            "experiment": cfg.experiment,
+            "dataset": cfg.data.dataset,
+            "data_source": cfg.data.source,
+            "model_selection": label,
+            "selected_epoch": selected["epoch"] if selected else state["epoch"],
+            "metrics": selected["metrics"] if selected else final_metrics,
+            "final_epoch": state["epoch"],
+            "final_epoch_metrics": final_metrics,
+            "best_epoch_on_test": best["epoch"] if best else None,
+            "parameters": n_params,
+            "num_classes": data.num_classes,
+            "epochs_trained": state["epoch"],
+            "steps": state["global_step"],
+            "stopped_early": stopped_early,
+            "train_time_s": state["train_time_s"],
+            "images_per_s": state["images"] / state["train_time_s"] if state["train_time_s"] > 0 else None,
+            "world_size": info.world_size,
+            "device": str(device),
+            "amp": str(dtype).replace("torch.", "") if dtype is not None else "off",
+            "config": cfg.to_dict(),
+        }
+        rundir.write_results(run_dir, results)  # last: its presence marks the run complete
+    barrier(info)
+    return results
+
+
+def train_config_summary(results: dict[str, Any]) -> str:
+    """One line for the terminal, always naming the data source and the model-selection rule."""
+    m = results.get("metrics") or {}
+    try:
+        score = f"Rank-1 {headline(m):.2f}"
+    except MaceError:
+        score = "no metrics"
+    return (f"{results['name']}: {score} [{results['model_selection']}, epoch {results['selected_epoch']}; "
+            f"data: {results['data_source']}; {results['steps']} steps, {results['train_time_s']:.0f} s]")
+
+
