@@ -1,0 +1,201 @@
+"""timm backbones split into stem / stages / tail for the two-stream MACE network.
+
+MACE (thesis §2.4.1) gives each modality its own input layers and shares the rest. Every backbone
+family names those parts differently, so a small adapter per family returns the same three pieces:
+
+==============  ==================================  ==========================  =====================
+family          stem (modality-specific)            stages                      tail (shared, last)
+==============  ==================================  ==========================  =====================
+resnet*         conv1, bn1, act1, maxpool           layer1..layer4              (none)
+seresnet*       same as resnet (SE inside blocks)   layer1..layer4              (none)
+efficientnet_*  conv_stem, bn1                      blocks[0..6] (7 stages)     conv_head, bn2
+tresnet_*       body.s2d (SpaceToDepth), conv1      body.layer1..body.layer4    (none)
+==============  ==================================  ==========================  =====================
+
+``specific_stages`` (0/1/2) moves the first N stages into the modality-specific part as well.
+
+Last stride 1 (the reference re-ID trick, on by default) removes the downsampling of the last stage
+that still downsamples: every stride-2 convolution becomes stride 1, a stride-2 average/max pool
+becomes identity and TResNet's anti-alias BlurPool keeps its blur but stops subsampling. Paddings of
+these layers are stride-independent for odd kernels, so output sizes simply double.
+
+CPU-size mapping
+----------------
+Paper-size backbones are too slow for CPU profiles. :data:`CPU_EQUIVALENTS` maps each to the
+smallest member of its family that keeps the family's defining mechanism:
+
+* ``resnet50``        → ``resnet18`` (basic blocks, same stem/stage layout)
+* ``seresnet50``      → ``seresnet18`` (SE blocks kept)
+* ``efficientnet_b3`` → ``efficientnet_b0`` (MBConv + SE, compound-scaling base)
+* ``tresnet_m``       → ``tresnet_m`` with ``layers=[1, 1, 1, 1]``, ``width_factor=0.5``
+  (SpaceToDepth stem, anti-alias downsampling and SE kept)
+
+Pretrained weights: ``imagenet`` asks timm for its weights (``pretrained=True``); a PATH loads a local
+``.safetensors``/``.pth`` through timm's ``pretrained_cfg_overlay=dict(file=PATH)`` (which reads with
+``weights_only=True``); ``none`` is random init. Any failure is a :class:`MaceError`: the network is
+never silently left at random init.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from timm.layers import BlurPool2d
+from torch import nn
+
+from mace_core.errors import MaceError
+
+CPU_EQUIVALENTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "resnet50": ("resnet18", {}),
+    "seresnet50": ("seresnet18", {}),
+    "efficientnet_b3": ("efficientnet_b0", {}),
+    "tresnet_m": ("tresnet_m", {"layers": [1, 1, 1, 1], "width_factor": 0.5}),
+}
+
+FAMILIES = ("resnet", "seresnet", "efficientnet", "tresnet")
+
+
+def cpu_equivalent(backbone: str) -> tuple[str, dict[str, Any]]:
+    """The CPU-size stand-in ``(timm name, backbone_kwargs)`` for a paper-size backbone."""
+    if backbone not in CPU_EQUIVALENTS:
+        raise MaceError(f"model.backbone {backbone!r} has no CPU equivalent",
+                        f"use one of {', '.join(CPU_EQUIVALENTS)}")
+    name, kwargs = CPU_EQUIVALENTS[backbone]
+    return name, copy.deepcopy(kwargs)
+
+
+@dataclass
+class BackboneParts:
+    """A backbone cut into the pieces MACE recombines."""
+
+    stem: nn.Module
+    stages: list[nn.Module]
+    tail: nn.Module
+    out_channels: int          # channels of the tail output (input of phi_V/phi_I/phi_S)
+    family: str
+
+
+def family_of(name: str) -> str:
+    """Adapter family of a timm model name (``seresnet`` checked before ``resnet``)."""
+    for family in ("seresnet", "resnet", "efficientnet", "tresnet"):
+        if name.startswith(family):
+            return family
+    raise MaceError(f"model.backbone {name!r} is not a supported family",
+                    "use a resnet*, seresnet*, efficientnet_* or tresnet_* model (e.g. resnet50, seresnet50, "
+                    "efficientnet_b3, tresnet_m)")
+
+
+def create_timm_model(name: str, pretrained: str, kwargs: dict[str, Any] | None = None) -> nn.Module:
+    """timm model without classifier; ``pretrained`` is ``imagenet`` | ``none`` | a local weights path."""
+    kwargs = dict(kwargs or {})
+    kwargs["num_classes"] = 0
+    if not timm.is_model(name):
+        raise MaceError(f"model.backbone {name!r} is not a timm model", "check the name with timm.list_models()")
+    try:
+        if pretrained == "none":
+            return timm.create_model(name, pretrained=False, **kwargs)
+        if pretrained == "imagenet":
+            return timm.create_model(name, pretrained=True, **kwargs)
+    except MaceError:
+        raise
+    except Exception as exc:  # offline hub, missing weights, kwargs that change shapes ...
+        raise MaceError(
+            f"could not load ImageNet weights for {name} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
+            "download them on a connected machine (timm.create_model(name, pretrained=True) caches them) or set "
+            "model.pretrained to a local file, e.g. model.pretrained=/path/to/weights.safetensors (or .pth); "
+            "model.pretrained=none trains from random init") from None
+    path = Path(pretrained).expanduser()
+    if not path.is_file():
+        raise MaceError(f"model.pretrained {pretrained!r} is neither 'imagenet', 'none' nor an existing file",
+                        "give the path of a .safetensors/.pth state dict for this backbone, or imagenet / none")
+    try:
+        return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), **kwargs)
+    except Exception as exc:
+        raise MaceError(f"weights file {path} does not fit backbone {name} ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''})",
+                        "give a state dict saved from the same timm architecture (and backbone_kwargs)") from None
+
+
+def split_backbone(model: nn.Module, family: str) -> BackboneParts:
+    """Cut a timm model into stem / stages / tail according to its family (see the module table)."""
+    if family in ("resnet", "seresnet"):
+        stem = nn.Sequential(model.conv1, model.bn1, model.act1, model.maxpool)
+        stages = [model.layer1, model.layer2, model.layer3, model.layer4]
+        tail: nn.Module = nn.Identity()
+    elif family == "efficientnet":
+        stem = nn.Sequential(model.conv_stem, model.bn1)
+        stages = list(model.blocks)
+        tail = nn.Sequential(model.conv_head, model.bn2)
+    elif family == "tresnet":
+        body = model.body
+        stem = nn.Sequential(body.s2d, body.conv1)
+        stages = [body.layer1, body.layer2, body.layer3, body.layer4]
+        tail = nn.Identity()
+    else:
+        raise MaceError(f"backbone family {family!r} is not supported", f"use one of {', '.join(FAMILIES)}")
+    return BackboneParts(stem=stem, stages=stages, tail=tail, out_channels=int(model.num_features), family=family)
+
+
+def _downsamples(module: nn.Module) -> bool:
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d) and max(m.stride) > 1:
+            return True
+        if isinstance(m, (nn.AvgPool2d, nn.MaxPool2d)) and _as_int(m.stride) > 1:
+            return True
+        if isinstance(m, BlurPool2d) and m.stride > 1:
+            return True
+    return False
+
+
+def _as_int(stride: Any) -> int:
+    return max(stride) if isinstance(stride, (tuple, list)) else int(stride or 1)
+
+
+def remove_last_stride(stages: list[nn.Module]) -> int:
+    """Make the last downsampling stage keep its resolution; returns that stage's index."""
+    for index in range(len(stages) - 1, -1, -1):
+        if _downsamples(stages[index]):
+            _set_stride_one(stages[index])
+            return index
+    raise MaceError("model.last_stride1 is set but the backbone has no downsampling stage",
+                    "set model.last_stride1=false")
+
+
+def _set_stride_one(stage: nn.Module) -> None:
+    for name, m in list(stage.named_modules()):
+        if isinstance(m, nn.Conv2d) and max(m.stride) > 1:
+            m.stride = (1, 1)
+        elif isinstance(m, BlurPool2d) and m.stride > 1:
+            m.stride = 1  # keep the anti-alias blur, drop the subsampling
+        elif isinstance(m, (nn.AvgPool2d, nn.MaxPool2d)) and _as_int(m.stride) > 1:
+            parent_name, _, child = name.rpartition(".")
+            parent = stage.get_submodule(parent_name) if parent_name else stage
+            setattr(parent, child, nn.Identity())
+
+
+def build_backbone(name: str, pretrained: str, kwargs: dict[str, Any] | None,
+                   last_stride1: bool) -> BackboneParts:
+    """Create, load and split a backbone; applies last stride 1 when asked."""
+    family = family_of(name)
+    model = create_timm_model(name, pretrained, kwargs)
+    parts = split_backbone(model, family)
+    if last_stride1:
+        remove_last_stride(parts.stages)
+    return parts
+
+
+@torch.no_grad()
+def output_channels(module: nn.Module, in_channels: int = 3, size: tuple[int, int] = (64, 32)) -> int:
+    """Channels a module produces, found by one tiny eval-mode forward (restores the train flag)."""
+    was_training = module.training
+    module.eval()
+    try:
+        ref = next(module.parameters(), None)
+        x = torch.zeros(1, in_channels, *size, device=ref.device if ref is not None else "cpu")
+        return int(module(x).shape[1])
+    finally:
+        module.train(was_training)
