@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from mace_core.config import EvalConfig, RunConfig, from_dict, merge
+from mace_core.config import EvalConfig, RunConfig, from_dict, merge, read_yaml
 from mace_core.errors import MaceError
 from mace_core.study import registry
 from mace_core.study.variants import list_variants, resolve, resolve_path
@@ -38,7 +39,16 @@ class RunResult:
 
     @property
     def checkpoint(self) -> Path:
-        return self.run_dir / "checkpoints" / "last.pt"
+        """The weights the reported metrics come from (best.pt only under train.select_on_test)."""
+        best = self.run_dir / "checkpoints" / "best.pt"
+        return best if self.config.train.select_on_test and best.is_file() else self.run_dir / "checkpoints" / "last.pt"
+
+    def load_model(self, device: str = "cpu"):
+        """The trained network (eval mode) and the config it was trained with."""
+        from mace_core.engine.checkpoint import load_for_eval
+
+        model, cfg = load_for_eval(self.checkpoint, device)
+        return model.eval(), cfg
 
     @property
     def record(self) -> dict[str, Any]:
@@ -63,7 +73,8 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool) -> Any:
     """The trainer's entry point (a module-level seam, so runner tests can replace training)."""
     from mace_core.engine.train import train
 
-    return train(cfg, run_dir, resume=resume)
+    # Progress bars only on a terminal: in an executed notebook they are just noise in the book.
+    return train(cfg, run_dir, resume=resume, progress=sys.stderr.isatty())
 
 
 def run_dir_of(experiment: str, variant: str, profile: str, params_dir="params", runs_dir="runs") -> Path:
@@ -85,8 +96,14 @@ def run_variant(experiment: str, variant: str, profile: str, params_dir="params"
                  "code_version": registry.code_version(), "profile": profile}
         if not registry.is_complete(run_dir):
             resume = (run_dir / "checkpoints" / "last.pt").is_file()
+            cfg = v.config
+            if resume and (run_dir / "config.yaml").is_file():
+                # a shared run keeps the labels of the variant that started it, so resume accepts it
+                started = read_yaml(run_dir / "config.yaml")
+                cfg = dataclasses.replace(cfg, name=started.get("name", cfg.name),
+                                          experiment=started.get("experiment", cfg.experiment))
             start = time.time()
-            _train(v.config, run_dir, resume)
+            _train(cfg, run_dir, resume)
             if not registry.is_complete(run_dir):
                 raise MaceError(f"training {experiment}/{variant} finished without writing {run_dir / registry.RESULTS}",
                                 "check the trainer's log in that folder")
@@ -118,10 +135,12 @@ def _eval_config(base: EvalConfig, overrides: dict[str, Any]) -> EvalConfig:
 
 def _evaluate(run: RunResult, eval_cfg: EvalConfig) -> dict[str, Any]:
     """Test-time evaluation of a trained run's checkpoint (a module-level seam like :func:`_train`)."""
-    from mace_core.engine.evaluate import evaluate_checkpoint
+    from mace_core.engine.device import resolve_device
+    from mace_core.engine.train import evaluate
 
-    cfg = dataclasses.replace(run.config, eval=eval_cfg)
-    return evaluate_checkpoint(cfg, run.checkpoint)
+    device = resolve_device(run.config.train.device)
+    model, _ = run.load_model(device)
+    return evaluate(model, dataclasses.replace(run.config, eval=eval_cfg), device)
 
 
 def evaluate_variant(experiment: str, variant: str, profile: str, params_dir="params", runs_dir="runs",

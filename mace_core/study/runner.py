@@ -1,0 +1,402 @@
+"""`mace study run`: execute every (notebook, variant) pair with papermill into the book, then the
+summaries, then build the book.
+
+Caching: a pair is skipped when its run is complete (params hash + code version, see registry) AND its
+executed notebook exists with a stamp naming the same run key, notebook source and parameters.
+Order: pairs that train a run (one per distinct run key) first, then pairs that reuse a run
+(experiments 4 and 6 evaluate the baseline), then summaries. Within a wave, ``jobs`` pairs run in
+parallel, one GPU each (CUDA_VISIBLE_DEVICES round-robin) or an equal share of CPU threads.
+A failing pair leaves ``<name>.failed.ipynb`` beside where its notebook would go and does not stop
+the others. Notebooks are executed into a temp file and renamed, so an interrupted study re-run
+completes only what is missing.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from tqdm.auto import tqdm
+
+from mace_core.errors import MaceError
+from mace_core.study import book, registry
+from mace_core.study.variants import (DATA_ROOT_ENV, find_params_dir, list_experiments, list_variants, resolve,
+                                      resolve_path)
+from mace_core.utils.atomic import atomic_write_json, atomic_write_text
+
+KERNEL_NAME = "mace-study"
+STAMPS = ".stamps"
+_ANALYSIS = Path(__file__).resolve().parents[1] / "analysis"
+
+
+@dataclass
+class Pair:
+    """One notebook execution: a variant notebook (``variant`` set) or an experiment summary."""
+
+    experiment: str
+    name: str                      # variant name, or "summary"
+    notebook: Path                 # jupytext source
+    output: Path                   # executed .ipynb in the book tree
+    parameters: dict[str, Any]
+    run_key: str | None = None     # None for summaries
+    run_dir: Path | None = None
+    depends: list[str] = field(default_factory=list)   # run keys a summary reads
+    stamp: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.experiment}/{self.name}"
+
+    @property
+    def stamp_path(self) -> Path:
+        return self.output.parent / STAMPS / f"{self.name}.json"
+
+    @property
+    def failed_path(self) -> Path:
+        return self.output.with_name(f"{self.name}.failed.ipynb")
+
+    @property
+    def is_summary(self) -> bool:
+        return self.run_key is None
+
+
+def _sha(paths: Iterable[Path]) -> str:
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def notebook_hash(notebook: Path) -> str:
+    """The notebook's source plus the analysis code it draws with: a change re-executes, never retrains."""
+    return _sha([notebook, *sorted(_ANALYSIS.rglob("*.py"))])
+
+
+def parse_only(only: str | Iterable[str] | None, experiments: list[str]) -> list[str]:
+    """``"00,04"`` or ``["00_baseline"]`` -> matching experiment names; MaceError naming unknown ones."""
+    if not only:
+        return experiments
+    items = [s.strip() for s in (only.split(",") if isinstance(only, str) else only) if s.strip()]
+    chosen = []
+    for item in items:
+        match = [e for e in experiments if e == item or e.split("_", 1)[0] == item]
+        if not match:
+            raise MaceError(f"--only {item!r} names no experiment", f"use numbers or names from: {', '.join(experiments)}")
+        chosen += match
+    return [e for e in experiments if e in chosen]
+
+
+def plan(profile: str, params_dir="params", runs_dir="runs", book_dir="book", notebooks_dir="notebooks",
+         only=None) -> list[Pair]:
+    """Every pair of the selected experiments, with the stamp it must match to be skipped."""
+    params = find_params_dir(params_dir)
+    runs = resolve_path(runs_dir, params)
+    books = resolve_path(book_dir, params)
+    notebooks = resolve_path(notebooks_dir, params)
+    pairs: list[Pair] = []
+    for experiment in parse_only(only, list_experiments(params)):
+        source = notebooks / f"{experiment}.py"
+        summary = notebooks / f"{experiment}_summary.py"
+        if not source.is_file():
+            raise MaceError(f"experiment {experiment} has no notebook {source}", "write it, or leave it out with --only")
+        out_dir = books / book.GENERATED / experiment
+        keys = []
+        for variant in list_variants(experiment, params):
+            v = resolve(experiment, variant, profile, params)
+            key = registry.run_key(v.config)
+            keys.append(key)
+            parameters = {"profile": profile, "variant": variant, "params_dir": str(params), "runs_dir": str(runs)}
+            pair = Pair(experiment, variant, source, out_dir / f"{variant}.ipynb", parameters, key,
+                        registry.run_dir_for(runs, profile, key))
+            pair.stamp = {"run": key, "notebook": notebook_hash(source), "parameters": parameters}
+            pairs.append(pair)
+        if summary.is_file():
+            parameters = {"profile": profile, "params_dir": str(params), "runs_dir": str(runs)}
+            pair = Pair(experiment, book.SUMMARY, summary, out_dir / f"{book.SUMMARY}.ipynb", parameters,
+                        depends=keys)
+            pairs.append(pair)
+    return pairs
+
+
+def _summary_stamp(pair: Pair, runs_dir: Path, profile: str) -> dict[str, Any]:
+    done = sorted({k for k in pair.depends if registry.is_complete(registry.run_dir_for(runs_dir, profile, k))})
+    return {"runs": done, "notebook": notebook_hash(pair.notebook), "parameters": pair.parameters}
+
+
+def is_fresh(pair: Pair) -> bool:
+    if not pair.output.is_file() or not pair.stamp_path.is_file():
+        return False
+    if pair.run_dir is not None and not registry.is_complete(pair.run_dir):
+        return False
+    try:
+        return json.loads(pair.stamp_path.read_text()) == pair.stamp
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Execution of one pair (in this process or a worker process)
+
+def kernel_dir(runs_dir: Path) -> Path:
+    """A kernelspec pointing at this interpreter, so notebooks run with the study's own environment."""
+    root = Path(runs_dir) / ".jupyter"
+    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "Python (mace-study)", "language": "python"}
+    path = root / "kernels" / KERNEL_NAME / "kernel.json"
+    if not path.is_file() or json.loads(path.read_text()) != spec:
+        atomic_write_text(path, json.dumps(spec, indent=1))
+    return root
+
+
+def papermill_execute(job: dict[str, Any]) -> None:
+    """Execute ``job['notebook']`` (jupytext) with ``job['parameters']`` into ``job['tmp']``."""
+    import jupytext
+    import papermill
+
+    nb = jupytext.read(job["notebook"])
+    nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python (mace-study)", "language": "python"}
+    papermill.execute_notebook(nb, job["tmp"], parameters=job["parameters"], kernel_name=KERNEL_NAME,
+                               cwd=job["cwd"], progress_bar=False, log_output=False, start_timeout=120)
+
+
+def execute_job(job: dict[str, Any], execute: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run one job with its environment; on success rename the temp notebook into place and stamp it."""
+    for key, value in job["env"].items():
+        os.environ[key] = value
+    output, tmp, failed = Path(job["output"]), Path(job["tmp"]), Path(job["failed"])
+    output.parent.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    try:
+        (execute or papermill_execute)(job)
+    except BaseException as exc:  # a failing notebook must not stop the others
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        if tmp.is_file():
+            os.replace(tmp, failed)
+        first = str(exc).strip().splitlines()
+        return {"label": job["label"], "ok": False, "seconds": time.time() - start,
+                "error": f"{type(exc).__name__}: {first[-1] if first else ''}"[:500],
+                "notebook": str(failed) if failed.is_file() else None}
+    if not tmp.is_file():
+        return {"label": job["label"], "ok": False, "seconds": time.time() - start,
+                "error": "the execution wrote no notebook", "notebook": None}
+    os.replace(tmp, output)
+    atomic_write_json(job["stamp_path"], job["stamp"])
+    if failed.is_file():
+        failed.unlink()
+    return {"label": job["label"], "ok": True, "seconds": time.time() - start, "notebook": str(output)}
+
+
+def _job(pair: Pair, cwd: Path, env: dict[str, str]) -> dict[str, Any]:
+    tmp = pair.output.with_name(f".{pair.name}.partial-{os.getpid()}-{time.time_ns()}.ipynb")
+    return {"label": pair.label, "notebook": str(pair.notebook), "output": str(pair.output), "tmp": str(tmp),
+            "failed": str(pair.failed_path), "stamp_path": str(pair.stamp_path), "stamp": pair.stamp,
+            "parameters": pair.parameters, "cwd": str(cwd), "env": dict(env)}
+
+
+def job_env(slot: int, jobs: int, base: dict[str, str]) -> dict[str, str]:
+    """Per-slot environment: one GPU per slot when GPUs exist, else an equal share of the CPU threads."""
+    env = dict(base)
+    try:
+        import torch
+
+        gpus = torch.cuda.device_count()
+    except Exception:  # noqa: BLE001 - no torch/CUDA means CPU
+        gpus = 0
+    if gpus and jobs > 1:
+        env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
+    if jobs > 1:
+        threads = str(max(1, (os.cpu_count() or 1) // jobs))
+        env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+    return env
+
+
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class StudyReport:
+    executed: list[dict[str, Any]]
+    skipped: list[str]
+    failed: list[dict[str, Any]]
+    index: Path | None
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def waves(pending: list[Pair]) -> list[tuple[str, list[Pair]]]:
+    """("train", first pair of every run not yet complete), ("reuse", other variant pairs),
+    ("summary", summaries); empty waves left out."""
+    producers, seen, consumers, summaries = [], set(), [], []
+    for pair in pending:
+        if pair.is_summary:
+            summaries.append(pair)
+        elif pair.run_key not in seen and not registry.is_complete(pair.run_dir):
+            seen.add(pair.run_key)
+            producers.append(pair)
+        else:
+            consumers.append(pair)
+    return [(n, w) for n, w in (("train", producers), ("reuse", consumers), ("summary", summaries)) if w]
+
+
+def ensure_data(profile: str, params_dir, data_root: str | None) -> Path | None:
+    """Generate the profile's synthetic dataset when it is missing; check a real one exists."""
+    v = resolve(list_experiments(params_dir)[0], list_variants(list_experiments(params_dir)[0], params_dir)[0],
+                profile, params_dir)
+    root = Path(v.config.data.root)
+    synth = v.study.get("synthetic")
+    if v.config.data.source == "synthetic" and synth is not None:
+        from mace_core.data.synthetic import MARKER, generate
+
+        if not (root / MARKER).is_file():
+            print(f"generating the synthetic dataset into {root} ...", file=sys.stderr)
+            generate(root, **synth)
+        return root
+    if not root.is_dir():
+        raise MaceError(f"dataset folder {root} (data.root of profile {profile}) does not exist",
+                        "pass --data-root /path/to/SYSU-MM01 (the extracted dataset)")
+    return root
+
+
+def run_study(profile: str, params_dir="params", runs_dir="runs", book_dir="book", notebooks_dir="notebooks",
+              only=None, jobs: int = 1, force: bool = False, data_root: str | None = None,
+              build: bool = True, prepare_data: bool = True,
+              execute: Callable[[dict[str, Any]], None] | None = None, progress: bool = True) -> StudyReport:
+    """Execute what is missing, write the TOC and runs table, build the book (see module docstring)."""
+    start = time.time()
+    if jobs < 1:
+        raise MaceError(f"--jobs {jobs} must be at least 1", "use --jobs 1 (or the number of GPUs)")
+    params = find_params_dir(params_dir)
+    runs = resolve_path(runs_dir, params)
+    books = resolve_path(book_dir, params)
+    saved_env = os.environ.get(DATA_ROOT_ENV)
+    base_env: dict[str, str] = {}
+    if data_root:
+        base_env[DATA_ROOT_ENV] = str(Path(data_root).expanduser().resolve())
+        os.environ[DATA_ROOT_ENV] = base_env[DATA_ROOT_ENV]
+    try:
+        if prepare_data:
+            ensure_data(profile, params, data_root)
+        pairs = plan(profile, params, runs, books, notebooks_dir, only)
+        if force:
+            for pair in pairs:
+                if pair.run_dir is not None and pair.run_dir.exists():
+                    shutil.rmtree(pair.run_dir)
+                pair.stamp_path.unlink(missing_ok=True)
+        base_env["JUPYTER_PATH"] = os.pathsep.join(
+            [str(kernel_dir(runs))] + ([os.environ["JUPYTER_PATH"]] if os.environ.get("JUPYTER_PATH") else []))
+        executed, failed, skipped = [], [], []
+        pending = []
+        for pair in pairs:
+            if pair.is_summary:
+                pending.append(pair)   # stamped after the variants ran (their runs decide it)
+            elif is_fresh(pair):
+                skipped.append(pair.label)
+            else:
+                pending.append(pair)
+        bar = tqdm(total=len(pending), desc=f"study ({profile})", unit="notebook", disable=not progress)
+        failed_keys: dict[str, str] = {}
+        for _, wave in waves(pending):
+            jobs_now = []
+            for pair in wave:
+                if pair.run_key in failed_keys:  # its run failed to train once already: don't retry here
+                    failed.append({"label": pair.label, "ok": False, "seconds": 0.0, "notebook": None,
+                                   "error": f"its run failed to train in {failed_keys[pair.run_key]}"})
+                    bar.update(1)
+                    continue
+                if pair.is_summary:
+                    pair.stamp = _summary_stamp(pair, runs, profile)
+                    if is_fresh(pair):
+                        skipped.append(pair.label)
+                        bar.update(1)
+                        continue
+                jobs_now.append(_job(pair, params.parent, job_env(len(jobs_now), jobs, base_env)))
+            key_of = {p.label: p.run_key for p in wave}
+            for result in _run_jobs(jobs_now, jobs, execute):
+                (executed if result["ok"] else failed).append(result)
+                key = key_of.get(result["label"])
+                if not result["ok"] and key and not registry.is_complete(registry.run_dir_for(runs, profile, key)):
+                    failed_keys[key] = result["notebook"] or result["label"]
+                bar.set_postfix_str(result["label"])
+                bar.update(1)
+                if not result["ok"]:
+                    tqdm.write(f"FAILED {result['label']}: {result['error']} (notebook: {result['notebook']})")
+        bar.close()
+        index = finish_book(profile, params, runs, books, notebooks_dir, only) if build else None
+    finally:
+        if data_root:
+            if saved_env is None:
+                os.environ.pop(DATA_ROOT_ENV, None)
+            else:
+                os.environ[DATA_ROOT_ENV] = saved_env
+    return StudyReport(executed, skipped, failed, index, time.time() - start)
+
+
+def _run_jobs(jobs_now: list[dict[str, Any]], jobs: int, execute) -> Iterable[dict[str, Any]]:
+    if jobs <= 1 or len(jobs_now) <= 1:
+        saved = dict(os.environ)
+        try:
+            for job in jobs_now:
+                yield execute_job(job, execute)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        return
+    # spawn: a clean interpreter per worker, so each kernel inherits only its own slot's environment
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(execute_job, job, execute) for job in jobs_now]
+        for future in futures:
+            yield future.result()
+
+
+def execute_one(label: str, profile: str, params_dir="params", runs_dir="runs", book_dir="book",
+                notebooks_dir="notebooks", data_root: str | None = None) -> dict[str, Any]:
+    """Execute one pair by label (``experiment/variant`` or ``experiment/summary``): a Slurm array task."""
+    if data_root:
+        os.environ[DATA_ROOT_ENV] = str(Path(data_root).expanduser().resolve())
+    params = find_params_dir(params_dir)
+    runs = resolve_path(runs_dir, params)
+    experiment = label.split("/", 1)[0]
+    pairs = [p for p in plan(profile, params, runs, book_dir, notebooks_dir, [experiment]) if p.label == label]
+    if not pairs:
+        raise MaceError(f"{label!r} is not a pair of the study", "check the manifest against params/ and notebooks/")
+    pair = pairs[0]
+    if pair.is_summary:
+        pair.stamp = _summary_stamp(pair, runs, profile)
+    if is_fresh(pair):
+        return {"label": label, "ok": True, "seconds": 0.0, "notebook": str(pair.output), "skipped": True}
+    env = {"JUPYTER_PATH": str(kernel_dir(runs))}
+    return execute_job(_job(pair, params.parent, env))
+
+
+def executed_pages(pairs: list[Pair]) -> dict[str, list[str]]:
+    """Experiment -> notebook names that exist executed and stamped (what the TOC may list)."""
+    out: dict[str, list[str]] = {}
+    for pair in pairs:
+        if pair.output.is_file() and pair.stamp_path.is_file():
+            out.setdefault(pair.experiment, []).append(pair.name)
+    return out
+
+
+def finish_book(profile: str, params_dir="params", runs_dir="runs", book_dir="book", notebooks_dir="notebooks",
+                only=None) -> Path:
+    """TOC + runs table from what exists on disk, then the book build; returns the index page path.
+    The TOC lists every experiment executed so far (not only those selected with --only)."""
+    params = find_params_dir(params_dir)
+    runs = resolve_path(runs_dir, params)
+    books = resolve_path(book_dir, params)
+    pairs = plan(profile, params, runs, books, notebooks_dir, None)
+    book.write_toc(books, executed_pages(pairs))
+    book.write_runs_table(books, [p.run_dir for p in pairs if p.run_dir is not None])
+    return book.build_book(books)
+
