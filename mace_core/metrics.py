@@ -90,6 +90,9 @@ class _Gallery:
     start: np.ndarray       # first sorted column of each identity
     count: np.ndarray       # columns per identity
     cam2_cols: np.ndarray   # sorted columns holding camera-2 items
+    pad_cols: np.ndarray | None  # (longest block, identities): k-th column of each identity (repeats
+                                 # its first column when shorter, which leaves the minimum unchanged)
+    is_sorted: bool         # the gallery already comes grouped by identity
 
     @classmethod
     def build(cls, g_pids: np.ndarray, g_cams: np.ndarray | None) -> "_Gallery":
@@ -97,7 +100,13 @@ class _Gallery:
         sorted_pids = g_pids[order]
         uniq, start, count = np.unique(sorted_pids, return_index=True, return_counts=True)
         cam2 = np.empty(0, np.int64) if g_cams is None else np.flatnonzero(g_cams[order] == 2)
-        return cls(order, torch.from_numpy(order), uniq, start, count, cam2)
+        longest = int(count.max()) if count.size else 0
+        pad_cols = None
+        if uniq.size * longest <= 2 * g_pids.size:
+            k = np.arange(longest)
+            pad_cols = np.where(k[:, None] < count[None, :], start[None, :] + k[:, None], start[None, :])
+        return cls(order, torch.from_numpy(order), uniq, start, count, cam2, pad_cols,
+                   bool(np.all(order == np.arange(order.size))))
 
 
 class _Totals:
@@ -127,6 +136,57 @@ class _Totals:
 
 
 # --------------------------------------------------------------------------- the core
+
+# Up to this many true matches per query, ranks are counted by direct comparison (cheaper than
+# a binary search for the small single-/multi-shot SYSU galleries).
+_DIRECT_MAX_MATCHES = 8
+
+
+def _match_ranks(dist, mdist, m_orig, m_valid, gal: _Gallery) -> torch.Tensor:
+    """(chunk, width) float64: rank of each sorted true match among the kept items, ties by index."""
+    nq, width = mdist.shape
+    if width <= _DIRECT_MAX_MATCHES:
+        d, m = dist.numpy(), mdist.numpy()
+        # Counting "closer than" with uint8 sums over a (chunk, width, gallery) comparison.
+        acc = np.uint16 if d.shape[1] < 65535 else np.int64      # narrow sums are much faster
+        less = (d[:, None, :] < m[:, :, None]).view(np.uint8).sum(-1, dtype=acc).astype(np.int64)
+        equal = (d[:, None, :] == m[:, :, None]).view(np.uint8).sum(-1, dtype=acc)
+        ranks = less + 1
+        # A valid match equals only itself unless there is an exact tie: resolve those by index.
+        for r, k in zip(*np.nonzero((equal > 1) & m_valid.numpy())):
+            tied = d[r] == m[r, k]
+            ranks[r, k] = less[r, k] + int(np.count_nonzero(tied & (gal.order <= int(m_orig[r, k]))))
+        return torch.from_numpy(ranks).to(torch.float64)
+    # place[i, j] = number of true matches of query i ranked before item j.
+    place = torch.searchsorted(mdist, dist)                   # strict "<" part (lower bound)
+    nan_pad = torch.full((nq, 1), float("nan"), dtype=dist.dtype)
+    next_match = torch.cat([torch.where(m_valid, mdist, float("nan")), nan_pad], 1).gather(1, place)
+    tie_r, tie_c = torch.nonzero(next_match == dist, as_tuple=True)
+    del next_match
+    if tie_r.numel():  # equal distances: matches with a lower gallery index come first
+        same = mdist[tie_r] == dist[tie_r, tie_c][:, None]
+        earlier = m_orig[tie_r] < gal.order_t[tie_c][:, None]
+        place[tie_r, tie_c] += (same & earlier).sum(1)
+    # Histogram of placements per query -> how many other items precede each true match.
+    bins = width + 1
+    place += torch.arange(nq, dtype=place.dtype)[:, None] * bins
+    hist = torch.bincount(place.view(-1), minlength=nq * bins).view(nq, bins)[:, :width]
+    del place
+    hist -= m_valid.to(hist.dtype)                             # each match sits in its own bin
+    kk = torch.arange(1, width + 1, dtype=torch.float64)
+    return kk[None, :] + torch.cumsum(hist, 1).to(torch.float64)
+
+
+def _identity_min(dist: torch.Tensor, gal: _Gallery) -> torch.Tensor:
+    """(chunk, identities): each identity's smallest distance (removed items are +inf)."""
+    d = dist.numpy()
+    if gal.pad_cols is None:  # very uneven identity sizes: a segmented reduction
+        return torch.from_numpy(np.minimum.reduceat(d, gal.start, axis=1))
+    best = d[:, gal.pad_cols[0]]
+    for cols in gal.pad_cols[1:]:   # element-wise minimum over the k-th item of every identity
+        np.minimum(best, d[:, cols], out=best)
+    return torch.from_numpy(best)
+
 def _chunk(dist: torch.Tensor, q_pids: np.ndarray, q_cams: np.ndarray | None, gal: _Gallery,
            totals: _Totals) -> None:
     """Score one chunk. ``dist`` (chunk x gallery) is in identity-grouped column order and is
@@ -136,7 +196,7 @@ def _chunk(dist: torch.Tensor, q_pids: np.ndarray, q_cams: np.ndarray | None, ga
     if q_cams is not None and gal.cam2_cols.size:
         rows = np.flatnonzero(q_cams == 3)
         if rows.size:  # the SYSU same-room rule
-            dist[torch.from_numpy(rows)[:, None], torch.from_numpy(gal.cam2_cols)[None, :]] = inf
+            dist.numpy()[np.ix_(rows, gal.cam2_cols)] = inf
 
     # The true matches of each query are its identity's contiguous column block.
     pos = np.searchsorted(gal.uniq, q_pids)
@@ -157,25 +217,8 @@ def _chunk(dist: torch.Tensor, q_pids: np.ndarray, q_cams: np.ndarray | None, ga
     if not bool(valid_rows.any()):
         return
 
-    # place[i, j] = number of true matches of query i ranked before item j.
-    place = torch.searchsorted(mdist, dist)                   # strict "<" part (lower bound)
-    nan_pad = torch.full((nq, 1), float("nan"), dtype=dist.dtype)
-    next_match = torch.cat([torch.where(m_valid, mdist, float("nan")), nan_pad], 1).gather(1, place)
-    tie_r, tie_c = torch.nonzero(next_match == dist, as_tuple=True)
-    del next_match
-    if tie_r.numel():  # equal distances: matches with a lower gallery index come first
-        same = mdist[tie_r] == dist[tie_r, tie_c][:, None]
-        earlier = m_orig[tie_r] < gal.order_t[tie_c][:, None]
-        place[tie_r, tie_c] += (same & earlier).sum(1)
-
-    # Histogram of placements per query -> how many other items precede each true match.
-    bins = width + 1
-    place += torch.arange(nq, dtype=place.dtype)[:, None] * bins
-    hist = torch.bincount(place.view(-1), minlength=nq * bins).view(nq, bins)[:, :width]
-    del place
-    hist -= m_valid.to(hist.dtype)                             # each match sits in its own bin
+    ranks = _match_ranks(dist, mdist, m_orig, m_valid, gal)     # 1-based rank of each true match
     kk = torch.arange(1, width + 1, dtype=torch.float64)
-    ranks = kk[None, :] + torch.cumsum(hist, 1).to(torch.float64)   # 1-based rank of each true match
     ranks = torch.where(m_valid, ranks, torch.inf)
     nv = n_valid.to(torch.float64)
     ap = ((kk[None, :] / ranks).sum(1) / nv)[valid_rows]
@@ -185,10 +228,9 @@ def _chunk(dist: torch.Tensor, q_pids: np.ndarray, q_cams: np.ndarray | None, ga
     if q_cams is None:  # plain CMC: the first true match's rank
         first = ranks[:, 0]
     else:  # identity-level CMC: other identities whose best kept item precedes the first match
-        d_np = dist.numpy()
-        best = torch.from_numpy(np.minimum.reduceat(d_np, gal.start, axis=1))   # (chunk, identities)
+        best = _identity_min(dist, gal)                         # (chunk, identities)
         d1 = mdist[:, :1]
-        ahead = (best < d1).sum(1)
+        ahead = torch.from_numpy(np.count_nonzero(best.numpy() < d1.numpy(), axis=1))
         tie = best == d1
         own = torch.from_numpy(np.where(present, pos_c, -1))
         rows_own = torch.nonzero(own >= 0)[:, 0]
@@ -216,7 +258,8 @@ def _chunk_rows(n_g: int, chunk_rows: int | None) -> int:
 def _distmat_chunks(d: np.ndarray, gal: _Gallery, rows: int):
     for lo in range(0, d.shape[0], rows):
         hi = min(lo + rows, d.shape[0])
-        yield lo, hi, torch.from_numpy(np.ascontiguousarray(d[lo:hi][:, gal.order]))
+        block = d[lo:hi].copy() if gal.is_sorted else d[lo:hi][:, gal.order]   # we write into it
+        yield lo, hi, torch.from_numpy(np.ascontiguousarray(block))
 
 
 # --------------------------------------------------------------------------- public API

@@ -58,7 +58,7 @@ def test_queries_without_a_match_are_skipped():
     np.testing.assert_allclose(out["cmc"], [1, 1])   # max_rank clipped to the gallery size
 
 
-def test_ties_are_broken_by_gallery_index():
+def test_ties_are_broken_by_gallery_index(rank_path):
     d = np.zeros((1, 4))
     # all equal: order is gallery order [9, 1, 9, 1]; first hit of pid 1 at 2 (identity rank 2)
     out = evaluate_regdb(d, [1], np.array([9, 1, 9, 1]))
@@ -84,8 +84,16 @@ def _random_problem(rng, n_q, n_g, n_ids, dtype=np.float64):
     return d, q_pids, g_pids, q_cams, g_cams
 
 
+@pytest.fixture(params=["direct", "search"])
+def rank_path(request, monkeypatch):
+    """Run a test through both ways of ranking the true matches."""
+    import mace_core.metrics as metrics
+    monkeypatch.setattr(metrics, "_DIRECT_MAX_MATCHES", 10**6 if request.param == "direct" else 0)
+    return request.param
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_equals_reference_on_random_inputs(seed):
+def test_equals_reference_on_random_inputs(seed, rank_path):
     rng = np.random.default_rng(seed)
     d, qp, gp, qc, gc = _random_problem(rng, 200, 150, 25)
     ours = evaluate_sysu(d, qp, gp, qc, gc, chunk_rows=37)       # several chunks
@@ -107,7 +115,7 @@ def test_equals_reference_float32_and_sysu_shape():
     assert abs(ours["mAP"] - m_ap) < 1e-6 and abs(ours["mINP"] - m_inp) < 1e-6
 
 
-def test_ties_match_a_stable_sort_reference():
+def test_ties_match_a_stable_sort_reference(rank_path):
     # With many exact ties the reference (argsort, quicksort) is undefined; a stable sort is our rule.
     rng = np.random.default_rng(3)
     d, qp, gp, qc, gc = _random_problem(rng, 120, 90, 12)
