@@ -187,9 +187,10 @@ def _allreduce_sums(values: list[float], info: DistInfo, device: torch.device) -
 
 # ---------------------------------------------------------------------------------------------
 
-def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = False,
-          progress: bool = True) -> dict[str, Any]:
-    """Train ``cfg`` into ``run_dir`` (default: :func:`rundir.default_run_dir`); return results.json's content."""
+def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
+          keep: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train ``cfg`` into ``run_dir`` (default: :func:`rundir.default_run_dir`); return results.json's content
+    (an empty dict on ranks other than 0). ``keep``, when given, receives the trained ``model`` (every rank)."""
     from mace_core.losses import MaceLoss, kd_weight_at
     from mace_core.models import build_model, count_parameters
 
@@ -374,6 +375,8 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
     if info.is_main and final_metrics is None:
         # early stop or resume after the last epoch's checkpoint: evaluate the weights as they are
         final_metrics = state["history"][-1].get("eval") or evaluate(model, cfg, device)
+    if keep is not None:
+        keep["model"] = model
     results: dict[str, Any] = {}
     if info.is_main:
         best = state["best"]

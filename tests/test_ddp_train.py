@@ -1,0 +1,48 @@
+"""DDP: the trainer's entry point under 2 CPU processes (gloo) trains and both ranks end identical."""
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from _train_helpers import tiny_config, tiny_root  # noqa: F401 (fixture)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, world: int, port: int, root: str, run: str, out: str) -> None:
+    # the environment torchrun would set
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    from mace_core.engine.train import train
+
+    keep: dict = {}
+    results = train(tiny_config(root, ["train.steps_per_epoch=4", "train.epochs=2"]), run, progress=False, keep=keep)
+    state = {k: v.detach().clone() for k, v in keep["model"].state_dict().items()}
+    torch.save({"state": state, "results": results}, os.path.join(out, f"rank{rank}.pt"))
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                    reason="torch built without gloo")
+def test_two_gloo_ranks_train_and_agree(tiny_root, tmp_path):
+    run = tmp_path / "run"
+    mp.spawn(_worker, args=(2, _free_port(), str(tiny_root), str(run), str(tmp_path)), nprocs=2, join=True)
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert r0["results"]["world_size"] == 2 and r1["results"] == {}  # only rank 0 reports and writes
+    assert r0["results"]["steps"] == 4  # 4 batches per epoch shared by 2 ranks: 2 steps each, 2 epochs
+    assert (run / "results.json").is_file()
+    assert r0["state"].keys() == r1["state"].keys()
+    for key in r0["state"]:
+        assert torch.equal(r0["state"][key], r1["state"][key]), key
+    initial = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(initial[k], r0["state"][k]) for k in initial)  # the checkpoint is the shared model

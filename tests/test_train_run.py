@@ -1,0 +1,92 @@
+"""The trainer's run directory, labels, guards and error paths on a seconds-long CPU config."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from _train_helpers import tiny_config, tiny_root  # noqa: F401 (fixture)
+from mace_core.engine.checkpoint import load_checkpoint, load_for_eval
+from mace_core.engine.train import BEST_ON_TEST, FINAL_EPOCH, train, train_config_summary
+from mace_core.errors import MaceError
+
+
+def test_run_directory_is_complete_and_labelled(tiny_root, tmp_path):
+    run = tmp_path / "run"
+    keep: dict = {}
+    results = train(tiny_config(tiny_root), run, progress=False, keep=keep)
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "config.yaml", "env.json", "log.csv",
+                                                     "results.json"]
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["last.pt"]  # no best.pt without select_on_test
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["epochs"] == 3
+    env = json.loads((run / "env.json").read_text())
+    assert env["packages"]["torch"].split("+")[0] == torch.__version__.split("+")[0]
+    assert {"commit", "dirty"} <= set(env["git"]) and env["hardware"]["torch_threads"] >= 1
+
+    log = pd.read_csv(run / "log.csv")
+    assert list(log["epoch"]) == [1, 2, 3] and list(log["step"]) == [3, 6, 9]
+    for col in ("loss", "loss.id", "loss.kd", "loss.triplet", "loss.kd_v2i", "lr", "lr_backbone", "lambda2",
+                "train_acc", "epoch_time_s", "images_per_s", "peak_gpu_mem_mb"):
+        assert col in log.columns, col
+    # milestone at epoch 2: the lr drops tenfold; the backbone runs at 0.1 x the head lr
+    assert log["lr"].tolist()[:2] == pytest.approx([0.05, 0.005])
+    assert log["lr_backbone"].tolist()[0] == pytest.approx(0.005)
+    assert log["lambda2"].iloc[0] < log["lambda2"].iloc[-1] == pytest.approx(1.0)
+    assert log["eval.rank1.mean"].notna().tolist() == [False, False, True] if "eval.rank1.mean" in log else True
+
+    saved = json.loads((run / "results.json").read_text())
+    assert saved == json.loads(json.dumps(results))
+    assert results["model_selection"] == FINAL_EPOCH and results["selected_epoch"] == 3
+    assert results["data_source"] == "synthetic" and results["steps"] == 9 and results["parameters"] > 0
+    assert results["metrics"] == results["final_epoch_metrics"]
+    assert FINAL_EPOCH in train_config_summary(results) and "synthetic" in train_config_summary(results)
+
+    # the checkpoint alone rebuilds the model: same retrieval features as the trained one in memory
+    model, cfg = load_for_eval(run / "checkpoints" / "last.pt")
+    trained = keep["model"].eval()
+    x = torch.randn(2, 3, 32, 16)
+    with torch.no_grad():
+        assert torch.equal(model.extract(x, "ir"), trained.extract(x, "ir"))
+    assert cfg.name == "tiny"
+
+
+def test_select_on_test_is_labelled_and_keeps_best(tiny_root, tmp_path):
+    run = tmp_path / "run"
+    results = train(tiny_config(tiny_root, ["train.select_on_test=true", "train.eval_every=1"]), run,
+                    progress=False)
+    assert results["model_selection"] == BEST_ON_TEST
+    assert results["selected_epoch"] == results["best_epoch_on_test"]
+    best = load_checkpoint(run / "checkpoints" / "best.pt")
+    assert best["model_selection"] == BEST_ON_TEST and best["epoch"] == results["selected_epoch"]
+    assert best["metrics"] == results["metrics"]
+    assert BEST_ON_TEST in train_config_summary(results)
+    log = pd.read_csv(run / "log.csv")
+    assert log.filter(like="eval.").notna().all(axis=1).all()  # evaluated every epoch
+
+
+def test_grad_accumulation_counts_optimizer_steps(tiny_root, tmp_path):
+    results = train(tiny_config(tiny_root, ["train.grad_accum=2", "train.epochs=1"]), tmp_path / "r", progress=False)
+    assert results["steps"] == 2  # 3 batches -> steps after batch 2 and after the last (partial) group
+
+
+def test_diverging_loss_names_epoch_step_and_term(tiny_root, tmp_path):
+    with pytest.raises(MaceError, match=r"at epoch 1, step \d+ \(non-finite term\(s\): .*") as err:
+        train(tiny_config(tiny_root, ["train.lr=1.0e+30", "train.warmup_epochs=0"]), tmp_path / "r", progress=False)
+    assert "train.lr" in str(err.value)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["train.early_stop_patience=2"], "select_on_test"),
+    (["train.early_stop_patience=2", "train.select_on_test=true"], "eval_every"),
+    (["train.grad_accum=0"], "grad_accum"),
+    (["train.amp=fp16"], "CUDA"),
+    (["train.device=cuda:7"], "train.device"),
+])
+def test_bad_settings_are_refused(tiny_root, tmp_path, overrides, message):
+    if "cuda" in overrides[0] and torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(MaceError, match=message):
+        train(tiny_config(tiny_root, overrides), tmp_path / "r", progress=False)
