@@ -1,0 +1,156 @@
+"""The study runner: caching, failure isolation, atomic outputs, real papermill execution."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from mace_core.errors import MaceError
+from mace_core.study import api, runner
+from tests._study_helpers import FakeTrainer, in_process_execute, make_study
+
+VARIANTS = {
+    "00_baseline": {"baseline": "{}\n"},
+    "01_lr": {"base": "train:\n  lr: 0.1\n", "low": "train:\n  lr: 0.01\n", "high": "train:\n  lr: 0.5\n"},
+}
+
+
+@pytest.fixture()
+def study(tmp_path, monkeypatch):
+    root = make_study(tmp_path, VARIANTS)
+    trainer = FakeTrainer()
+    monkeypatch.setattr(api, "_train", trainer)
+    monkeypatch.chdir(root)
+    return root, trainer
+
+
+def _run(root: Path, **kw):
+    kw.setdefault("execute", in_process_execute)
+    return runner.run_study("tiny", root / "params", root / "runs", root / "book", root / "notebooks",
+                            build=False, prepare_data=False, progress=False, **kw)
+
+
+def test_second_run_executes_nothing_and_shared_runs_train_once(study):
+    root, trainer = study
+    first = _run(root)
+    assert first.ok and len(first.executed) == 4 and first.skipped == []
+    # 00_baseline/baseline and 01_lr/base resolve to the same training config (lr 0.1 is the default)
+    assert len(trainer.calls) == 3
+    assert sorted(p.name for p in (root / "runs" / "tiny").iterdir() if not p.name.startswith(".")).__len__() == 3
+    second = _run(root)
+    assert second.executed == [] and len(second.skipped) == 4
+    assert len(trainer.calls) == 3
+
+
+def test_changing_one_variant_reruns_only_it(study):
+    root, trainer = study
+    _run(root)
+    (root / "params" / "01_lr" / "low.yaml").write_text("train:\n  lr: 0.02\n")
+    again = _run(root)
+    assert [r["label"] for r in again.executed] == ["01_lr/low"]
+    assert trainer.calls[-1] == "01_lr/low" and len(trainer.calls) == 4
+
+
+def test_notebook_change_reexecutes_without_retraining(study):
+    root, trainer = study
+    _run(root)
+    nb = root / "notebooks" / "00_baseline.py"
+    nb.write_text(nb.read_text() + "\n# %%\nprint('more')\n")
+    again = _run(root)
+    assert [r["label"] for r in again.executed] == ["00_baseline/baseline"]
+    assert len(trainer.calls) == 3
+
+
+def test_failure_is_isolated_and_reported(study, monkeypatch):
+    root, _ = study
+    trainer = FakeTrainer(fail_for={"low"})
+    monkeypatch.setattr(api, "_train", trainer)
+    report = _run(root)
+    assert not report.ok
+    assert [f["label"] for f in report.failed] == ["01_lr/low"]
+    assert "boom in low" in report.failed[0]["error"]
+    assert {r["label"] for r in report.executed} == {"00_baseline/baseline", "01_lr/base", "01_lr/high"}
+    # the next run retries only the failed pair
+    monkeypatch.setattr(api, "_train", FakeTrainer())
+    again = _run(root)
+    assert [r["label"] for r in again.executed] == ["01_lr/low"] and again.ok
+
+
+def test_interrupted_notebook_is_never_taken_as_done(study):
+    root, _ = study
+
+    def crash_after_partial_write(job):
+        Path(job["tmp"]).write_text("{half a notebook")
+        raise RuntimeError("kernel died")
+
+    report = _run(root, only="00", execute=crash_after_partial_write)
+    out = root / "book" / "generated" / "00_baseline" / "baseline.ipynb"
+    assert not out.exists() and not report.ok
+    # the partial file is kept for inspection under the .failed name, never at the final path
+    assert Path(report.failed[0]["notebook"]).name == "baseline.failed.ipynb"
+    again = _run(root, only="00")
+    assert [r["label"] for r in again.executed] == ["00_baseline/baseline"]
+    assert out.is_file() and not (out.parent / "baseline.failed.ipynb").exists()
+
+
+def test_partial_run_is_resumed_not_restarted(study, monkeypatch):
+    root, _ = study
+    run_dir = api.run_dir_of("00_baseline", "baseline", "tiny", root / "params", root / "runs")
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.pt").write_bytes(b"x")
+    (run_dir / "config.yaml").write_text("name: first\nexperiment: 09_other\n")
+    seen = {}
+
+    def fake(cfg, rd, resume):
+        seen.update(resume=resume, name=cfg.name, experiment=cfg.experiment)
+        FakeTrainer()(cfg, rd, resume)
+
+    monkeypatch.setattr(api, "_train", fake)
+    res = api.run_variant("00_baseline", "baseline", "tiny", root / "params", root / "runs")
+    assert seen == {"resume": True, "name": "first", "experiment": "09_other"}
+    assert res.results["metrics"]["R1"] == 42.0 and list(res.log.columns) == ["epoch", "loss"]
+    assert res.record["used_by"] == ["00_baseline/baseline"] and res.record["resumed"] is True
+
+
+def test_force_retrains(study):
+    root, trainer = study
+    _run(root, only="00")
+    again = _run(root, only="00", force=True)
+    assert len(again.executed) == 1 and trainer.calls == ["00_baseline/baseline"] * 2
+
+
+def test_only_selects_and_rejects_unknown(study):
+    root, _ = study
+    assert [p.label for p in runner.plan("tiny", root / "params", "runs", "book", "notebooks", "01")] == \
+        ["01_lr/base", "01_lr/high", "01_lr/low"]
+    with pytest.raises(MaceError, match="--only '07'"):
+        runner.plan("tiny", root / "params", "runs", "book", "notebooks", "07")
+
+
+def test_waves_order_training_before_reuse_before_summaries(study):
+    root, _ = study
+    (root / "notebooks" / "01_lr_summary.py").write_text("# %%\nx = 1\n")
+    pairs = runner.plan("tiny", root / "params", root / "runs", root / "book", root / "notebooks")
+    named = runner.waves(pairs)
+    assert [n for n, _ in named] == ["train", "reuse", "summary"]
+    assert [p.label for p in named[1][1]] == ["01_lr/base"]          # shares 00_baseline's run
+    assert [p.label for p in named[2][1]] == ["01_lr/summary"]
+
+
+def test_real_papermill_execution_and_failed_notebook_path(tmp_path, monkeypatch):
+    """End to end through papermill and the study kernel: parameters injected, failure kept aside."""
+    root = make_study(tmp_path, {"00_baseline": {"baseline": "{}\n", "bad": "{}\n"}})
+    nb = root / "notebooks" / "00_baseline.py"
+    nb.write_text(nb.read_text() + "\n# %%\nif variant == 'bad':\n    raise ValueError('bad variant')\n")
+    monkeypatch.chdir(root)
+    report = runner.run_study("tiny", root / "params", root / "runs", root / "book", root / "notebooks",
+                              build=False, prepare_data=False, progress=False, jobs=2)
+    assert [r["label"] for r in report.executed] == ["00_baseline/baseline"]
+    assert [f["label"] for f in report.failed] == ["00_baseline/bad"]
+    failed = Path(report.failed[0]["notebook"])
+    assert failed.name == "bad.failed.ipynb" and "bad variant" in failed.read_text()
+    done = nbformat.read(root / "book" / "generated" / "00_baseline" / "baseline.ipynb", as_version=4)
+    outputs = "".join(o.get("text", "") for c in done.cells for o in c.get("outputs", []))
+    assert '"variant": "baseline", "profile": "tiny"' in outputs
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in done.cells)
