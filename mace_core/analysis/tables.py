@@ -358,7 +358,7 @@ def occlusion_table(baseline_run: Any, trained_runs: Sequence[Any], evals: Itera
                      "source": r.source, "clean Rank-1": _fmt(r.clean_R1), "occluded Rank-1": _fmt(r.occ_R1),
                      "Rank-1 drop (pp)": _fmt(r.R1_drop), "mAP drop (pp)": _fmt(r.mAP_drop)})
         ref = tn.TABLE9.get((model_key, r.occlusion))
-        if ref is not None and (model_key == "baseline" or r.trained_with == r.occlusion):
+        if ref is not None and (model_key == "baseline" or r.occlusion in r.trained_with.split("+")):
             rows.append({"model": r.model, "trained with": r.trained_with, "occlusion": r.occlusion,
                          "source": tn.THESIS_LABEL, "clean Rank-1": _fmt(ref["clean_R1"]),
                          "occluded Rank-1": _fmt(ref["occ_R1"]), "Rank-1 drop (pp)": _fmt(ref["R1_drop"], digits=1),
