@@ -1,0 +1,174 @@
+"""params/ resolution: layering, shared runs, strict keys, the study API's caches, Slurm scripts, the TOC."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mace_core.cli import main
+from mace_core.errors import MaceError
+from mace_core.study import api, book, list_variants, registry, runner, slurm
+from mace_core.study.variants import list_experiments, resolve
+from tests._study_helpers import FakeTrainer, make_study
+
+PARAMS = Path(__file__).resolve().parents[1] / "params"
+BASELINE_ALIASES = ["00_baseline/baseline", "01_backbones/resnet50", "03_fusion/concat", "04_multi_query/baseline",
+                    "05_data_efficiency/fraction_100", "06_occlusion/baseline"]
+
+
+def _key(label: str, profile: str) -> str:
+    experiment, variant = label.split("/")
+    return registry.run_key(resolve(experiment, variant, profile, PARAMS).config)
+
+
+@pytest.mark.parametrize("profile", ["smoke", "paper", "ci"])
+def test_baseline_aliases_share_one_run_and_other_variants_do_not(profile):
+    keys = {label: _key(label, profile) for label in BASELINE_ALIASES}
+    assert len(set(keys.values())) == 1
+    others = [f"{e}/{v}" for e in list_experiments(PARAMS) for v in list_variants(e, PARAMS)
+              if f"{e}/{v}" not in BASELINE_ALIASES]
+    other_keys = {_key(label, profile) for label in others}
+    assert len(other_keys) == len(others) == 12 and keys["00_baseline/baseline"] not in other_keys
+
+
+def test_study_has_the_seven_experiments():
+    assert list_experiments(PARAMS) == ["00_baseline", "01_backbones", "02_attention", "03_fusion",
+                                        "04_multi_query", "05_data_efficiency", "06_occlusion"]
+    assert list_variants("06_occlusion", PARAMS) == ["baseline", "occlusion_trained"]
+
+
+def test_layers_profile_variant_and_profile_override():
+    paper = resolve("01_backbones", "seresnet50", "paper", PARAMS).config
+    assert (paper.model.backbone, paper.model.pooling, paper.data.height, paper.train.optimizer) == \
+        ("seresnet50", "gem", 288, "sgd")
+    smoke = resolve("01_backbones", "seresnet50", "smoke", PARAMS).config
+    assert smoke.model.backbone == "seresnet18" and smoke.model.pooling == "gem" and smoke.data.height == 64
+    # a layer naming a backbone replaces the previous backbone's kwargs instead of merging into them
+    eff = resolve("01_backbones", "efficientnet_b3", "smoke", PARAMS).config
+    assert eff.model.backbone == "efficientnet_b0" and eff.model.backbone_kwargs == {}
+    assert (eff.name, eff.experiment) == ("efficientnet_b3", "01_backbones")
+
+
+def test_ci_extends_smoke_and_study_section_stays_out_of_the_config():
+    ci = resolve("04_multi_query", "baseline", "ci", PARAMS)
+    assert ci.config.train.optimizer == "adamw" and ci.config.train.epochs == 2   # from smoke, then ci
+    assert ci.study["multi_query"] == {"n": [1, 2, 5, 10, 15, 20], "fusion": ["avg", "max", "weighted"]}
+    assert "extends" not in ci.study and Path(ci.config.data.root).is_absolute()
+
+
+def test_paper_profile_follows_the_thesis():
+    c = resolve("00_baseline", "baseline", "paper", PARAMS).config
+    assert (c.data.height, c.data.width, c.data.ids_per_batch, c.data.images_per_id) == (288, 144, 8, 4)
+    assert (c.model.backbone, c.model.pretrained, c.train.lr, c.train.milestones, c.train.epochs) == \
+        ("resnet50", "imagenet", 0.1, [20, 30], 60)
+    assert (c.train.warmup_epochs, c.eval.trials, c.eval.mode, c.eval.gallery) == (10, 10, "all", "agw")
+
+
+def test_bad_variant_key_is_an_error_naming_the_variant(tmp_path):
+    root = make_study(tmp_path, {"00_x": {"typo": "model:\n  backbon: resnet18\n"}})
+    with pytest.raises(MaceError, match="00_x/typo on profile tiny: unknown key.*model.backbon"):
+        resolve("00_x", "typo", "tiny", root / "params")
+    with pytest.raises(MaceError, match="profile 'nope' not found"):
+        resolve("00_x", "typo", "nope", root / "params")
+    with pytest.raises(MaceError, match="variant 'zzz'"):
+        resolve("00_x", "zzz", "tiny", root / "params")
+
+
+def test_profile_extends_cycle_is_an_error(tmp_path):
+    root = make_study(tmp_path, {"00_x": {"a": "{}\n"}})
+    (root / "params" / "profiles" / "tiny.yaml").write_text("study:\n  extends: tiny\n")
+    with pytest.raises(MaceError, match="extends itself"):
+        resolve("00_x", "a", "tiny", root / "params")
+
+
+def test_code_version_ignores_labels_and_plumbing():
+    a = resolve("00_baseline", "baseline", "smoke", PARAMS).config
+    b = resolve("03_fusion", "concat", "smoke", PARAMS).config
+    b.data.workers = 7
+    assert registry.config_hash(a) == registry.config_hash(b)
+    b.train.seed = 1
+    assert registry.config_hash(a) != registry.config_hash(b)
+
+
+def test_evaluate_variant_caches_per_eval_settings(tmp_path, monkeypatch):
+    root = make_study(tmp_path, {"00_x": {"baseline": "{}\n"}})
+    monkeypatch.setattr(api, "_train", FakeTrainer())
+    calls = []
+
+    def fake_eval(run, eval_cfg):
+        calls.append((eval_cfg.multi_query, eval_cfg.fusion))
+        return {"R1": 10.0 * (eval_cfg.multi_query or 1)}
+
+    monkeypatch.setattr(api, "_evaluate", fake_eval)
+    args = ("00_x", "baseline", "tiny", root / "params", root / "runs")
+    assert api.evaluate_variant(*args, multi_query=5, fusion="max") == {"R1": 50.0}
+    assert api.evaluate_variant(*args, multi_query=5, fusion="max") == {"R1": 50.0}
+    assert api.evaluate_variant(*args, multi_query=2) == {"R1": 20.0}
+    assert calls == [(5, "max"), (2, "avg")]
+    assert len(list((api.run_dir_of(*args) / "evals").glob("*.json"))) == 2
+    with pytest.raises(MaceError, match="unknown evaluation setting.*multiquery"):
+        api.evaluate_variant(*args, multiquery=5)
+    with pytest.raises(MaceError, match="eval.multi_query"):
+        api.evaluate_variant(*args, multi_query="five")
+
+
+def test_load_results_lists_only_completed_variants(tmp_path, monkeypatch):
+    root = make_study(tmp_path, {"00_x": {"baseline": "{}\n", "other": "train:\n  lr: 0.2\n"}})
+    monkeypatch.setattr(api, "_train", FakeTrainer())
+    assert api.load_results("00_x", "tiny", root / "params", root / "runs") == []
+    api.run_variant("00_x", "other", "tiny", root / "params", root / "runs")
+    got = api.load_results("00_x", "tiny", root / "params", root / "runs")
+    assert [(r.variant, r.results["lr"]) for r in got] == [("other", 0.2)]
+
+
+def test_slurm_scripts_chain_waves_and_run_one_pair_per_task(tmp_path):
+    root = make_study(tmp_path, {"00_baseline": {"baseline": "{}\n"},
+                                 "01_lr": {"base": "{}\n", "low": "train:\n  lr: 0.01\n"}})
+    (root / "notebooks" / "01_lr_summary.py").write_text("# %%\nx = 1\n")
+    submit = slurm.write_slurm("tiny", root / "slurm", root / "params", root / "runs", root / "book",
+                               root / "notebooks", data_root=str(root / "data"), partition="gpu")
+    manifest = slurm.read_manifest(root / "slurm" / "manifest.json")
+    assert [(w["name"], w["pairs"]) for w in manifest["waves"]] == [
+        ("train", ["00_baseline/baseline", "01_lr/low"]), ("reuse", ["01_lr/base"]), ("summary", ["01_lr/summary"])]
+    train = (root / "slurm" / "wave0_train.sbatch").read_text()
+    assert "#SBATCH --array=0-1" in train and "#SBATCH --gres=gpu:1" in train and "#SBATCH --partition=gpu" in train
+    assert "study exec --manifest" in train and '--wave 0 --index "$SLURM_ARRAY_TASK_ID"' in train
+    summary = (root / "slurm" / "wave2_summary.sbatch").read_text()
+    assert "#SBATCH --array=0-0" in summary and "--gres" not in summary
+    text = submit.read_text()
+    order = [text.index(n) for n in ("wave0_train.sbatch", "wave1_reuse.sbatch", "wave2_summary.sbatch", "book.sbatch")]
+    assert order == sorted(order) and text.count('dep="--dependency=afterany:$jid"') == 3
+    assert f"--data-root {root / 'data'}" in (root / "slurm" / "book.sbatch").read_text()
+
+
+def test_cli_rejects_unknown_profile_in_one_line(tmp_path, capsys, monkeypatch):
+    root = make_study(tmp_path, {"00_x": {"a": "{}\n"}})
+    monkeypatch.chdir(root)
+    assert main(["study", "list", "--profile", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "profile 'nope' not found" in err
+
+
+def test_write_toc_summary_first_and_missing_pages_left_out(tmp_path):
+    b = tmp_path / "book"
+    (b / "chapters").mkdir(parents=True)
+    for page in ("intro.md", "methods.md", "reproducibility.md", "chapters/01_y.md"):
+        (b / page).write_text("# p\n")
+    for nb in ("00_x/baseline", "01_y/a", "01_y/summary"):
+        (b / "generated" / f"{nb}.ipynb").parent.mkdir(parents=True, exist_ok=True)
+        (b / "generated" / f"{nb}.ipynb").write_text("{}")
+    book.write_toc(b, {"01_y": ["a", "summary", "ghost"], "00_x": ["baseline"]})
+    toc = yaml.safe_load((b / "_toc.yml").read_text())
+    assert toc["root"] == "intro"
+    assert toc["chapters"] == [
+        {"file": "methods"},
+        {"file": "generated/00_x/baseline"},                       # no chapter page: notebook heads it
+        {"file": "chapters/01_y", "sections": [{"file": "generated/01_y/summary"}, {"file": "generated/01_y/a"}]},
+        {"file": "reproducibility"}]
+
+
+def test_parse_only_accepts_numbers_and_names():
+    exps = ["00_baseline", "04_multi_query"]
+    assert runner.parse_only("04, 00_baseline", exps) == exps
+    assert runner.parse_only(None, exps) == exps
