@@ -6,14 +6,15 @@ import random
 import numpy as np
 import pytest
 
-from _data_helpers import build_real_shape_sysu, shared_file
+from _data_helpers import build_real_shape_sysu, fast_tmpdir, shared_file
 from mace_core.data import sysu
 from mace_core.data.check import check_sysu
 
 
 @pytest.fixture(scope="module")
 def real_root(tmp_path_factory):
-    return build_real_shape_sysu(tmp_path_factory.mktemp("sysu_real_shape"))
+    shared_file("structure.json")  # skip before building anything when ../shared is absent
+    yield from (build_real_shape_sysu(d) for d in fast_tmpdir(tmp_path_factory, "sysu-real-shape"))
 
 
 def test_counts_match_the_release(real_root):
