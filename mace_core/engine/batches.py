@@ -71,5 +71,7 @@ def make_loader(base: Dataset, seed: int, rank: int, workers: int, pin_memory: b
     keys = EpochKeys()
     loader = DataLoader(SeededBatches(base, seed, rank), batch_size=None, sampler=keys, num_workers=workers,
                         pin_memory=pin_memory, persistent_workers=persistent_workers and workers > 0,
-                        prefetch_factor=2 if workers > 0 else None)
+                        prefetch_factor=2 if workers > 0 else None,
+                        # a private generator for the loader's own base seed: the caller's stays untouched
+                        generator=torch.Generator().manual_seed(seed))
     return loader, keys

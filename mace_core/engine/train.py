@@ -88,8 +88,9 @@ def build_training_set(cfg: RunConfig, info: DistInfo):
 
         # Applied to both modalities: occluders hide people in visible and infrared cameras alike,
         # and the thesis (exp. 6) trains "with occlusion-augmented data" without restricting it to IR.
+        # seed=None: it draws from torch's generator, which each batch reseeds from (seed, epoch, batch)
         occlusion = OcclusionAugment(p=d.occlusion_p, kinds=tuple(d.occlusion_types), fill=d.occlusion_fill,
-                                     seed=cfg.train.seed)
+                                     seed=None)
     rgb_tf = train_transform(size, pad=d.pad, flip=True, random_erasing=d.random_erasing,
                              grayscale_p=d.rgb_grayscale_p, extra=occlusion)
     ir_tf = train_transform(size, pad=d.pad, flip=True, random_erasing=d.random_erasing, grayscale_p=0.0,

@@ -1,0 +1,57 @@
+"""Proof that training works (issue 4, point 17): the baseline learns on the synthetic dataset on CPU.
+
+Calibrated recipe (see the design note on the synthetic data): 64x32 input, a narrow ResNet-18,
+AdamW 3e-3 with a warm-up then cosine, flip + pad-crop, RGB random grayscale, 8 x 4 batches, 400 steps.
+IR->RGB Rank-1 must reach at least 3x that of the same network untrained (which sits near chance),
+and the training loss must go down.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from mace_core.config import load_config
+from mace_core.engine.train import evaluate, headline, train
+from mace_core.models import build_model
+
+
+def _layer(root) -> dict:
+    return {
+        "name": "learns",
+        "data": {"root": str(root), "height": 64, "width": 32, "ids_per_batch": 8, "images_per_id": 4, "pad": 4,
+                 "rgb_grayscale_p": 0.5, "workers": 0, "pin_memory": False, "persistent_workers": False},
+        "model": {"backbone": "resnet18", "pretrained": "none",
+                  "backbone_kwargs": {"channels": [32, 64, 128, 256], "stem_width": 32}},
+        "loss": {"kd_rampup_epochs": 10},
+        "train": {"optimizer": "adamw", "lr": 0.003, "backbone_lr_mult": 1.0, "weight_decay": 5e-4,
+                  "scheduler": "cosine", "warmup_epochs": 1, "epochs": 10, "steps_per_epoch": 40,
+                  "amp": "off", "channels_last": False, "device": "cpu", "eval_every": 0},
+        "eval": {"trials": 10, "batch_size": 256},
+    }
+
+
+@pytest.mark.slow
+def test_baseline_learns_on_synthetic_data(tmp_path):
+    from mace_core.data.synthetic import generate
+
+    root = generate(tmp_path / "synthetic-sysu", ids=200, images_per_cam=8, seed=0, size=(128, 64))
+    cfg = load_config([_layer(root)])
+    torch.manual_seed(cfg.train.seed)
+    untrained = headline(evaluate(build_model(cfg.model, _num_classes(cfg)), cfg,
+                                  torch.device("cpu")))
+    results = train(cfg, tmp_path / "run", progress=False)
+    trained = headline(results["metrics"])
+    log = pd.read_csv(tmp_path / "run" / "log.csv")
+    print(f"IR->RGB Rank-1 untrained {untrained:.2f}, trained {trained:.2f}; loss {log['loss'].tolist()}")
+    assert results["steps"] == 400
+    assert trained >= 3 * max(untrained, 1.0)  # 1 % floor: chance with 50 test ids is 2 %
+    assert log["loss"].iloc[-1] < 0.7 * log["loss"].iloc[0]
+    assert log["train_acc"].iloc[-1] > log["train_acc"].iloc[0]
+
+
+def _num_classes(cfg) -> int:
+    from mace_core.data.datasets import load_training_data
+
+    d = cfg.data
+    return load_training_data(d.dataset, d.root, (d.height, d.width)).num_classes
