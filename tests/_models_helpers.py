@@ -8,8 +8,8 @@ from mace_core.models import build_model
 
 # One small member per family, narrowed further so a 64x32 forward takes milliseconds.
 TINY_BACKBONES = {
-    "resnet": ("resnet18", {"channels": [16, 32, 64, 128], "stem_width": 16}),
-    "seresnet": ("seresnet18", {"channels": [16, 32, 64, 128], "stem_width": 16}),
+    "resnet": ("resnet18", {"channels": [16, 32, 64, 128]}),
+    "seresnet": ("seresnet18", {"channels": [16, 32, 64, 128]}),
     "efficientnet": ("efficientnet_b0", {}),
     "tresnet": ("tresnet_m", {"layers": [1, 1, 1, 1], "width_factor": 0.25}),
 }

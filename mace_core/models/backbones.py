@@ -31,9 +31,9 @@ smallest member of its family that keeps the family's defining mechanism:
   (SpaceToDepth stem, anti-alias downsampling and SE kept)
 
 Pretrained weights: ``imagenet`` asks timm for its weights (``pretrained=True``); a PATH loads a local
-``.safetensors``/``.pth`` through timm's ``pretrained_cfg_overlay=dict(file=PATH)`` (which reads with
-``weights_only=True``); ``none`` is random init. Any failure is a :class:`MaceError`: the network is
-never silently left at random init.
+``.safetensors``/``.pth`` with timm's reader (``weights_only=True``); ``none`` is random init. Both
+weighted loads are strict (every backbone tensor must arrive; only the classifier is ignored) and any
+failure is a :class:`MaceError`: the network is never silently left (partly) at random init.
 """
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ from typing import Any
 import timm
 import torch
 from timm.layers import BlurPool2d
+from timm.models import load_state_dict as timm_load_state_dict
 from torch import nn
 
 from mace_core.errors import MaceError
@@ -90,34 +91,62 @@ def family_of(name: str) -> str:
 
 
 def create_timm_model(name: str, pretrained: str, kwargs: dict[str, Any] | None = None) -> nn.Module:
-    """timm model without classifier; ``pretrained`` is ``imagenet`` | ``none`` | a local weights path."""
+    """timm model without classifier; ``pretrained`` is ``imagenet`` | ``none`` | a local weights path.
+
+    Loading is strict in both weighted cases: a key the backbone lacks or a file without some of the
+    backbone's tensors is an error, never a partly random network.
+    """
     kwargs = dict(kwargs or {})
-    kwargs["num_classes"] = 0
+    kwargs.pop("num_classes", None)
     if not timm.is_model(name):
         raise MaceError(f"model.backbone {name!r} is not a timm model", "check the name with timm.list_models()")
-    try:
-        if pretrained == "none":
-            return timm.create_model(name, pretrained=False, **kwargs)
-        if pretrained == "imagenet":
-            return timm.create_model(name, pretrained=True, **kwargs)
-    except MaceError:
-        raise
-    except Exception as exc:  # offline hub, missing weights, kwargs that change shapes ...
-        raise MaceError(
-            f"could not load ImageNet weights for {name} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
-            "download them on a connected machine (timm.create_model(name, pretrained=True) caches them) or set "
-            "model.pretrained to a local file, e.g. model.pretrained=/path/to/weights.safetensors (or .pth); "
-            "model.pretrained=none trains from random init") from None
+    if pretrained == "none":
+        return timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
+    if pretrained == "imagenet":
+        try:
+            # Keep timm's classifier while loading so its load is strict, then drop it.
+            model = timm.create_model(name, pretrained=True, **kwargs)
+        except Exception as exc:  # offline hub, no weights for this name, kwargs that change shapes ...
+            raise MaceError(
+                f"could not load ImageNet weights for {name} ({_first_line(exc)})",
+                "download them on a connected machine (timm.create_model(name, pretrained=True) caches them) or set "
+                "model.pretrained to a local file, e.g. model.pretrained=/path/to/weights.safetensors (or .pth); "
+                "model.pretrained=none trains from random init") from None
+        model.reset_classifier(0)
+        return model
     path = Path(pretrained).expanduser()
     if not path.is_file():
         raise MaceError(f"model.pretrained {pretrained!r} is neither 'imagenet', 'none' nor an existing file",
                         "give the path of a .safetensors/.pth state dict for this backbone, or imagenet / none")
+    model = timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
+    load_weights_file(model, path, name)
+    return model
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def load_weights_file(model: nn.Module, path: Path, name: str) -> None:
+    """Strictly load a local state dict (timm's reader: safetensors or ``torch.load(weights_only=True)``,
+    ``state_dict``/``model`` wrappers and ``module.`` prefixes handled); the classifier is ignored."""
+    fix = "give a state dict saved from the same timm architecture and backbone_kwargs"
     try:
-        return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), **kwargs)
+        state = timm_load_state_dict(str(path), weights_only=True)
     except Exception as exc:
-        raise MaceError(f"weights file {path} does not fit backbone {name} ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''})",
-                        "give a state dict saved from the same timm architecture (and backbone_kwargs)") from None
+        raise MaceError(f"weights file {path} could not be read ({_first_line(exc)})", fix) from None
+    classifier = model.pretrained_cfg.get("classifier") or ()
+    for prefix in (classifier,) if isinstance(classifier, str) else classifier:
+        state = {k: v for k, v in state.items() if not k.startswith(prefix + ".")}
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        raise MaceError(f"weights file {path} does not fit backbone {name} (shape mismatch: "
+                        f"{_first_line(exc)[:300]})", fix) from None
+    if result.missing_keys or result.unexpected_keys:
+        raise MaceError(f"weights file {path} does not fit backbone {name} (missing: {result.missing_keys[:5]}, "
+                        f"unexpected: {result.unexpected_keys[:5]})", fix)
 
 
 def split_backbone(model: nn.Module, family: str) -> BackboneParts:

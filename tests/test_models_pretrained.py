@@ -1,0 +1,76 @@
+"""Pretrained weights: imagenet failures are clear errors (no download in tests), local files arrive."""
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+import timm.models._builder as timm_builder
+from mace_core.errors import MaceError
+from mace_core.models import CPU_EQUIVALENTS, cpu_equivalent
+from mace_core.models.backbones import family_of
+from tests._models_helpers import TINY_BACKBONES, tiny_model
+
+
+def _offline(*_args, **_kwargs):
+    raise OSError("We couldn't connect to 'https://huggingface.co' (hub unreachable in tests)")
+
+
+def test_imagenet_unreachable_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(timm_builder, "load_pretrained", _offline)
+    with pytest.raises(MaceError) as info:
+        tiny_model(pretrained="imagenet")
+    message = str(info.value)
+    assert "resnet18" in message and "model.pretrained" in message and ".safetensors" in message
+
+
+def _saved_backbone(tmp_path, suffix, seed=123):
+    name, kwargs = TINY_BACKBONES["resnet"]
+    torch.manual_seed(seed)
+    source = timm.create_model(name, num_classes=0, **kwargs)
+    state = {k: v.contiguous() for k, v in source.state_dict().items()}
+    path = tmp_path / f"weights{suffix}"
+    if suffix == ".safetensors":
+        save_file(state, str(path))
+    else:
+        torch.save({"state_dict": state}, path)
+    return path, state
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
+def test_local_weights_file_arrives_in_both_streams_and_trunk(tmp_path, suffix):
+    path, state = _saved_backbone(tmp_path, suffix)
+    model = tiny_model(pretrained=str(path), seed=0, specific_stages=1)
+    for modality in ("rgb", "ir"):
+        assert torch.equal(model.specific[modality].stem[0].weight, state["conv1.weight"])
+        assert torch.equal(model.specific[modality].stage1[0].conv1.weight, state["layer1.0.conv1.weight"])
+    assert torch.equal(model.trunk[2][1].conv2.weight, state["layer4.1.conv2.weight"])
+    assert torch.equal(model.trunk[0][0].bn1.running_var, state["layer2.0.bn1.running_var"])
+
+
+def test_missing_or_mismatched_weights_file_is_an_error(tmp_path):
+    with pytest.raises(MaceError, match="model.pretrained"):
+        tiny_model(pretrained=str(tmp_path / "nope.pth"))
+    path, _ = _saved_backbone(tmp_path, ".pth")
+    with pytest.raises(MaceError, match="does not fit"):
+        tiny_model("seresnet", pretrained=str(path))  # SE layers missing from a plain resnet file
+
+
+def test_unknown_backbone_names():
+    with pytest.raises(MaceError, match="not a supported family"):
+        tiny_model(backbone="vit_small_patch16_224", backbone_kwargs={})
+    with pytest.raises(MaceError, match="not a timm model"):
+        tiny_model(backbone="resnet_made_up", backbone_kwargs={})
+
+
+def test_cpu_equivalents_keep_the_family():
+    for paper, (small, kwargs) in CPU_EQUIVALENTS.items():
+        assert family_of(paper) == family_of(small)
+        assert timm.is_model(small)
+    name, kwargs = cpu_equivalent("tresnet_m")
+    kwargs["layers"].append(9)  # a copy: the table itself is untouched
+    assert CPU_EQUIVALENTS["tresnet_m"][1]["layers"] == [1, 1, 1, 1]
+    with pytest.raises(MaceError, match="CPU equivalent"):
+        cpu_equivalent("vgg16")
