@@ -243,10 +243,15 @@ def from_dict(data: dict[str, Any]) -> RunConfig:
 
 
 def load_config(layers: list[str | Path | dict[str, Any]] = (), overrides: list[str] = ()) -> RunConfig:
-    """Merge YAML files / dicts left to right, apply ``key=value`` overrides, validate, return the config."""
+    """Merge YAML files / dicts left to right, apply ``key=value`` overrides, validate, return the config.
+
+    A top-level ``study:`` section in a params file belongs to the study runner (sweeps, profile
+    inheritance) and is skipped here, so `mace train --params params/profiles/smoke.yaml ...` works."""
     merged: dict[str, Any] = {}
     for layer in layers:
-        merged = merge(merged, layer if isinstance(layer, dict) else read_yaml(layer))
+        data = dict(layer) if isinstance(layer, dict) else read_yaml(layer)
+        data.pop("study", None)
+        merged = merge(merged, data)
     for text in overrides:
         merged = merge(merged, parse_override(text))
     return from_dict(merged)
