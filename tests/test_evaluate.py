@@ -78,3 +78,31 @@ def test_bad_settings_fail_before_embedding(sysu_root, tmp_path):
     with pytest.raises(MaceError, match="permutation file"):
         evaluate_sysu_model(model, sysu_root, SIZE, cache_dir=tmp_path, gallery="official", perm_file=bad)
     assert model.calls == {"rgb": 0, "ir": 0}
+
+
+def test_cli_prints_table_and_writes_json(sysu_root, tmp_path, monkeypatch, capsys):
+    import json
+    from types import SimpleNamespace
+
+    import mace_core.engine.checkpoint as checkpoint
+    from mace_core.cli import main
+
+    cfg = SimpleNamespace(data=SimpleNamespace(height=SIZE[0], width=SIZE[1], trial=1))
+    monkeypatch.setattr(checkpoint, "load_for_eval", lambda path, device: (PoolModel(), cfg))
+    ckpt = tmp_path / "last.pt"
+    ckpt.write_bytes(b"x")
+    out = tmp_path / "res" / "eval.json"
+    rc = main(["eval", "--checkpoint", str(ckpt), "--dataset", "sysu", "--root", str(sysu_root), "--trials", "2",
+               "--multi-query", "2", "--fusion", "max", "--occlusion", "left_half", "--cache-dir", str(tmp_path),
+               "--device", "cpu", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert rc == 0 and "R1" in printed and "mINP" in printed and "±" in printed
+    data = json.loads(out.read_text())
+    assert len(data["trials"]) == 2 and data["protocol"]["multi_query"] == 2 and data["protocol"]["occlusion"] == "left_half"
+    # bad input: one line on stderr, exit status 2
+    rc = main(["eval", "--checkpoint", str(tmp_path / "missing.pt"), "--dataset", "sysu", "--root", str(sysu_root)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "does not exist" in err and len(err.strip().splitlines()) == 1
+    rc = main(["eval", "--checkpoint", str(ckpt), "--dataset", "sysu", "--root", str(sysu_root), "--multi-query", "0",
+               "--cache-dir", str(tmp_path), "--device", "cpu"])
+    assert rc == 2 and ">= 1" in capsys.readouterr().err

@@ -1,0 +1,72 @@
+"""`mace eval`: evaluate a trained checkpoint under the SYSU-MM01 or RegDB protocol."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _eval(args) -> int:
+    from mace_core.engine.checkpoint import load_for_eval
+    from mace_core.engine.device import resolve_device
+    from mace_core.engine.evaluate import evaluate_regdb_model, evaluate_sysu_model
+    from mace_core.errors import MaceError
+    from mace_core.utils.atomic import atomic_write_json
+
+    ckpt = Path(args.checkpoint).expanduser()
+    if not ckpt.is_file():
+        raise MaceError(f"checkpoint {str(ckpt)!r} does not exist", "pass --checkpoint RUN_DIR/checkpoints/last.pt")
+    if args.gallery == "official" and not args.perm_file:
+        raise MaceError("--gallery official needs --perm-file", "pass --perm-file PATH/rand_perm_cam.mat")
+    device = resolve_device(args.device)
+    model, cfg = load_for_eval(ckpt, device)
+    size = (cfg.data.height, cfg.data.width)
+    common = dict(distance=args.distance, flip=args.flip, occlusion=args.occlusion, occlusion_fill=args.occlusion_fill,
+                  occlusion_seed=args.occlusion_seed, cache_dir=args.cache_dir, batch_size=args.batch_size, device=device)
+    if args.dataset == "sysu":
+        result = evaluate_sysu_model(model, args.root, size, mode=args.mode, gallery=args.gallery,
+                                     perm_file=args.perm_file, shots=args.shots, trials=args.trials,
+                                     multi_query=args.multi_query, fusion=args.fusion, **common)
+        name = f"sysu-{args.mode}"
+    else:
+        trial = args.trial if args.trial is not None else cfg.data.trial
+        result = evaluate_regdb_model(model, args.root, size, trial=trial, direction=args.direction, **common)
+        name = f"regdb-{args.direction}-trial{trial}"
+    result.protocol["checkpoint"] = str(ckpt)
+    print(result.table(name))
+    if args.out:
+        atomic_write_json(args.out, result.to_dict())
+        print(f"wrote {args.out}")
+    return 0
+
+
+def register(subparsers) -> None:
+    from mace_core.engine.retrieval import FUSIONS
+    from mace_core.metrics import DISTANCES
+    from mace_core.occlusion import DEFAULT_FILL, FILLS, KINDS
+
+    p = subparsers.add_parser("eval", help="evaluate a checkpoint (CMC, mAP, mINP over gallery trials)",
+                              description="Evaluate a trained checkpoint. Prints R1/R5/R10/R20/mAP/mINP as "
+                                          "mean ± std over trials (percent) and optionally writes JSON.")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint written by `mace train`")
+    p.add_argument("--dataset", choices=("sysu", "regdb"), required=True)
+    p.add_argument("--root", required=True, help="dataset root folder")
+    p.add_argument("--mode", choices=("all", "indoor"), default="all", help="SYSU search mode")
+    p.add_argument("--gallery", choices=("agw", "official"), default="agw",
+                   help="SYSU gallery picks: agw (reference code, comparable with papers) or official (rand_perm_cam.mat)")
+    p.add_argument("--perm-file", default=None, help="rand_perm_cam.mat for --gallery official")
+    p.add_argument("--shots", type=int, choices=(1, 10), default=1, help="gallery images per identity and camera")
+    p.add_argument("--trials", type=int, default=10, help="SYSU gallery trials (0..N-1)")
+    p.add_argument("--trial", type=int, default=None, help="RegDB trial (default: the checkpoint's)")
+    p.add_argument("--direction", choices=("v2t", "t2v"), default="v2t", help="RegDB query direction")
+    p.add_argument("--distance", choices=DISTANCES, default="cosine")
+    p.add_argument("--flip", action="store_true", help="average features with the horizontally flipped image")
+    p.add_argument("--occlusion", choices=KINDS, default=None, help="occlude the IR queries at test time")
+    p.add_argument("--occlusion-fill", choices=FILLS, default=DEFAULT_FILL)
+    p.add_argument("--occlusion-seed", type=int, default=0)
+    p.add_argument("--multi-query", type=int, default=None, metavar="N", help="fuse pools of N queries")
+    p.add_argument("--fusion", choices=FUSIONS, default="avg")
+    p.add_argument("--cache-dir", default=None, help="folder for the resized image cache")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default=None, help="write the full result (per trial, mean, std) as JSON")
+    p.set_defaults(func=_eval)
