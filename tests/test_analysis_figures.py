@@ -20,19 +20,25 @@ def _close_figures():
 
 def fake_log(epochs=5):
     e = np.arange(1, epochs + 1)
-    return pd.DataFrame({"epoch": e, "loss.id": 5 / e, "loss.kd": 0.1 * e, "loss.triplet": 0.3 / e,
-                         "loss.total": 6 / e, "lr": 0.1 * np.ones(epochs), "kd_weight": e / epochs,
-                         "train_acc": e / epochs / 2,
-                         "eval.R1": [np.nan, 0.1, np.nan, 0.2, 0.3], "eval.mAP": [np.nan, 0.1, np.nan, 0.15, 0.2]})
+    # columns as the trainer's log.csv names them (nested eval dict flattened with dots)
+    return pd.DataFrame({"epoch": e, "step": 10 * e, "loss": 6 / e, "loss.id": 5 / e, "loss.id_v": 1.2 / e,
+                         "loss.kd": 0.1 * e, "loss.triplet": 0.3 / e, "lr": 0.1 * np.ones(epochs),
+                         "lambda2": e / epochs, "train_acc": e / epochs / 2,
+                         "eval.mean.rank1": [np.nan, 0.1, np.nan, 0.2, 0.3],
+                         "eval.std.rank1": [np.nan, 0.01, np.nan, 0.02, 0.03],
+                         "eval.mean.mAP": [np.nan, 0.1, np.nan, 0.15, 0.2],
+                         "eval.rank1.mean": [np.nan, 0.1, np.nan, 0.2, 0.3]})
 
 
 def test_training_curves_plot_every_loss_term_and_metric(tmp_path):
     log = fake_log()
-    assert figures.loss_columns(log) == ["loss.id", "loss.kd", "loss.triplet", "loss.total"]
-    assert figures.metric_columns(log) == ["eval.R1", "eval.mAP"]
+    assert figures.loss_columns(log) == ["loss.id", "loss.id_v", "loss.kd", "loss.triplet", "loss"]
+    assert figures.metric_columns(log) == ["eval.mean.rank1", "eval.mean.mAP"]
     fig = figures.training_curves(log, "baseline")
     assert len(fig.axes) >= 3
-    assert len(fig.axes[0].lines) == 4
+    assert len(fig.axes[0].lines) == 5
+    metric_ax = [ax for ax in fig.axes if ax.get_title().startswith("test metrics")][0]
+    assert max(metric_ax.lines[0].get_ydata()) == pytest.approx(30.0)   # fractions shown in percent
     out = figures.save(fig, tmp_path / "curves.png")
     assert out.stat().st_size > 1000 and not list(tmp_path.glob("*.tmp"))
     with pytest.raises(MaceError, match="no loss columns"):

@@ -17,19 +17,28 @@ def fake_run(variant="baseline", trials=None, source="synthetic", selection=None
         setattr(getattr(cfg, section), key, value)
     trials = trials or [{"cmc": [0.5] + [0.7] * 4 + [0.8] * 5 + [0.9] * 10, "mAP": 0.4, "mINP": 0.2},
                         {"cmc": [0.3] + [0.5] * 4 + [0.6] * 5 + [0.7] * 10, "mAP": 0.2, "mINP": 0.1}]
-    results = {"test": {"trials": trials}, "train_seconds": 90.0, "parameters": 2_900_000, "epochs": 12}
-    if selection:
-        results["selection"] = selection
+    # the trainer's results.json: metrics as the evaluator writes them (fractions, per trial)
+    results = {"metrics": {"trials": trials}, "train_time_s": 90.0, "parameters": 2_900_000,
+               "selected_epoch": 12, "model_selection": selection or "final epoch", "data_source": source}
     return SimpleNamespace(variant=variant, config=cfg, results=results)
 
 
-def test_summarize_trials_gives_percent_mean_and_population_std():
+def test_summarize_trials_gives_percent_mean_and_sample_std():
     s = tables.summarize(fake_run().results)
-    assert s["R1"] == pytest.approx((40.0, 10.0))
-    assert s["R5"] == pytest.approx((60.0, 10.0))
-    assert s["R20"] == pytest.approx((80.0, 10.0))
-    assert s["mAP"] == pytest.approx((30.0, 10.0))
-    assert s["mINP"] == pytest.approx((15.0, 5.0))
+    sd = 20 / np.sqrt(2)   # two trials 20 points apart, ddof=1
+    assert s["R1"] == pytest.approx((40.0, sd))
+    assert s["R5"] == pytest.approx((60.0, sd))
+    assert s["R20"] == pytest.approx((80.0, sd))
+    assert s["mAP"] == pytest.approx((30.0, sd))
+    assert s["mINP"] == pytest.approx((15.0, sd / 2))
+
+
+def test_summarize_prefers_the_evaluators_mean_and_std():
+    res = {"metrics": {"trials": [{"rank1": 0.9}], "mean": {"rank1": 0.4, "mAP": 0.3},
+                       "std": {"rank1": 0.01, "mAP": 0.02}, "rank1": {"mean": 0.4, "std": 0.01}}}
+    s = tables.summarize(res)
+    assert set(s) == {"R1", "mAP"}
+    assert s["R1"] == pytest.approx((40.0, 1.0)) and s["mAP"] == pytest.approx((30.0, 2.0))
 
 
 def test_summarize_other_shapes():
@@ -43,7 +52,7 @@ def test_summarize_other_shapes():
 def test_baseline_table_has_thesis_row_and_labels():
     df = tables.baseline_table(fake_run())
     assert list(df["source"]) == ["ours, synthetic data, final epoch", tn.THESIS_LABEL]
-    assert df.iloc[0]["Rank-1"] == "40.00 ± 10.00"
+    assert df.iloc[0]["Rank-1"] == "40.00 ± 14.14"
     assert df.iloc[1]["Rank-1"] == "45.59" and df.iloc[1]["Rank-20"] == "93.44"
     assert df.iloc[1]["mINP"] == tables.MISSING            # the thesis reports no mINP
     cap = df.attrs["caption"]
@@ -51,9 +60,10 @@ def test_baseline_table_has_thesis_row_and_labels():
 
 
 def test_selection_rule_is_carried_into_the_label():
-    run = fake_run(selection={"rule": "best_on_test", "epoch": 7})
+    run = fake_run(selection="best epoch on test set (thesis convention)")
     df = tables.baseline_table([run])
-    assert df.iloc[0]["source"] == "ours, synthetic data, best on test (epoch 7)"
+    assert df.iloc[0]["source"] == "ours, synthetic data, best epoch on test set (thesis convention)"
+    assert "best epoch on test set" in df.attrs["caption"]
 
 
 def test_backbone_table_maps_small_family_members_to_thesis_rows():

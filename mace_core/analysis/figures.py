@@ -37,15 +37,22 @@ def _epoch_column(log: pd.DataFrame) -> str:
 
 
 def loss_columns(log: pd.DataFrame) -> list[str]:
-    """Per-term loss columns (``loss.id``, ``loss_kd``, ...), total last."""
+    """Per-term loss columns (``loss.id``, ``loss.kd_v2i``, ...), the total (``loss``) last."""
     cols = [c for c in log.columns if "loss" in c.lower() and pd.api.types.is_numeric_dtype(log[c])]
-    return sorted(cols, key=lambda c: ("total" in c.lower(), c))
+    return sorted(cols, key=lambda c: (c.lower() in ("loss", "loss.total", "total_loss"), c))
 
 
 def metric_columns(log: pd.DataFrame) -> list[str]:
-    """Evaluation-metric columns (R1, mAP, mINP, ...) that hold at least one value."""
-    return [c for c in log.columns if _METRIC_RE.search(c) and pd.api.types.is_numeric_dtype(log[c])
-            and log[c].notna().any()]
+    """Evaluation-metric columns (mean R1, mAP, mINP, ...) that hold at least one value; stds skipped."""
+    return [c for c in log.columns if _METRIC_RE.search(c) and "std" not in c.lower()
+            and pd.api.types.is_numeric_dtype(log[c]) and log[c].notna().any()]
+
+
+def _short(col: str) -> str:
+    for prefix in ("eval.mean.", "eval."):
+        if col.startswith(prefix):
+            return col[len(prefix):]
+    return col
 
 
 def training_curves(log: pd.DataFrame, title: str = "") -> plt.Figure:
@@ -62,7 +69,10 @@ def training_curves(log: pd.DataFrame, title: str = "") -> plt.Figure:
     fig, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 3.4), squeeze=False)
     ax = axes[0, 0]
     for col in losses:
-        ax.plot(log[epoch], log[col], marker=".", label=col)
+        # the four CE heads and the two KD directions are thin dashed lines under their sums
+        sub = "_" in col.split(".", 1)[-1] and col.lower() != "loss.total"
+        ax.plot(log[epoch], log[col], "--" if sub else "-", marker=None if sub else ".", lw=0.8 if sub else 1.6,
+                label=col)
     ax.set(xlabel=epoch, ylabel="loss", title="loss terms")
     ax.legend(fontsize=7)
     ax = axes[0, 1]
@@ -78,10 +88,11 @@ def training_curves(log: pd.DataFrame, title: str = "") -> plt.Figure:
         ax.legend(fontsize=7, loc="center left")
     if metrics:
         ax = axes[0, 2]
+        scale = 100.0 if float(np.nanmax(log[metrics].to_numpy(dtype=float))) <= 1.0 else 1.0
         for col in metrics:
             rows = log[[epoch, col]].dropna()
-            ax.plot(rows[epoch], rows[col], marker="o", label=col)
-        ax.set(xlabel=epoch, title="evaluation metrics")
+            ax.plot(rows[epoch], rows[col] * scale, marker="o", label=_short(col))
+        ax.set(xlabel=epoch, ylabel="%", title="test metrics (mean over trials)")
         ax.legend(fontsize=7)
     if title:
         fig.suptitle(title)

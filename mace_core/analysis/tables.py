@@ -66,22 +66,22 @@ def _find_metrics_block(results: Mapping[str, Any]) -> Mapping[str, Any]:
 def summarize(results: Mapping[str, Any], scale: float | None = None) -> dict[str, tuple[float, float | None]]:
     """``{metric: (mean, std)}`` in percent from a results dict.
 
-    Accepts per-trial lists (``trials: [{cmc, mAP, mINP}, ...]``: mean and population std (ddof=0) over
+    Accepts per-trial lists (``trials: [{cmc, mAP, mINP}, ...]``: mean and sample std (ddof=1, as the evaluator) over
     trials), ``mean``/``std`` blocks, ``{metric: {mean, std}}`` or one plain evaluation. Values in
     [0, 1] are read as fractions and scaled to percent unless ``scale`` is given.
     """
     block = _find_metrics_block(results)
     summary: dict[str, tuple[float, float | None]] = {}
-    trials = block.get("trials") or block.get("per_trial")
-    if isinstance(trials, Sequence) and trials and isinstance(trials[0], Mapping):
-        frame = pd.DataFrame([_trial_metrics(t) for t in trials])
-        for name in frame.columns:
-            values = frame[name].dropna().to_numpy()
-            summary[name] = (float(values.mean()), float(values.std()) if len(values) > 1 else None)
-    if not summary and isinstance(block.get("mean"), Mapping):
+    if isinstance(block.get("mean"), Mapping):
         means = _trial_metrics(block["mean"])
         stds = _trial_metrics(block["std"]) if isinstance(block.get("std"), Mapping) else {}
         summary = {k: (v, stds.get(k)) for k, v in means.items()}
+    trials = block.get("trials") or block.get("per_trial")
+    if not summary and isinstance(trials, Sequence) and trials and isinstance(trials[0], Mapping):
+        frame = pd.DataFrame([_trial_metrics(t) for t in trials])
+        for name in frame.columns:
+            values = frame[name].dropna().to_numpy()
+            summary[name] = (float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else None)
     if not summary:
         for key, value in block.items():
             name = _canon(str(key))
@@ -198,19 +198,14 @@ def _thesis_extra(col: str, ref: Mapping[str, Any]) -> str:
 
 
 def _run_extras(run: Any) -> dict[str, str]:
+    """Parameter count, training time and the reported epoch, from the trainer's results.json."""
     res = run.results
-    params = res.get("parameters") or res.get("params") or res.get("n_params")
-    if isinstance(params, Mapping):
-        params = params.get("total")
-    seconds = res.get("train_seconds") or res.get("training_time_s") or res.get("train_time_s")
-    best = res.get("best_epoch")
-    if best is None and isinstance(res.get("selection"), Mapping):
-        best = res["selection"].get("epoch")
-    if best is None:
-        best = res.get("epochs") or res.get("epoch")
+    params = res.get("parameters")
+    seconds = res.get("train_time_s")
+    epoch = res.get("selected_epoch", res.get("final_epoch"))
     return {"Parameters (M)": MISSING if params is None else f"{float(params) / 1e6:.1f}",
             "Training time": MISSING if seconds is None else _duration(float(seconds)),
-            "Best epoch": MISSING if best is None else str(best)}
+            "Best epoch": MISSING if epoch is None else str(epoch)}
 
 
 def _duration(seconds: float) -> str:
