@@ -47,9 +47,8 @@ def _ids(values, name: str, n: int | None = None) -> np.ndarray:
     if arr.ndim != 1:
         raise MaceError(f"{name} must be one-dimensional, got shape {arr.shape}",
                         f"pass one {name[2:]} per image as a flat array")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        if not np.all(np.mod(arr, 1) == 0):
-            raise MaceError(f"{name} must hold integers", f"pass integer {name[2:]}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer) and not np.all(np.mod(arr, 1) == 0):
+        raise MaceError(f"{name} must hold integers", f"pass integer {name[2:]}")
     arr = arr.astype(np.int64)
     if n is not None and arr.size != n:
         raise MaceError(f"{name} has {arr.size} entries but the distance matrix has {n} along that axis",
@@ -95,7 +94,7 @@ class _Gallery:
     is_sorted: bool         # the gallery already comes grouped by identity
 
     @classmethod
-    def build(cls, g_pids: np.ndarray, g_cams: np.ndarray | None) -> "_Gallery":
+    def build(cls, g_pids: np.ndarray, g_cams: np.ndarray | None) -> _Gallery:
         order = np.argsort(g_pids, kind="stable")
         sorted_pids = g_pids[order]
         uniq, start, count = np.unique(sorted_pids, return_index=True, return_counts=True)
@@ -191,7 +190,6 @@ def _chunk(dist: torch.Tensor, q_pids: np.ndarray, q_cams: np.ndarray | None, ga
            totals: _Totals) -> None:
     """Score one chunk. ``dist`` (chunk x gallery) is in identity-grouped column order and is
     modified in place (removed items become +inf)."""
-    nq = dist.shape[0]
     inf = float("inf")
     if q_cams is not None and gal.cam2_cols.size:
         rows = np.flatnonzero(q_cams == 3)

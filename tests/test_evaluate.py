@@ -84,8 +84,8 @@ def test_cli_prints_table_and_writes_json(sysu_root, tmp_path, monkeypatch, caps
     import json
     from types import SimpleNamespace
 
-    import mace_core.engine.checkpoint as checkpoint
     from mace_core.cli import main
+    from mace_core.engine import checkpoint
 
     cfg = SimpleNamespace(data=SimpleNamespace(height=SIZE[0], width=SIZE[1], trial=1))
     monkeypatch.setattr(checkpoint, "load_for_eval", lambda path, device: (PoolModel(), cfg))

@@ -3,11 +3,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from _metrics_helpers import reference_regdb, reference_sysu
+
 from mace_core.errors import MaceError
-from mace_core.metrics import (distance_matrix, evaluate_regdb, evaluate_regdb_features, evaluate_sysu,
-                               evaluate_sysu_features)
+from mace_core.metrics import (
+    distance_matrix,
+    evaluate_regdb,
+    evaluate_regdb_features,
+    evaluate_sysu,
+    evaluate_sysu_features,
+)
 
 
 # ----------------------------------------------------------------------------- hand-computed
@@ -87,7 +92,7 @@ def _random_problem(rng, n_q, n_g, n_ids, dtype=np.float64):
 @pytest.fixture(params=["direct", "search"])
 def rank_path(request, monkeypatch):
     """Run a test through both ways of ranking the true matches."""
-    import mace_core.metrics as metrics
+    from mace_core import metrics
     monkeypatch.setattr(metrics, "_DIRECT_MAX_MATCHES", 10**6 if request.param == "direct" else 0)
     return request.param
 

@@ -6,8 +6,14 @@ import pytest
 import torch
 
 from mace_core.errors import MaceError
-from mace_core.occlusion import (KINDS, OcclusionAugment, image_rng, occlude, occlusion_examples,
-                                 occlusion_mask)
+from mace_core.occlusion import (
+    KINDS,
+    OcclusionAugment,
+    image_rng,
+    occlude,
+    occlusion_examples,
+    occlusion_mask,
+)
 
 
 def _image(h=288, w=144, seed=0):

@@ -4,8 +4,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mace_core.engine.retrieval import (EvalResult, format_table, fuse, multi_query_pools, pool_count,
-                                        pooled_queries, regdb_trial, sysu_trials)
+from mace_core.engine.retrieval import (
+    EvalResult,
+    format_table,
+    fuse,
+    multi_query_pools,
+    pool_count,
+    pooled_queries,
+    regdb_trial,
+    sysu_trials,
+)
 from mace_core.errors import MaceError
 from mace_core.metrics import evaluate_sysu_features
 

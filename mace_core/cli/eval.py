@@ -1,7 +1,6 @@
 """`mace eval`: evaluate a trained checkpoint under the SYSU-MM01 or RegDB protocol."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 
@@ -20,8 +19,9 @@ def _eval(args) -> int:
     device = resolve_device(args.device)
     model, cfg = load_for_eval(ckpt, device)
     size = (cfg.data.height, cfg.data.width)
-    common = dict(distance=args.distance, flip=args.flip, occlusion=args.occlusion, occlusion_fill=args.occlusion_fill,
-                  occlusion_seed=args.occlusion_seed, cache_dir=args.cache_dir, batch_size=args.batch_size, device=device)
+    common = {"distance": args.distance, "flip": args.flip, "occlusion": args.occlusion,
+              "occlusion_fill": args.occlusion_fill, "occlusion_seed": args.occlusion_seed,
+              "cache_dir": args.cache_dir, "batch_size": args.batch_size, "device": device}
     if args.dataset == "sysu":
         result = evaluate_sysu_model(model, args.root, size, mode=args.mode, gallery=args.gallery,
                                      perm_file=args.perm_file, shots=args.shots, trials=args.trials,

@@ -11,7 +11,7 @@ to that direction's query images.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -19,8 +19,14 @@ import torch
 from mace_core.data.cache import cached_images
 from mace_core.data.datasets import to_chw
 from mace_core.data.transforms import test_transform
-from mace_core.engine.retrieval import (EvalResult, check_fusion, check_pool_size, pooled_queries,
-                                        regdb_trial, sysu_trials)
+from mace_core.engine.retrieval import (
+    EvalResult,
+    check_fusion,
+    check_pool_size,
+    pooled_queries,
+    regdb_trial,
+    sysu_trials,
+)
 from mace_core.errors import MaceError
 from mace_core.metrics import check_distance
 from mace_core.occlusion import DEFAULT_FILL, check_fill, check_kind, image_rng, occlude

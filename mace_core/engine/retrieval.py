@@ -22,8 +22,9 @@ the sample standard deviation (ddof=1; 0 for a single trial) over trials.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -83,7 +84,7 @@ class EvalResult:
         return format_table({name or self.protocol.get("name", "result"): self})
 
 
-def format_table(results: dict[str, "EvalResult | dict"]) -> str:
+def format_table(results: dict[str, EvalResult | dict]) -> str:
     """Plain-text table: one row per result, ``mean ± std`` in percent for R1..R20, mAP, mINP."""
     rows = []
     for name, res in results.items():
