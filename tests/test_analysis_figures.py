@@ -119,3 +119,20 @@ def test_top_k_applies_the_same_room_rule_and_grid_marks_matches():
     assert all(np.allclose(c[:3], matplotlib.colors.to_rgb("tab:green")) for c in colours)
     pool = [retrieval_grid.RetrievalRow("pool", imgs[:2], imgs, [True, False, False])]
     assert len(retrieval_grid.retrieval_grid(pool, queries_per_row=2).axes) == 5
+
+
+def test_comparison_bars_ours_beside_thesis():
+    from types import SimpleNamespace
+
+    from mace_core.config import RunConfig
+
+    cfg = RunConfig()
+    cfg.model.attention = "sam"
+    run = SimpleNamespace(variant="sam", config=cfg, results={"metrics": {"mean": {"rank1": 0.3, "mAP": 0.2},
+                                                                            "std": {"rank1": 0.01, "mAP": 0.02}}})
+    frame = tables.comparison_frame([run], tables.thesis_for("02_attention"))
+    assert len(frame) == 4 and set(frame[frame.source.str.startswith("thesis")]["mean"]) == {43.47, 43.73}
+    fig = figures.comparison_bars(frame)
+    assert len(fig.axes) == 2 and len(fig.axes[0].patches) == 2
+    with pytest.raises(MaceError, match="no thesis table"):
+        tables.thesis_for("04_multi_query")

@@ -189,3 +189,34 @@ def occlusion_drops(frame: pd.DataFrame, title: str = "") -> plt.Figure:
     if title:
         grid.figure.suptitle(title, y=1.03)
     return grid.figure
+
+
+def comparison_bars(frame: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Grouped bars per variant, one panel per metric: ours (with std error bars) beside the thesis.
+
+    ``frame``: :func:`mace_core.analysis.tables.comparison_frame` output.
+    """
+    metrics = list(dict.fromkeys(frame["metric"]))
+    variants = list(dict.fromkeys(frame["variant"]))
+    sources = list(dict.fromkeys(frame["source"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(max(4.0, 1.2 * len(variants) + 2) * len(metrics), 3.6),
+                             squeeze=False)
+    width = 0.8 / len(sources)
+    colours = sns.color_palette(n_colors=len(sources))
+    for ax, metric in zip(axes[0], metrics):
+        part = frame[frame.metric == metric]
+        for s, source in enumerate(sources):
+            sel = part[part.source == source].set_index("variant")
+            xs = [i + (s - (len(sources) - 1) / 2) * width for i, v in enumerate(variants) if v in sel.index]
+            means = [sel.loc[v, "mean"] for v in variants if v in sel.index]
+            errs = [0.0 if pd.isna(sel.loc[v, "std"]) else sel.loc[v, "std"] for v in variants if v in sel.index]
+            hatch = "//" if "thesis" in source else None
+            ax.bar(xs, means, width, yerr=errs, label=source, color=colours[s], hatch=hatch, capsize=3,
+                   edgecolor="white" if hatch else None)
+        ax.set_xticks(range(len(variants)), variants, rotation=20)
+        ax.set(ylabel=f"{metric} (%)", title=metric)
+    axes[0, 0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -372,3 +372,37 @@ def show(frame: pd.DataFrame):
     if caption:
         styler = styler.set_caption(caption)
     return styler
+
+
+def thesis_for(experiment: str):
+    """``run -> thesis numbers | None`` for the training experiments (used by the comparison bars)."""
+    keyed = {
+        "00_baseline": (lambda r: "baseline", {"baseline": tn.TABLE3}),
+        "01_backbones": (lambda r: backbone_family(r.config.model.backbone), tn.TABLE4),
+        "02_attention": (lambda r: r.config.model.attention, tn.TABLE5),
+        "03_fusion": (lambda r: r.config.model.fusion, tn.TABLE6),
+        "05_data_efficiency": (lambda r: round(float(r.config.data.id_fraction), 2),
+                               {round(k, 2): v for k, v in tn.TABLE8.items()}),
+    }
+    if experiment not in keyed:
+        raise MaceError(f"no thesis table for experiment {experiment!r}", f"use one of {', '.join(keyed)}")
+    key_of, table = keyed[experiment]
+    return lambda run: table.get(key_of(run))
+
+
+def comparison_frame(runs: Sequence[Any], thesis_of=None, metrics: Sequence[str] = ("R1", "mAP")) -> pd.DataFrame:
+    """Long numeric frame (variant, source, metric, mean, std) of ours and, if given, the thesis's."""
+    rows = []
+    for run in runs:
+        summary = summarize(run.results)
+        ref = thesis_of(run) if thesis_of else None
+        for m in metrics:
+            if m in summary:
+                rows.append({"variant": run.variant, "source": ours_label(run), "metric": m,
+                             "mean": summary[m][0], "std": summary[m][1]})
+            if ref and ref.get(m) is not None:
+                rows.append({"variant": run.variant, "source": tn.THESIS_LABEL, "metric": m,
+                             "mean": float(ref[m]), "std": None})
+    if not rows:
+        raise MaceError("no runs to compare", "run the experiment's variants first")
+    return pd.DataFrame(rows)

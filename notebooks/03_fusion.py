@@ -1,0 +1,51 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Fusion run
+#
+# Trains (or reuses) one fusion variant, shows its metrics beside the thesis's Table 6 row, the
+# adaptive gate's weights (adaptive fusion only) and a t-SNE map of test embeddings.
+
+# %% tags=["parameters"]
+profile = "smoke"
+variant = "baseline"
+params_dir = "params"
+runs_dir = "runs"
+
+# %% tags=["remove-stderr"]
+from mace_core.analysis import figures, runviews, tables
+from mace_core.study import run_variant
+
+variant = "concat" if variant == "baseline" else variant
+run = run_variant("03_fusion", variant, profile, params_dir, runs_dir)
+tables.show(tables.fusion_table([run]))
+
+# %% [markdown]
+# ## Training curves
+
+# %% tags=["remove-stderr"]
+fig = figures.training_curves(run.log, title=f"{variant} fusion ({profile} profile)")
+
+# %% [markdown]
+# ## Gate weights and embedding map
+#
+# For adaptive fusion, the weight the gate gives the modality-specific branch on each test image
+# (the shared branch gets the rest). The t-SNE map shows IR queries (triangles) and RGB images
+# (circles) of a few test identities, one colour per identity: a good embedding puts both
+# modalities of an identity together.
+
+# %% tags=["remove-stderr"]
+if run.config.model.fusion == "adaptive":
+    gate = runviews.gate_figure(run)
+tsne = runviews.tsne_of_run(run, max_ids=10, seed=0)

@@ -1,0 +1,35 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Summary: training-data efficiency (Table 8)
+#
+# Every identity fraction of this profile, beside Table 8, and the metrics against the fraction
+# (dashed: the thesis on real SYSU-MM01).
+
+# %% tags=["parameters"]
+profile = "smoke"
+params_dir = "params"
+runs_dir = "runs"
+
+# %% tags=["remove-stderr"]
+from mace_core.analysis import figures, tables
+from mace_core.study import load_results
+
+runs = load_results("05_data_efficiency", profile, params_dir, runs_dir)
+tables.show(tables.fraction_table(runs))
+
+# %% tags=["remove-stderr"]
+fig = figures.metric_curves(tables.fraction_curve_data(runs), x="fraction", hue="source",
+                            title="metrics against the fraction of training identities",
+                            xlabel="fraction of training identities")
