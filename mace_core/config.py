@@ -98,6 +98,8 @@ class TrainConfig:
     device: str = "auto"                  # auto | cpu | cuda | cuda:N
     seed: int = 0
     deterministic: bool = True
+    threads: int | None = None            # torch CPU threads for this run (None = torch's default); 1 when
+                                          # several CPU runs share a machine (oversubscription is 10x slower)
     eval_every: int = 0                   # evaluate every k epochs (0 = only after the last)
     select_on_test: bool = False          # thesis convention "best epoch on test"; labelled when on
     log_every: int = 20                   # steps between progress-bar postfix updates
