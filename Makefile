@@ -20,8 +20,13 @@ data: $(STAMP)
 	$(VENV)/bin/mace data synth --root $(DATA)
 	$(VENV)/bin/mace data check --dataset sysu --root $(DATA)
 
+# Runs what is missing (cached by params hash + code version), then builds the book and prints its index page.
 study: data
 	$(VENV)/bin/mace study run --profile $(PROFILE) --data-root $(DATA)
+
+# Rebuild the book (TOC, runs table, HTML) from what has been executed, without running anything.
+book: $(STAMP)
+	$(VENV)/bin/mace study book --profile $(PROFILE) --data-root $(DATA)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
