@@ -12,8 +12,8 @@ STEM = {"channels": 64, "hw": (16, 8)}      # resnet 7x7 stem is 64 wide; /4 at 
 PREPOOL = {"channels": 128, "hw": (4, 2)}   # layer4 output with last stride 1
 
 
-@pytest.mark.parametrize("kind", ["cam", "sam", "dam"])
-@pytest.mark.parametrize("positions", [["stem"], ["prepool"], ["stem", "prepool"]])
+@pytest.mark.parametrize("kind,positions", [("cam", ["stem", "prepool"]), ("sam", ["stem", "prepool"]),
+                                            ("dam", ["stem", "prepool"]), ("dam", ["prepool"]), ("sam", ["stem"])])
 def test_attention_maps_shapes_and_ranges(kind, positions):
     model = tiny_model(attention=kind, attention_positions=positions).eval()
     for modality in ("rgb", "ir"):
