@@ -17,8 +17,8 @@ DATASETS = ("sysu", "regdb")
 
 
 def to_chw(image: np.ndarray) -> torch.Tensor:
-    """HWC uint8 array (possibly a memmap row) → CHW uint8 tensor (copied, writable)."""
-    return torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).permute(2, 0, 1)
+    """HWC uint8 array (possibly a read-only memmap row) → contiguous CHW uint8 tensor (one copy)."""
+    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(image, -1, 0), dtype=np.uint8))
 
 
 class CrossModalTrainDataset(Dataset):

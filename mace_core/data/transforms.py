@@ -35,19 +35,25 @@ def _check(size):
     return size
 
 
+def _normalise() -> list[Callable]:
+    # (x/255 - mean)/std as one float pass: Normalize with mean and std scaled by 255.
+    return [v2.ToDtype(torch.float32, scale=False),
+            v2.Normalize([255 * m for m in IMAGENET_MEAN], [255 * s for s in IMAGENET_STD])]
+
+
 def train_transform(size, pad: int = 10, flip: bool = True, random_erasing: float = 0.0,
                     grayscale_p: float = 0.0, extra: Callable | None = None) -> Callable:
     size = _check(size)
     steps: list[Callable] = [_EnsureSize(size)]
     if pad:
-        steps += [v2.Pad(pad), v2.RandomCrop(size)]
+        steps.append(v2.RandomCrop(size, padding=pad))  # zero-pad by `pad`, crop back to size
     if flip:
         steps.append(v2.RandomHorizontalFlip())
     if grayscale_p > 0:
         steps.append(v2.RandomGrayscale(grayscale_p))
     if extra is not None:
         steps.append(extra)
-    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    steps += _normalise()
     if random_erasing > 0:
         steps.append(v2.RandomErasing(random_erasing))
     return v2.Compose(steps)
@@ -55,8 +61,7 @@ def train_transform(size, pad: int = 10, flip: bool = True, random_erasing: floa
 
 def test_transform(size) -> Callable:
     size = _check(size)
-    return v2.Compose([_EnsureSize(size), v2.ToDtype(torch.float32, scale=True),
-                       v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    return v2.Compose([_EnsureSize(size), *_normalise()])
 
 
 # The name starts with "test": keep pytest from collecting it when a test module imports it.
