@@ -60,9 +60,10 @@ def batch_hard_triplet(feat: Tensor, labels: Tensor, margin: float) -> Tensor:
     Euclidean distances; anchors without a positive (other than themselves) or without a negative
     are skipped; returns 0 when no anchor qualifies.
     """
-    feat = feat.float()
-    sq = feat.pow(2).sum(dim=1)
-    dist = (sq[:, None] + sq[None, :] - 2.0 * feat @ feat.t()).clamp(min=1e-12).sqrt()
+    with torch.autocast(feat.device.type, enabled=False):  # distances in float32 even under AMP
+        feat = feat.float()
+        sq = feat.pow(2).sum(dim=1)
+        dist = (sq[:, None] + sq[None, :] - 2.0 * feat @ feat.t()).clamp(min=1e-12).sqrt()
     same = labels[:, None] == labels[None, :]
     eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
     pos_mask = same & ~eye

@@ -146,3 +146,21 @@ def test_loss_decreases_over_sgd_steps_on_fixed_batch():
         opt.step()
         history.append(terms["total"])
     assert history[-1] < 0.8 * history[0], history
+
+
+def test_triplet_distances_stay_float32_under_autocast():
+    g = torch.Generator().manual_seed(0)
+    feat = torch.randn(8, 16, generator=g) * 30
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        amp = batch_hard_triplet(feat, labels, 0.3)
+    assert amp.dtype == torch.float32
+    assert amp.item() == pytest.approx(batch_hard_triplet(feat, labels, 0.3).item(), rel=1e-6)
+
+
+def test_gem_model_and_loss_finite_under_bf16_autocast():
+    model = tiny_model(num_classes=4, pooling="gem")
+    y = torch.tensor([0, 1, 2, 3])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        total, terms = MaceLoss(LossConfig())(model(images(4, 1), images(4, 2)), y, y, epoch=10)
+    assert math.isfinite(total.item()) and all(math.isfinite(v) for v in terms.values())
