@@ -78,9 +78,11 @@ def case_large(n_loop=200):
     q_pids, q_cams, g_pids, g_cams = _sysu_like(rng, 5000, 1, 5)        # 10,000 queries, 100,000 gallery
     dim = 2048
     centres = rng.standard_normal((5000, dim), dtype=np.float32)
+    noise = 4.0     # per-dimension noise vs unit centres: moderate accuracy, like a real model
     gf = centres[g_pids - 1]
-    gf += rng.standard_normal(gf.shape, dtype=np.float32) * 1.5
-    qf = centres[q_pids - 1] + rng.standard_normal((q_pids.size, dim), dtype=np.float32) * 1.5
+    for lo in range(0, gf.shape[0], 10000):   # in blocks: keep the set-up's own peak memory low
+        gf[lo:lo + 10000] += rng.standard_normal((min(10000, gf.shape[0] - lo), dim), dtype=np.float32) * noise
+    qf = centres[q_pids - 1] + rng.standard_normal((q_pids.size, dim), dtype=np.float32) * noise
     del centres
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t = time.perf_counter()

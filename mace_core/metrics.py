@@ -306,17 +306,20 @@ def check_distance(distance: str) -> str:
     return distance
 
 
-def _prepare(qf, gf, distance: str):
+def _prepare(qf, gf, distance: str, g_order: torch.Tensor | None = None):
+    """Checked float features; the gallery is copied once (in ``g_order`` if given) and, for the
+    cosine distance, normalised in place, so a large gallery costs one extra copy, not two."""
     check_distance(distance)
     q, g = _features(qf, "query features"), _features(gf, "gallery features")
     if q.shape[1] != g.shape[1]:
         raise MaceError(f"query features have {q.shape[1]} dimensions but gallery features {g.shape[1]}",
                         "extract both with the same model")
     dtype = torch.promote_types(q.dtype, g.dtype)
-    q, g = q.to(dtype), g.to(dtype)
+    q = q.to(dtype)
+    g = g.to(dtype)[g_order] if g_order is not None else g.to(dtype, copy=True)
     if distance == "cosine":
         q = torch.nn.functional.normalize(q, dim=1)
-        g = torch.nn.functional.normalize(g, dim=1)
+        g.div_(g.norm(dim=1, keepdim=True).clamp_min(1e-12))
     return q, g
 
 
@@ -347,13 +350,12 @@ def evaluate_sysu_features(qf, gf, q_pids, g_pids, q_cams, g_cams, max_rank: int
                            distance: str = "cosine", *, chunk_rows: int | None = None) -> dict:
     """:func:`evaluate_sysu` on features; the distance is computed chunk by chunk, so the full
     query x gallery matrix never exists (10,000 x 100,000 runs in well under 4 GB)."""
-    q, g = _prepare(qf, gf, distance)
-    n_q, n_g = q.shape[0], g.shape[0]
+    n_q, n_g = len(qf), len(gf)
     _check_sizes(n_q, n_g, max_rank)
     qp, gp = _ids(q_pids, "q_pids", n_q), _ids(g_pids, "g_pids", n_g)
     qc, gc = _ids(q_cams, "q_cams", n_q), _ids(g_cams, "g_cams", n_g)
     gal = _Gallery.build(gp, gc)
-    g_sorted = g[gal.order_t]
+    q, g_sorted = _prepare(qf, gf, distance, gal.order_t)
     chunks = _feature_chunks(q, g_sorted, distance, _chunk_rows(n_g, chunk_rows))
     return _run(chunks, qp, qc, gal, n_g, max_rank)
 
@@ -361,10 +363,10 @@ def evaluate_sysu_features(qf, gf, q_pids, g_pids, q_cams, g_cams, max_rank: int
 def evaluate_regdb_features(qf, gf, q_pids, g_pids, max_rank: int = 20, distance: str = "cosine", *,
                             chunk_rows: int | None = None) -> dict:
     """:func:`evaluate_regdb` on features, chunked like :func:`evaluate_sysu_features`."""
-    q, g = _prepare(qf, gf, distance)
-    n_q, n_g = q.shape[0], g.shape[0]
+    n_q, n_g = len(qf), len(gf)
     _check_sizes(n_q, n_g, max_rank)
     qp, gp = _ids(q_pids, "q_pids", n_q), _ids(g_pids, "g_pids", n_g)
     gal = _Gallery.build(gp, None)
-    chunks = _feature_chunks(q, g[gal.order_t], distance, _chunk_rows(n_g, chunk_rows))
+    q, g_sorted = _prepare(qf, gf, distance, gal.order_t)
+    chunks = _feature_chunks(q, g_sorted, distance, _chunk_rows(n_g, chunk_rows))
     return _run(chunks, qp, None, gal, n_g, max_rank)
