@@ -94,7 +94,7 @@ class MaceLoss(nn.Module):
             raise MaceError(f"label shapes {tuple(rgb_labels.shape)} / {tuple(ir_labels.shape)} do not match the "
                             f"batch of {out.logits_v.shape[0]} per modality",
                             "pass one label per RGB image and one per IR image")
-        ce = lambda logits, y: F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)  # noqa: E731
+        ce = lambda logits, y: F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
         id_v, id_vs = ce(out.logits_v, rgb_labels), ce(out.logits_vs, rgb_labels)
         id_i, id_is = ce(out.logits_i, ir_labels), ce(out.logits_is, ir_labels)
         id_total = id_v + id_vs + id_i + id_is

@@ -18,7 +18,7 @@ HEIGHT, WIDTH = 64, 32
 
 def tiny_config(family: str = "resnet", **overrides) -> ModelConfig:
     name, kwargs = TINY_BACKBONES[family]
-    fields = dict(backbone=name, backbone_kwargs=dict(kwargs), pretrained="none", head_dim=32)
+    fields = {"backbone": name, "backbone_kwargs": dict(kwargs), "pretrained": "none", "head_dim": 32}
     fields.update(overrides)
     return ModelConfig(**fields)
 

@@ -85,7 +85,7 @@ def test_batch_hard_triplet_no_valid_anchor_is_zero():
 # ---------------------------------------------------------------- MaceLoss
 def _fake_output(b=4, c=5, d=6, seed=0):
     g = torch.Generator().manual_seed(seed)
-    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    r = lambda *s: torch.randn(*s, generator=g)
     return ModelOutput(r(b, c), r(b, c), r(b, c), r(b, c), r(2 * b, d), None)
 
 

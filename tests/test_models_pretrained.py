@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 import timm
+import timm.models._builder as timm_builder
 import torch
 from safetensors.torch import save_file
 
-import timm.models._builder as timm_builder
 from mace_core.errors import MaceError
 from mace_core.models import CPU_EQUIVALENTS, cpu_equivalent
 from mace_core.models.backbones import family_of
@@ -69,7 +69,7 @@ def test_cpu_equivalents_keep_the_family():
     for paper, (small, kwargs) in CPU_EQUIVALENTS.items():
         assert family_of(paper) == family_of(small)
         assert timm.is_model(small)
-    name, kwargs = cpu_equivalent("tresnet_m")
+    _name, kwargs = cpu_equivalent("tresnet_m")
     kwargs["layers"].append(9)  # a copy: the table itself is untouched
     assert CPU_EQUIVALENTS["tresnet_m"][1]["layers"] == [1, 1, 1, 1]
     with pytest.raises(MaceError, match="CPU equivalent"):

@@ -16,8 +16,8 @@ duration of a ``with`` block and stores the channel weights ``[B, C]`` and spati
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 from timm.layers.cbam import ChannelAttn, SpatialAttn

@@ -106,7 +106,7 @@ def create_timm_model(name: str, pretrained: str, kwargs: dict[str, Any] | None 
         try:
             # Keep timm's classifier while loading so its load is strict, then drop it.
             model = timm.create_model(name, pretrained=True, **kwargs)
-        except Exception as exc:  # offline hub, no weights for this name, kwargs that change shapes ...
+        except Exception as exc:  # noqa: BLE001 - offline hub, no weights for this name, shape-changing kwargs ...
             raise MaceError(
                 f"could not load ImageNet weights for {name} ({_first_line(exc)})",
                 "download them on a connected machine (timm.create_model(name, pretrained=True) caches them) or set "
@@ -134,7 +134,7 @@ def load_weights_file(model: nn.Module, path: Path, name: str) -> None:
     fix = "give a state dict saved from the same timm architecture and backbone_kwargs"
     try:
         state = timm_load_state_dict(str(path), weights_only=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any unreadable file becomes one clear error
         raise MaceError(f"weights file {path} could not be read ({_first_line(exc)})", fix) from None
     classifier = model.pretrained_cfg.get("classifier") or ()
     for prefix in (classifier,) if isinstance(classifier, str) else classifier:

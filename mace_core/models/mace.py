@@ -33,7 +33,13 @@ from mace_core.errors import MaceError
 from mace_core.models.attention import AttentionBlock, check_attention
 from mace_core.models.backbones import build_backbone, output_channels
 from mace_core.models.fusion import make_fusion
-from mace_core.models.heads import BNNeck, Extractor, l2_normalize, make_classifier, make_pool
+from mace_core.models.heads import (
+    BNNeck,
+    Extractor,
+    l2_normalize,
+    make_classifier,
+    make_pool,
+)
 
 MODALITIES = ("rgb", "ir")
 RETRIEVAL_FEATURES = ("fused", "pool", "shared")
