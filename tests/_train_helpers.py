@@ -19,7 +19,8 @@ def tiny_layer(root: str | Path, **sections) -> dict:
                   "pretrained": "none", "head_dim": 32},
         "loss": {"kd_rampup_epochs": 2},
         "train": {"optimizer": "sgd", "lr": 0.05, "warmup_epochs": 1, "milestones": [2], "epochs": 3,
-                  "steps_per_epoch": 3, "device": "cpu", "channels_last": False},
+                  "steps_per_epoch": 3, "device": "cpu", "channels_last": False,
+                  "threads": 1},
         "eval": {"trials": 1, "batch_size": 64},
     }
     for section, values in sections.items():

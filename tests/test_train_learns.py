@@ -45,7 +45,7 @@ def test_baseline_learns_on_synthetic_data(tmp_path):
     log = pd.read_csv(tmp_path / "run" / "log.csv")
     print(f"IR->RGB Rank-1 untrained {untrained:.2f}, trained {trained:.2f}; loss {log['loss'].tolist()}")
     assert results["steps"] == 400
-    assert trained >= 3 * max(untrained, 1.0)  # 1 % floor: chance with 50 test ids is 2 %
+    assert trained >= 3 * max(untrained, 0.01)  # Rank-1 as a fraction; floor 1 % (chance: 2 %)
     assert log["loss"].iloc[-1] < 0.7 * log["loss"].iloc[0]
     assert log["train_acc"].iloc[-1] > log["train_acc"].iloc[0]
 

@@ -35,6 +35,8 @@ def bench(cfg: RunConfig, steps: int = 20, warmup: int = 3) -> dict[str, Any]:
     if steps < 1 or warmup < 0:
         raise MaceError(f"bench steps={steps} warmup={warmup}", "use steps >= 1 and warmup >= 0")
     tc = cfg.train
+    if tc.threads is not None:
+        torch.set_num_threads(max(1, tc.threads))
     device = resolve_device(tc.device)
     dtype = amp_dtype(tc.amp, device)
     configure_determinism(tc.deterministic, device)

@@ -207,6 +207,10 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
         raise MaceError("train.early_stop_patience needs evaluations during training",
                         "set train.eval_every to k > 0")
 
+    if tc.threads is not None:
+        if tc.threads < 1:
+            raise MaceError(f"train.threads={tc.threads} must be >= 1", "use e.g. 1, or null for torch's default")
+        torch.set_num_threads(tc.threads)
     info = init_distributed(tc.device)
     device = resolve_device(tc.device, info.local_rank)
     dtype = amp_dtype(tc.amp, device)
@@ -257,10 +261,9 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
     net: torch.nn.Module = model
     if info.enabled:
         net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None,
-            # static graph: the same parameters (e.g. the fusion BN used only for retrieval) go
-            # unused every step, which DDP then handles without a per-step graph search
-            static_graph=True)
+            # every trainable MaceNet parameter receives a gradient each step (the frozen BN-neck biases
+            # do not require one), so no unused-parameter search is needed; the gloo test checks it
+            model, device_ids=[device.index] if device.type == "cuda" else None)
     if tc.compile:
         net = torch.compile(net)
     loader, keys = make_loader(dataset, tc.seed, info.rank, cfg.data.workers,
