@@ -1,0 +1,56 @@
+"""End to end (issue 5, point 6): the ci profile executes every notebook once under papermill and
+builds the book; each experiment's pages exist with a table and at least one figure. Then a second
+study run executes nothing and only rebuilds the book.
+
+Runs into temporary folders (a copy of book/, fresh runs/ and a tiny synthetic dataset), so the
+user's book and runs are never touched.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mace_core.study import runner
+from mace_core.study.variants import list_experiments
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+def _pages(html_dir: Path, experiment: str) -> dict[str, str]:
+    folder = html_dir / "generated" / experiment
+    return {p.stem: p.read_text(errors="replace") for p in folder.glob("*.html")}
+
+
+def test_ci_study_executes_every_notebook_and_builds_the_book(tmp_path, monkeypatch):
+    if not (REPO / "notebooks").is_dir() or not (REPO / "book" / "_config.yml").is_file():
+        pytest.skip("notebooks/ or book/ missing")
+    book = tmp_path / "book"
+    shutil.copytree(REPO / "book", book, ignore=shutil.ignore_patterns("_build", "generated", "_toc.yml"))
+    monkeypatch.chdir(REPO)
+    kw = dict(params_dir=REPO / "params", runs_dir=tmp_path / "runs", book_dir=book,
+              notebooks_dir=REPO / "notebooks", data_root=str(tmp_path / "data" / "synthetic-ci"), progress=False)
+
+    report = runner.run_study("ci", **kw)
+    assert report.ok, "\n".join(f"{f['label']}: {f['error']} ({f['notebook']})" for f in report.failed)
+    assert report.index == book / "_build" / "html" / "index.html" and report.index.is_file()
+    html = book / "_build" / "html"
+    experiments = list_experiments(REPO / "params")
+    assert len(experiments) == 7
+    for experiment in experiments:
+        assert (html / "chapters" / f"{experiment}.html").is_file(), experiment
+        pages = _pages(html, experiment)
+        assert "summary" in pages, f"{experiment}: no summary page"
+        assert "<table" in pages["summary"], f"{experiment}: summary page has no table"
+        assert any(re.search(r"<img\b", text) for text in pages.values()), f"{experiment}: no figure"
+    runs_md = (book / "generated" / "runs.md").read_text()
+    assert runs_md.count("\n| ") >= 13      # one row per distinct trained run (+ the package table)
+    assert "runs.md" not in (html / "reproducibility.html").read_text() or "params hash" in \
+        (html / "reproducibility.html").read_text()
+
+    again = runner.run_study("ci", **kw)
+    assert again.ok and again.executed == [] and again.index.is_file()
+    assert len(again.skipped) == len(report.executed)
