@@ -1,7 +1,8 @@
 """Proof that training works (issue 4, point 17): the baseline learns on the synthetic dataset on CPU.
 
 Calibrated recipe (see the design note on the synthetic data): 64x32 input, a narrow ResNet-18,
-AdamW 3e-3 with a warm-up then cosine, flip + pad-crop, RGB random grayscale, 8 x 4 batches, 400 steps.
+AdamW 3e-3 with a warm-up then cosine, flip + pad-crop, RGB random grayscale, 8 x 4 batches,
+320 steps (the smoke profile's length; 400 steps reached 61 % IR->RGB Rank-1 here).
 IR->RGB Rank-1 must reach at least 3x that of the same network untrained (which sits near chance),
 and the training loss must go down.
 """
@@ -23,10 +24,11 @@ def _layer(root) -> dict:
                  "rgb_grayscale_p": 0.5, "workers": 0, "pin_memory": False, "persistent_workers": False},
         "model": {"backbone": "resnet18", "pretrained": "none",
                   "backbone_kwargs": {"channels": [32, 64, 128, 256], "stem_width": 32}},
-        "loss": {"kd_rampup_epochs": 10},
+        "loss": {"kd_rampup_epochs": 8},
         "train": {"optimizer": "adamw", "lr": 0.003, "backbone_lr_mult": 1.0, "weight_decay": 5e-4,
-                  "scheduler": "cosine", "warmup_epochs": 1, "epochs": 10, "steps_per_epoch": 40,
-                  "amp": "off", "channels_last": False, "device": "cpu", "eval_every": 0},
+                  "scheduler": "cosine", "warmup_epochs": 1, "epochs": 8, "steps_per_epoch": 40,
+                  "amp": "off", "channels_last": False, "device": "cpu", "eval_every": 0,
+                  "threads": 1},
         "eval": {"trials": 10, "batch_size": 256},
     }
 
@@ -44,7 +46,7 @@ def test_baseline_learns_on_synthetic_data(tmp_path):
     trained = headline(results["metrics"])
     log = pd.read_csv(tmp_path / "run" / "log.csv")
     print(f"IR->RGB Rank-1 untrained {untrained:.2f}, trained {trained:.2f}; loss {log['loss'].tolist()}")
-    assert results["steps"] == 400
+    assert results["steps"] == 320
     assert trained >= 3 * max(untrained, 0.01)  # Rank-1 as a fraction; floor 1 % (chance: 2 %)
     assert log["loss"].iloc[-1] < 0.7 * log["loss"].iloc[0]
     assert log["train_acc"].iloc[-1] > log["train_acc"].iloc[0]

@@ -90,3 +90,16 @@ def test_bad_settings_are_refused(tiny_root, tmp_path, overrides, message):
         pytest.skip("a GPU is present")
     with pytest.raises(MaceError, match=message):
         train(tiny_config(tiny_root, overrides), tmp_path / "r", progress=False)
+
+
+def test_early_stopping_on_test_metric_is_labelled(tiny_root, tmp_path, monkeypatch):
+    import mace_core.engine.train as engine
+
+    scores = iter([0.5, 0.4, 0.3])
+    monkeypatch.setattr(engine, "evaluate", lambda model, cfg, device: {"rank1": {"mean": next(scores)}})
+    results = train(tiny_config(tiny_root, ["train.select_on_test=true", "train.eval_every=1",
+                                            "train.early_stop_patience=1"]), tmp_path / "r", progress=False)
+    assert results["stopped_early"] and results["epochs_trained"] == 2
+    assert results["selected_epoch"] == 1 and results["metrics"] == {"rank1": {"mean": 0.5}}
+    assert results["final_epoch_metrics"] == {"rank1": {"mean": 0.4}}
+    assert results["model_selection"] == BEST_ON_TEST
