@@ -24,10 +24,10 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from mace_core.config import load_config  # noqa: E402
-from mace_core.data.synthetic import generate  # noqa: E402
-from mace_core.engine.bench import bench  # noqa: E402
-from mace_core.utils.atomic import atomic_write_json  # noqa: E402
+from mace_core.config import load_config
+from mace_core.data.synthetic import generate
+from mace_core.engine.bench import bench
+from mace_core.utils.atomic import atomic_write_json
 
 
 def main() -> None:

@@ -38,10 +38,14 @@ def make_tiny_dataset(base: Path) -> Path:
     return generate(base / "synthetic", ids=24, images_per_cam=3, seed=0, size=(64, 32), workers=1)
 
 
-@pytest.fixture(scope="session")
-def tiny_root(tmp_path_factory) -> Path:
-    """One tiny synthetic dataset (and its image cache) shared by every trainer test of the session."""
-    return make_tiny_dataset(tmp_path_factory.mktemp("train-data"))
+_SHARED: dict[str, Path] = {}
+
+
+def shared_tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny synthetic dataset (and its image cache) for every trainer test module of the session."""
+    if "root" not in _SHARED:
+        _SHARED["root"] = make_tiny_dataset(tmp_path_factory.mktemp("train-data"))
+    return _SHARED["root"]
 
 
 def assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:

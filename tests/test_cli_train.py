@@ -5,9 +5,14 @@ import json
 
 import pytest
 import yaml
+from _train_helpers import shared_tiny_root, tiny_layer
 
-from _train_helpers import tiny_layer, tiny_root  # noqa: F401 (fixture)
 from mace_core.cli import main
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    return shared_tiny_root(tmp_path_factory)
 
 
 @pytest.fixture

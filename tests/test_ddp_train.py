@@ -7,8 +7,12 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
+from _train_helpers import shared_tiny_root, tiny_config
 
-from _train_helpers import tiny_config, tiny_root  # noqa: F401 (fixture)
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    return shared_tiny_root(tmp_path_factory)
 
 
 def _free_port() -> int:

@@ -12,13 +12,18 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from _train_helpers import assert_same_state, shared_tiny_root, tiny_config, tiny_layer
 
-from _train_helpers import assert_same_state, tiny_config, tiny_layer, tiny_root  # noqa: F401 (fixture)
 from mace_core.engine.checkpoint import load_checkpoint
 from mace_core.engine.train import train
 from mace_core.errors import MaceError
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    return shared_tiny_root(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +40,7 @@ def _killed_run(root: Path, run: Path, fault: str) -> None:
     env = dict(os.environ, MACE_FAULT_AT=fault, PYTHONPATH=str(REPO))
     proc = subprocess.run([sys.executable, "-m", "mace_core.cli", "train", "--params", str(params),
                            "--run-dir", str(run), "--no-progress"], env=env, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, check=False)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert not (run / "results.json").exists()
 

@@ -10,7 +10,8 @@ augmentation with 0 or 8 workers, in one run or after a resume.
 from __future__ import annotations
 
 import random
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch

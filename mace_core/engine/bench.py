@@ -16,9 +16,20 @@ import torch
 
 from mace_core.config import RunConfig
 from mace_core.engine.batches import make_loader
-from mace_core.engine.device import DistInfo, amp_dtype, peak_memory_mb, reset_peak_memory, resolve_device
+from mace_core.engine.device import (
+    DistInfo,
+    amp_dtype,
+    peak_memory_mb,
+    reset_peak_memory,
+    resolve_device,
+)
 from mace_core.engine.schedule import build_optimizer
-from mace_core.engine.train import build_training_set, configure_determinism, forward_backward, seed_everything
+from mace_core.engine.train import (
+    build_training_set,
+    configure_determinism,
+    forward_backward,
+    seed_everything,
+)
 from mace_core.errors import MaceError
 
 

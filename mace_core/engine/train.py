@@ -36,8 +36,17 @@ from mace_core.config import RunConfig
 from mace_core.engine import checkpoint as ck
 from mace_core.engine import rundir
 from mace_core.engine.batches import make_loader
-from mace_core.engine.device import (DistInfo, amp_dtype, autocast, barrier, broadcast_buffers, init_distributed,
-                                     peak_memory_mb, reset_peak_memory, resolve_device)
+from mace_core.engine.device import (
+    DistInfo,
+    amp_dtype,
+    autocast,
+    barrier,
+    broadcast_buffers,
+    init_distributed,
+    peak_memory_mb,
+    reset_peak_memory,
+    resolve_device,
+)
 from mace_core.engine.schedule import apply_lr, build_optimizer, lr_factor
 from mace_core.errors import MaceError
 
@@ -108,8 +117,9 @@ def evaluate(model: torch.nn.Module, cfg: RunConfig, device: torch.device) -> di
     from mace_core.engine.evaluate import evaluate_regdb_model, evaluate_sysu_model
 
     e, d = cfg.eval, cfg.data
-    common = dict(distance=e.distance, flip=e.flip, occlusion=e.occlusion, occlusion_fill=e.occlusion_fill,
-                  occlusion_seed=e.occlusion_seed, cache_dir=d.cache_dir, batch_size=e.batch_size, device=device)
+    common = {"distance": e.distance, "flip": e.flip, "occlusion": e.occlusion, "occlusion_fill": e.occlusion_fill,
+              "occlusion_seed": e.occlusion_seed, "cache_dir": d.cache_dir, "batch_size": e.batch_size,
+              "device": device}
     was_training = model.training
     model.eval()
     try:
@@ -166,13 +176,24 @@ def _nonfinite(total: torch.Tensor, terms: dict[str, Any], epoch: int, step: int
 
 
 def forward_backward(net, criterion, batch, epoch: int, step: int, device: torch.device,
-                     dtype: torch.dtype | None, scaler: torch.amp.GradScaler, divide: int = 1):
-    """Forward under autocast, MACE loss, finiteness check, (scaled) backward of ``loss / divide``."""
+                     dtype: torch.dtype | None, scaler: torch.amp.GradScaler, divide: int = 1,
+                     distributed: bool = False):
+    """Forward under autocast, MACE loss, finiteness check, (scaled) backward of ``loss / divide``.
+
+    Under DDP the ranks agree on finiteness first (one tiny all-reduce), so all of them stop together
+    instead of the healthy ones waiting forever in the gradient all-reduce."""
     rgb, ir, y_rgb, y_ir = batch
     with autocast(device, dtype):
         out = net(rgb, ir)
         total, terms = criterion(out, y_rgb, y_ir, epoch)
-    if not torch.isfinite(total):
+    finite = bool(torch.isfinite(total))
+    if distributed:
+        flag = torch.tensor([1.0 if finite else 0.0], device=total.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        if finite and flag.item() == 0.0:
+            raise MaceError(f"the loss became non-finite on another rank at epoch {epoch + 1}, step {step}",
+                            "see that rank's message; lower train.lr or set train.amp=off")
+    if not finite:
         raise _nonfinite(total, terms, epoch, step)
     scaler.scale(total / divide).backward()
     return out, total, terms
@@ -300,7 +321,7 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
             sync = contextlib.nullcontext() if steps_now or not info.enabled else net.no_sync()
             with sync:
                 _, _, terms = forward_backward(net, criterion, (rgb, ir, y_rgb, y_ir), epoch, b, device,
-                                                     dtype, scaler, group_size)
+                                               dtype, scaler, group_size, distributed=info.enabled)
             if steps_now:
                 apply_lr(optimizer, lr_factor(tc, epoch + (b + 1) / n))
                 scaler.step(optimizer)
