@@ -116,7 +116,8 @@ def attention_figures(run: Any, per_modality: int = 2, seed: int = 0) -> dict[st
     if channel:
         out["channel"] = figures.channel_bars(channel, title=f"{run.variant}: channel-attention weights "
                                               "(mean over the shown images)")
-    positions = sorted({pos for m in maps.values() for pos, g in m.items() if g.get("spatial") is not None})
+    positions = [pos for pos in ("stem", "prepool")  # network order
+                 if any(m.get(pos, {}).get("spatial") is not None for m in maps.values())]
     if positions:
         images = [*data.q_images[qi], *data.g_images[gi]]
         labels = [f"IR id {data.q_pids[i]}" for i in qi] + [f"RGB id {data.g_pids[i]}" for i in gi]
@@ -190,6 +191,8 @@ def retrieval_figure(run: Any, n_queries: int = 4, k: int = 5, seed: int = 0, po
     groups = {}
     for i, (pid, cam) in enumerate(zip(data.q_pids, data.q_cams)):
         groups.setdefault((pid, cam), []).append(i)
+    # small test sets (CI) may hold fewer images per identity and camera than asked: shrink the pool
+    pool = max(1, min(pool, max(len(idx) for idx in groups.values())))
     eligible = sorted(key for key, idx in groups.items() if len(idx) >= pool and (data.g_pids == key[0]).any())
     if not eligible:
         raise MaceError(f"no query identity has {pool} images in one camera", "use a smaller pool")
