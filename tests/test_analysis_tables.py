@@ -72,7 +72,7 @@ def test_backbone_table_maps_small_family_members_to_thesis_rows():
     df = tables.backbone_table(runs)
     thesis = df[df.source == tn.THESIS_LABEL].set_index("variant")
     assert thesis.loc["se", "Rank-1"] == "45.54" and thesis.loc["se", "Parameters (M)"] == "49.3"
-    assert thesis.loc["eff", "mAP"] == "37.70" and thesis.loc["tres", "Best epoch"] == "32"
+    assert thesis.loc["eff", "mAP"] == "37.70" and thesis.loc["tres", "Reported epoch"] == "32"
     ours = df[df.source != tn.THESIS_LABEL].set_index("variant")
     assert ours.loc["resnet", "Parameters (M)"] == "2.9" and ours.loc["resnet", "Training time"] == "90 s"
     assert tables.backbone_family("resnet10t") == "resnet50"
@@ -82,7 +82,7 @@ def test_attention_fusion_fraction_tables():
     att = tables.attention_table([fake_run("cam", model__attention="cam"), fake_run("sam", model__attention="sam")])
     assert set(att[att.source == tn.THESIS_LABEL]["Rank-1"]) == {"42.33", "43.47"}
     fus = tables.fusion_table([fake_run("adaptive", model__fusion="adaptive")])
-    assert fus.iloc[1]["Best epoch"] == "16"
+    assert fus.iloc[1]["Reported epoch"] == "16"
     frac = tables.fraction_table([fake_run("f50", data__id_fraction=0.5), fake_run("f10", data__id_fraction=0.1)])
     assert list(frac["fraction"]) == ["10%", "10%", "50%", "50%"]
     assert frac.iloc[1]["Rank-1"] == "13.40"

@@ -123,7 +123,9 @@ def ours_label(run: Any) -> str:
 def _fmt(mean: float | None, std: float | None = None, digits: int = 2) -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return MISSING
-    return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    if std is None or (isinstance(std, float) and math.isnan(std)):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def _caption(title: str, runs: Iterable[Any]) -> str:
@@ -187,7 +189,7 @@ def _compare(runs: Sequence[Any], key_of, thesis: Mapping[Any, Mapping[str, Any]
     return _finish(rows, title, runs)
 
 
-_EXTRA_COLUMNS = {"Parameters (M)": "params_m", "Training time": "time", "Best epoch": "best_epoch"}
+_EXTRA_COLUMNS = {"Parameters (M)": "params_m", "Training time": "time", "Reported epoch": "best_epoch"}
 
 
 def _thesis_extra(col: str, ref: Mapping[str, Any]) -> str:
@@ -205,7 +207,7 @@ def _run_extras(run: Any) -> dict[str, str]:
     epoch = res.get("selected_epoch", res.get("final_epoch"))
     return {"Parameters (M)": MISSING if params is None else f"{float(params) / 1e6:.1f}",
             "Training time": MISSING if seconds is None else _duration(float(seconds)),
-            "Best epoch": MISSING if epoch is None else str(epoch)}
+            "Reported epoch": MISSING if epoch is None else str(epoch)}
 
 
 def _duration(seconds: float) -> str:
@@ -236,15 +238,15 @@ def backbone_table(runs: Sequence[Any]) -> pd.DataFrame:
 def attention_table(runs: Sequence[Any]) -> pd.DataFrame:
     """Table 5: attention modules (none = the baseline)."""
     return _compare(runs, lambda r: r.config.model.attention, tn.TABLE5,
-                    ("R1", "R5", "R10", "R20", "mAP", "mINP"), extra_ours=lambda r: {"Best epoch": _run_extras(r)["Best epoch"]},
-                    extra_thesis=("Best epoch",), title="Table 5 — attention mechanisms")
+                    ("R1", "R5", "R10", "R20", "mAP", "mINP"), extra_ours=lambda r: {"Reported epoch": _run_extras(r)["Reported epoch"]},
+                    extra_thesis=("Reported epoch",), title="Table 5 — attention mechanisms")
 
 
 def fusion_table(runs: Sequence[Any]) -> pd.DataFrame:
     """Table 6: fusion strategies (concat = the baseline)."""
     return _compare(runs, lambda r: r.config.model.fusion, tn.TABLE6,
-                    ("R1", "R5", "R10", "R20", "mAP", "mINP"), extra_ours=lambda r: {"Best epoch": _run_extras(r)["Best epoch"]},
-                    extra_thesis=("Best epoch",), title="Table 6 — fusion strategies")
+                    ("R1", "R5", "R10", "R20", "mAP", "mINP"), extra_ours=lambda r: {"Reported epoch": _run_extras(r)["Reported epoch"]},
+                    extra_thesis=("Reported epoch",), title="Table 6 — fusion strategies")
 
 
 def fraction_table(runs: Sequence[Any]) -> pd.DataFrame:
@@ -254,8 +256,8 @@ def fraction_table(runs: Sequence[Any]) -> pd.DataFrame:
     thesis = {round(k, 2): v for k, v in tn.TABLE8.items()}
     ordered = sorted(runs, key=key)
     frame = _compare(ordered, key, thesis, ("R1", "R5", "R10", "R20", "mAP", "mINP"),
-                     extra_ours=lambda r: {"Best epoch": _run_extras(r)["Best epoch"]},
-                     extra_thesis=("Best epoch",), title="Table 8 — training identity fraction")
+                     extra_ours=lambda r: {"Reported epoch": _run_extras(r)["Reported epoch"]},
+                     extra_thesis=("Reported epoch",), title="Table 8 — training identity fraction")
     fractions = [f"{key(r):.0%}" for r in ordered for _ in range(2 if key(r) in thesis else 1)]
     frame.insert(1, "fraction", fractions)
     return frame
@@ -327,6 +329,7 @@ def occlusion_frame(baseline_run: Any, trained_runs: Sequence[Any], evals: Itera
                 continue
             rows.append({"model": run.variant, "trained_with": _occ_training(run), "occlusion": occ,
                          "clean_R1": clean["R1"][0], "occ_R1": occluded["R1"][0],
+                         "clean_R1_std": clean["R1"][1], "occ_R1_std": occluded["R1"][1],
                          "clean_mAP": clean["mAP"][0], "occ_mAP": occluded["mAP"][0],
                          "R1_drop": clean["R1"][0] - occluded["R1"][0],
                          "mAP_drop": clean["mAP"][0] - occluded["mAP"][0],
@@ -350,7 +353,8 @@ def occlusion_table(baseline_run: Any, trained_runs: Sequence[Any], evals: Itera
     for _, r in frame.iterrows():
         model_key = "baseline" if r.trained_with == "baseline" else "occlusion-trained"
         rows.append({"model": r.model, "trained with": r.trained_with, "occlusion": r.occlusion,
-                     "source": r.source, "clean Rank-1": _fmt(r.clean_R1), "occluded Rank-1": _fmt(r.occ_R1),
+                     "source": r.source, "clean Rank-1": _fmt(r.clean_R1, r.clean_R1_std),
+                     "occluded Rank-1": _fmt(r.occ_R1, r.occ_R1_std),
                      "Rank-1 drop (pp)": _fmt(r.R1_drop), "mAP drop (pp)": _fmt(r.mAP_drop)})
         ref = tn.TABLE9.get((model_key, r.occlusion))
         if ref is not None and (model_key == "baseline" or r.occlusion in r.trained_with.split("+")):
