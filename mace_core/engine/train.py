@@ -438,7 +438,7 @@ def train_config_summary(results: dict[str, Any]) -> str:
     """One line for the terminal, always naming the data source and the model-selection rule."""
     m = results.get("metrics") or {}
     try:
-        score = f"Rank-1 {headline(m):.2f}"
+        score = f"IR->RGB Rank-1 {100 * headline(m):.1f} %"
     except MaceError:
         score = "no metrics"
     return (f"{results['name']}: {score} [{results['model_selection']}, epoch {results['selected_epoch']}; "
