@@ -7,6 +7,7 @@ both modalities (a P x K batch is 2·P·K images). Nothing is written to disk.
 from __future__ import annotations
 
 import dataclasses
+import os
 import resource
 import statistics
 import time
@@ -48,6 +49,8 @@ def bench(cfg: RunConfig, steps: int = 20, warmup: int = 3) -> dict[str, Any]:
     tc = cfg.train
     if tc.threads is not None:
         torch.set_num_threads(max(1, tc.threads))
+    if tc.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     device = resolve_device(tc.device)
     dtype = amp_dtype(tc.amp, device)
     configure_determinism(tc.deterministic, device)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import psutil
 import torch
 
 from mace_core.config import RunConfig, save_config
@@ -55,6 +56,16 @@ def git_commit() -> dict[str, Any]:
         return {"commit": None, "dirty": None}
 
 
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def environment(device: torch.device | None = None) -> dict[str, Any]:
     versions = {}
     for name in _PACKAGES:
@@ -64,8 +75,9 @@ def environment(device: torch.device | None = None) -> dict[str, Any]:
             versions[name] = None
     hw: dict[str, Any] = {
         "machine": platform.machine(),
-        "processor": platform.processor() or None,
+        "processor": _cpu_model(),
         "cpu_count": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
         "cuda_available": torch.cuda.is_available(),

@@ -52,8 +52,9 @@ from mace_core.errors import MaceError
 
 FINAL_EPOCH = "final epoch"
 BEST_ON_TEST = "best epoch on test set (thesis convention)"
-# Settings that may change between a run and its resume without changing what is computed.
-_RESUME_FREE = {"output_dir", "train.device", "train.compile", "train.log_every", "data.workers",
+# Settings that may change between a run and its resume without changing what is trained (evaluation
+# settings too: they only change what is measured, and config.yaml records the ones in force at the end).
+_RESUME_FREE = {"output_dir", "train.device", "train.compile", "train.log_every", "train.threads", "data.workers",
                 "data.pin_memory", "data.persistent_workers", "data.cache_dir"}
 _FAULT_ENV = "MACE_FAULT_AT"  # test hook "EPOCH:STEP" (1-based epoch): SIGKILL self before that step
 
@@ -70,8 +71,6 @@ def seed_everything(seed: int) -> None:
 
 def configure_determinism(deterministic: bool, device: torch.device) -> None:
     if device.type == "cuda":
-        if deterministic:
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = not deterministic
         torch.backends.cudnn.deterministic = deterministic
     # warn_only: a few CUDA kernels have no deterministic variant; CPU ones all do
@@ -152,7 +151,7 @@ def _check_resume_config(saved: dict[str, Any], cfg: RunConfig) -> None:
     now = rundir.flatten(cfg.to_dict())
     before = rundir.flatten(saved)
     changed = sorted(k for k in set(now) | set(before)
-                     if now.get(k) != before.get(k) and k not in _RESUME_FREE)
+                     if now.get(k) != before.get(k) and k not in _RESUME_FREE and not k.startswith("eval."))
     if changed:
         raise MaceError("cannot resume: the config differs from the checkpoint's in "
                         + ", ".join(f"{k} ({before.get(k)!r} -> {now.get(k)!r})" for k in changed[:8]),
@@ -232,6 +231,8 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
         if tc.threads < 1:
             raise MaceError(f"train.threads={tc.threads} must be >= 1", "use e.g. 1, or null for torch's default")
         torch.set_num_threads(tc.threads)
+    if tc.deterministic:  # cuBLAS reads this when its first handle is created: set it before any CUDA work
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     info = init_distributed(tc.device)
     device = resolve_device(tc.device, info.local_rank)
     dtype = amp_dtype(tc.amp, device)
