@@ -384,6 +384,12 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
                 stop = flag[0]
         state["history"].append(record)
         state["epoch"] = epoch + 1
+        if progress and info.is_main:
+            line = (f"epoch {epoch + 1}/{tc.epochs}: loss {record['loss']:.3f}, train acc "
+                    f"{100 * record['train_acc']:.1f} %, lr {record['lr']:.2e}, {record['images_per_s']:.0f} img/s")
+            if "eval" in record:
+                line += f", test Rank-1 {100 * headline(record['eval']):.1f} %"
+            tqdm.write(line)
         if info.is_main:
             ck.save_checkpoint(last_path, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
