@@ -16,6 +16,7 @@ import fcntl
 import functools
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -38,9 +39,20 @@ def digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-@functools.lru_cache(maxsize=1)
+CODE_VERSION_ENV = "MACE_CODE_VERSION"   # the runner pins one version for all pairs of a study run
+
+
 def code_version() -> str:
-    """Hash of every .py file under mace_core that can influence a trained model (12 hex chars)."""
+    """Hash of every .py file under mace_core that can influence a trained model (12 hex chars).
+
+    The study runner computes it once and hands it to every notebook kernel through
+    ``MACE_CODE_VERSION``, so all pairs of one study run agree on their run keys even if a source
+    file is edited while the study runs (the next study run then sees the new version)."""
+    return os.environ.get(CODE_VERSION_ENV) or source_version()
+
+
+@functools.lru_cache(maxsize=1)
+def source_version() -> str:
     h = hashlib.sha256()
     for path in sorted(_PACKAGE.rglob("*.py")):
         rel = path.relative_to(_PACKAGE)

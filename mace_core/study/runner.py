@@ -279,11 +279,13 @@ def run_study(profile: str, params_dir="params", runs_dir="runs", book_dir="book
     params = find_params_dir(params_dir)
     runs = resolve_path(runs_dir, params)
     books = resolve_path(book_dir, params)
-    saved_env = os.environ.get(DATA_ROOT_ENV)
-    base_env: dict[str, str] = {}
+    pinned = {registry.CODE_VERSION_ENV: registry.source_version() if not os.environ.get(registry.CODE_VERSION_ENV)
+              else os.environ[registry.CODE_VERSION_ENV]}
     if data_root:
-        base_env[DATA_ROOT_ENV] = str(Path(data_root).expanduser().resolve())
-        os.environ[DATA_ROOT_ENV] = base_env[DATA_ROOT_ENV]
+        pinned[DATA_ROOT_ENV] = str(Path(data_root).expanduser().resolve())
+    saved_env = {k: os.environ.get(k) for k in pinned}
+    base_env: dict[str, str] = dict(pinned)
+    os.environ.update(pinned)
     try:
         if prepare_data:
             ensure_data(profile, params, data_root)
@@ -334,11 +336,11 @@ def run_study(profile: str, params_dir="params", runs_dir="runs", book_dir="book
         bar.close()
         index = finish_book(profile, params, runs, books, notebooks_dir, only) if build else None
     finally:
-        if data_root:
-            if saved_env is None:
-                os.environ.pop(DATA_ROOT_ENV, None)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
             else:
-                os.environ[DATA_ROOT_ENV] = saved_env
+                os.environ[key] = value
     return StudyReport(executed, skipped, failed, index, time.time() - start)
 
 
