@@ -172,3 +172,16 @@ def test_parse_only_accepts_numbers_and_names():
     exps = ["00_baseline", "04_multi_query"]
     assert runner.parse_only("04, 00_baseline", exps) == exps
     assert runner.parse_only(None, exps) == exps
+
+
+def test_cli_config_prints_a_config_that_mace_train_accepts(tmp_path, capsys):
+    from mace_core.config import load_config
+
+    assert main(["study", "config", "01_backbones", "efficientnet_b3", "--profile", "smoke",
+                 "--params-dir", str(PARAMS)]) == 0
+    out = tmp_path / "cfg.yaml"
+    out.write_text(capsys.readouterr().out)
+    cfg = load_config([out])
+    assert cfg.model.backbone == "efficientnet_b0" and cfg.model.backbone_kwargs == {}
+    assert registry.config_hash(cfg) == registry.config_hash(
+        resolve("01_backbones", "efficientnet_b3", "smoke", PARAMS).config)

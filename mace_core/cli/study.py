@@ -42,6 +42,14 @@ def register(subparsers) -> None:
     ls.add_argument("--only", default=None)
     ls.set_defaults(func=cmd_list)
 
+    cfg = sub.add_parser("config", help="print a variant's resolved config as YAML (usable by `mace train --params`)")
+    cfg.add_argument("experiment")
+    cfg.add_argument("variant")
+    cfg.add_argument("--profile", required=True)
+    cfg.add_argument("--params-dir", default="params")
+    cfg.add_argument("--data-root", default=None)
+    cfg.set_defaults(func=cmd_config)
+
     ex = sub.add_parser("exec", help="execute one pair of a --slurm manifest (used by the array jobs)")
     ex.add_argument("--manifest", required=True)
     ex.add_argument("--wave", type=int, required=True)
@@ -99,6 +107,22 @@ def cmd_list(args) -> int:
             continue
         trained = "trained" if registry.is_complete(pair.run_dir) else "not trained"
         print(f"{pair.label:40s} {pair.run_key:18s} {trained:12s} {'up to date' if is_fresh(pair) else 'to run'}")
+    return 0
+
+
+def cmd_config(args) -> int:
+    import os
+
+    import yaml
+
+    from mace_core.study.variants import DATA_ROOT_ENV, resolve
+
+    if args.data_root:
+        os.environ[DATA_ROOT_ENV] = os.path.abspath(os.path.expanduser(args.data_root))
+    v = resolve(args.experiment, args.variant, args.profile, args.params_dir)
+    layers = ", ".join(str(p) for p in v.layers)
+    print(f"# {args.experiment}/{args.variant} on profile {args.profile}, from: {layers}")
+    print(yaml.safe_dump(v.config.to_dict(), sort_keys=False), end="")
     return 0
 
 

@@ -249,10 +249,11 @@ def waves(pending: list[Pair]) -> list[tuple[str, list[Pair]]]:
     return [(n, w) for n, w in (("train", producers), ("reuse", consumers), ("summary", summaries)) if w]
 
 
-def ensure_data(profile: str, params_dir, data_root: str | None) -> Path | None:
-    """Generate the profile's synthetic dataset when it is missing; check a real one exists."""
-    v = resolve(list_experiments(params_dir)[0], list_variants(list_experiments(params_dir)[0], params_dir)[0],
-                profile, params_dir)
+def ensure_data(profile: str, params_dir="params") -> Path:
+    """Generate the profile's synthetic dataset when it is missing (parameters from the profile's
+    ``study.synthetic``); check that a real dataset folder exists. Honours MACE_DATA_ROOT."""
+    first = list_experiments(params_dir)[0]
+    v = resolve(first, list_variants(first, params_dir)[0], profile, params_dir)
     root = Path(v.config.data.root)
     synth = v.study.get("synthetic")
     if v.config.data.source == "synthetic" and synth is not None:
@@ -288,7 +289,7 @@ def run_study(profile: str, params_dir="params", runs_dir="runs", book_dir="book
     os.environ.update(pinned)
     try:
         if prepare_data:
-            ensure_data(profile, params, data_root)
+            ensure_data(profile, params)
         pairs = plan(profile, params, runs, books, notebooks_dir, only)
         if force:
             for pair in pairs:
