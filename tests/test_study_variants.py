@@ -153,7 +153,7 @@ def test_cli_rejects_unknown_profile_in_one_line(tmp_path, capsys, monkeypatch):
 def test_write_toc_summary_first_and_missing_pages_left_out(tmp_path):
     b = tmp_path / "book"
     (b / "chapters").mkdir(parents=True)
-    for page in ("intro.md", "methods.md", "reproducibility.md", "chapters/01_y.md"):
+    for page in ("intro.md", "methods.md", "architecture.md", "reproducibility.md", "chapters/01_y.md"):
         (b / page).write_text("# p\n")
     for nb in ("00_x/baseline", "01_y/a", "01_y/summary"):
         (b / "generated" / f"{nb}.ipynb").parent.mkdir(parents=True, exist_ok=True)
@@ -163,6 +163,7 @@ def test_write_toc_summary_first_and_missing_pages_left_out(tmp_path):
     assert toc["root"] == "intro"
     assert toc["chapters"] == [
         {"file": "methods"},
+        {"file": "architecture"},
         {"file": "generated/00_x/baseline"},                       # no chapter page: notebook heads it
         {"file": "chapters/01_y", "sections": [{"file": "generated/01_y/summary"}, {"file": "generated/01_y/a"}]},
         {"file": "reproducibility"}]

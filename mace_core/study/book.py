@@ -32,8 +32,9 @@ def write_toc(book_dir: str | Path, executed: Mapping[str, Iterable[str]]) -> Pa
     left out so ``-W`` never fails on a missing file."""
     book_dir = Path(book_dir)
     chapters: list[dict[str, Any]] = []
-    if _page(book_dir, "methods"):
-        chapters.append({"file": "methods"})
+    for page in ("methods", "architecture"):
+        if _page(book_dir, page):
+            chapters.append({"file": page})
     for experiment in sorted(executed):
         names = list(dict.fromkeys(executed[experiment]))
         names = ([SUMMARY] if SUMMARY in names else []) + [n for n in names if n != SUMMARY]
