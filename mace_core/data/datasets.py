@@ -22,7 +22,11 @@ def to_chw(image: np.ndarray) -> torch.Tensor:
 
 
 class CrossModalTrainDataset(Dataset):
-    """Indexed by ``(rgb_index, ir_index)`` pairs from the cross-modal sampler."""
+    """Indexed by ``(rgb_index, ir_index)`` pairs from the cross-modal sampler.
+
+    Item: ``(rgb, ir, rgb_label, ir_label)``; with ``train_transform`` the images stay uint8 CHW
+    (the trainer normalises whole batches on the device with ``normalize_batch``).
+    """
 
     def __init__(self, rgb_images, rgb_labels, ir_images, ir_labels, rgb_transform, ir_transform):
         if len(rgb_images) != len(rgb_labels) or len(ir_images) != len(ir_labels):

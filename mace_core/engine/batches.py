@@ -6,6 +6,10 @@ and on where a run was resumed. Here each batch is one dataset item: the wrapper
 Python and NumPy from a seed derived from (seed, epoch, batch, rank) before building it, inside a
 forked RNG so the caller's generators are untouched. The same batch therefore gets the same
 augmentation with 0 or 8 workers, in one run or after a resume.
+
+Batches stay uint8 (the trainer normalises on the device): ``collate_items`` copies every image of
+a batch into one preallocated tensor, in shared memory when built in a worker, so a batch crosses
+to the main process as a single segment of 1 byte per pixel value.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 
 def derive_seed(*parts: int) -> int:
@@ -48,7 +52,34 @@ class SeededBatches(Dataset):
             finally:
                 random.setstate(py_state)
                 np.random.set_state(np_state)
-        return default_collate(items)
+        return collate_items(items)
+
+
+def collate_items(items: Sequence[Sequence[Any]]) -> tuple:
+    """Items ``(image, image, ..., int, ...)`` → ``(B, ...)`` tensors per field.
+
+    All image fields share one preallocated storage (shared memory inside a worker, so the hand-over
+    to the main process copies nothing); ints become an int64 tensor.
+    """
+    if not items:
+        raise ValueError("collate_items needs at least one item")
+    first = items[0]
+    image_fields = [f for f, v in enumerate(first) if isinstance(v, torch.Tensor)]
+    out: list[Any] = [None] * len(first)
+    if image_fields:
+        shape, dtype = first[image_fields[0]].shape, first[image_fields[0]].dtype
+        if any(first[f].shape != shape or first[f].dtype != dtype for f in image_fields):
+            raise ValueError("collate_items: the image fields of an item differ in shape or dtype")
+        block = torch.empty((len(image_fields), len(items), *shape), dtype=dtype)
+        if get_worker_info() is not None:
+            block.share_memory_()  # before filling: moving an empty block is cheap, a filled one is not
+        for slot, f in enumerate(image_fields):
+            torch.stack([item[f] for item in items], out=block[slot])
+            out[f] = block[slot]
+    for f, v in enumerate(first):
+        if out[f] is None:
+            out[f] = torch.tensor([item[f] for item in items], dtype=torch.int64 if isinstance(v, int) else None)
+    return tuple(out)
 
 
 class EpochKeys(Sampler):

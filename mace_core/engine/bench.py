@@ -41,6 +41,7 @@ def _sync(device: torch.device) -> None:
 
 def bench(cfg: RunConfig, steps: int = 20, warmup: int = 3) -> dict[str, Any]:
     """Time ``steps`` training steps after ``warmup`` untimed ones (compile and allocator settle there)."""
+    from mace_core.data.transforms import normalize_batch
     from mace_core.losses import MaceLoss
     from mace_core.models import build_model, count_parameters
 
@@ -76,7 +77,7 @@ def bench(cfg: RunConfig, steps: int = 20, warmup: int = 3) -> dict[str, Any]:
     t_last = time.perf_counter()
     for step in range(total_steps):
         rgb, ir, y_rgb, y_ir = next(it)  # loading is part of the timed step: it is what a real epoch pays
-        batch = (rgb.to(device, non_blocking=True, memory_format=fmt), ir.to(device, non_blocking=True, memory_format=fmt),
+        batch = (normalize_batch(rgb, device, fmt), normalize_batch(ir, device, fmt),  # uint8 in, as in training
                  y_rgb.to(device, non_blocking=True), y_ir.to(device, non_blocking=True))
         forward_backward(net, criterion, batch, 0, step, device, dtype, scaler)
         scaler.step(optimizer)

@@ -212,6 +212,7 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
           keep: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir`` (default: :func:`rundir.default_run_dir`); return results.json's content
     (an empty dict on ranks other than 0). ``keep``, when given, receives the trained ``model`` (every rank)."""
+    from mace_core.data.transforms import normalize_batch
     from mace_core.losses import MaceLoss, kd_weight_at
     from mace_core.models import build_model, count_parameters
 
@@ -312,8 +313,9 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
         for b, (rgb, ir, y_rgb, y_ir) in enumerate(loader):
             if fault == (epoch + 1, b):
                 os.kill(os.getpid(), signal.SIGKILL)
-            rgb = rgb.to(device, non_blocking=True, memory_format=memory_format)
-            ir = ir.to(device, non_blocking=True, memory_format=memory_format)
+            # uint8 from the workers; normalised here on the device in one batched pass
+            rgb = normalize_batch(rgb, device, memory_format)
+            ir = normalize_batch(ir, device, memory_format)
             y_rgb = y_rgb.to(device, non_blocking=True)
             y_ir = y_ir.to(device, non_blocking=True)
             group_start = b - b % tc.grad_accum
