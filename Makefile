@@ -19,6 +19,7 @@ install: $(STAMP)
 data: $(STAMP)
 	$(VENV)/bin/mace data synth --root $(DATA)
 	$(VENV)/bin/mace data check --dataset sysu --root $(DATA)
+	$(VENV)/bin/mace data montage --root $(DATA) --out book/_static/synthetic_montage.png
 
 # Runs what is missing (cached by params hash + code version), then builds the book and prints its index page.
 study: data
