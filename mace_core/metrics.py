@@ -141,60 +141,67 @@ class _Totals:
 _DIRECT_MAX_MATCHES = 8
 
 
-def _match_ranks(dist, mdist, m_orig, m_valid, gal: _Gallery) -> torch.Tensor:
-    """(chunk, width) float64: rank of each sorted true match among the kept items, ties by index."""
-    nq, width = mdist.shape
+def _match_ranks(d, m, m_orig, m_valid, gal: _Gallery):
+    """Rank (1-based, float64) of each sorted true match among the kept items, ties by index; on
+    the direct path also, as by-products for the identity CMC, the (chunk, gallery) mask of items
+    strictly closer than the first match and the rows where another item ties with it."""
+    nq, width = m.shape
     if width <= _DIRECT_MAX_MATCHES:
-        d, m = dist.numpy(), mdist.numpy()
-        # Counting "closer than" with uint8 sums over a (chunk, width, gallery) comparison.
-        acc = np.uint16 if d.shape[1] < 65535 else np.int64      # narrow sums are much faster
-        less = (d[:, None, :] < m[:, :, None]).view(np.uint8).sum(-1, dtype=acc).astype(np.int64)
-        equal = (d[:, None, :] == m[:, :, None]).view(np.uint8).sum(-1, dtype=acc)
+        # One broadcast comparison (chunk, width, gallery); narrow uint8->uint16 sums are fast.
+        acc = np.uint16 if d.shape[1] < 65535 else np.int64
+        # (width, chunk, gallery): match-major, so closer[0] is contiguous for the identity CMC.
+        closer = d[None, :, :] < m.T[:, :, None]
+        less = closer.view(np.uint8).sum(-1, dtype=acc).T.astype(np.int64)
+        equal = (d[None, :, :] == m.T[:, :, None]).view(np.uint8).sum(-1, dtype=acc).T
         ranks = less + 1
         # A valid match equals only itself unless there is an exact tie: resolve those by index.
-        for r, k in zip(*np.nonzero((equal > 1) & m_valid.numpy())):
+        for r, k in zip(*np.nonzero((equal > 1) & m_valid)):
             tied = d[r] == m[r, k]
             ranks[r, k] = less[r, k] + int(np.count_nonzero(tied & (gal.order <= int(m_orig[r, k]))))
-        return torch.from_numpy(ranks).to(torch.float64)
-    # place[i, j] = number of true matches of query i ranked before item j.
+        return ranks.astype(np.float64), closer[0], equal[:, 0] > 1
+    # Many matches: torch's batched binary search. place[i, j] = matches of query i before item j.
+    dist, mdist = torch.from_numpy(d), torch.from_numpy(m)
+    valid_t, orig_t = torch.from_numpy(m_valid), torch.from_numpy(m_orig)
     place = torch.searchsorted(mdist, dist)                   # strict "<" part (lower bound)
     nan_pad = torch.full((nq, 1), float("nan"), dtype=dist.dtype)
-    next_match = torch.cat([torch.where(m_valid, mdist, float("nan")), nan_pad], 1).gather(1, place)
+    next_match = torch.cat([torch.where(valid_t, mdist, float("nan")), nan_pad], 1).gather(1, place)
     tie_r, tie_c = torch.nonzero(next_match == dist, as_tuple=True)
     del next_match
     if tie_r.numel():  # equal distances: matches with a lower gallery index come first
         same = mdist[tie_r] == dist[tie_r, tie_c][:, None]
-        earlier = m_orig[tie_r] < gal.order_t[tie_c][:, None]
+        earlier = orig_t[tie_r] < gal.order_t[tie_c][:, None]
         place[tie_r, tie_c] += (same & earlier).sum(1)
     # Histogram of placements per query -> how many other items precede each true match.
     bins = width + 1
     place += torch.arange(nq, dtype=place.dtype)[:, None] * bins
     hist = torch.bincount(place.view(-1), minlength=nq * bins).view(nq, bins)[:, :width]
     del place
-    hist -= m_valid.to(hist.dtype)                             # each match sits in its own bin
+    hist -= valid_t.to(hist.dtype)                             # each match sits in its own bin
     kk = torch.arange(1, width + 1, dtype=torch.float64)
-    return kk[None, :] + torch.cumsum(hist, 1).to(torch.float64)
+    return (kk[None, :] + torch.cumsum(hist, 1).to(torch.float64)).numpy(), None, None
 
 
-def _identity_min(dist: torch.Tensor, gal: _Gallery) -> torch.Tensor:
-    """(chunk, identities): each identity's smallest distance (removed items are +inf)."""
-    d = dist.numpy()
+def _identities_ahead(d: np.ndarray, d1: np.ndarray, closer, gal: _Gallery) -> np.ndarray:
+    """(chunk,) number of identities with a kept item strictly closer than ``d1`` (removed items
+    are +inf, so never closer; the query's own identity has none, ``d1`` being its closest)."""
+    if closer is None:
+        closer = d < d1[:, None]
     if gal.pad_cols is None:  # very uneven identity sizes: a segmented reduction
-        return torch.from_numpy(np.minimum.reduceat(d, gal.start, axis=1))
-    best = d[:, gal.pad_cols[0]]
-    for cols in gal.pad_cols[1:]:   # element-wise minimum over the k-th item of every identity
-        np.minimum(best, d[:, cols], out=best)
-    return torch.from_numpy(best)
+        return np.count_nonzero(np.logical_or.reduceat(closer, gal.start, axis=1), axis=1)
+    hit = closer[:, gal.pad_cols[0]]
+    for cols in gal.pad_cols[1:]:   # element-wise "or" over the k-th item of every identity
+        hit |= closer[:, cols]
+    return np.count_nonzero(hit, axis=1)
 
-def _chunk(dist: torch.Tensor, q_pids: np.ndarray, q_cams: np.ndarray | None, gal: _Gallery,
-           totals: _Totals) -> None:
-    """Score one chunk. ``dist`` (chunk x gallery) is in identity-grouped column order and is
-    modified in place (removed items become +inf)."""
-    inf = float("inf")
+
+def _chunk(dist, q_pids: np.ndarray, q_cams: np.ndarray | None, gal: _Gallery, totals: _Totals) -> None:
+    """Score one chunk. ``dist`` (chunk x gallery, NumPy or CPU torch) is in identity-grouped
+    column order and is modified in place (removed items become +inf)."""
+    d = dist.numpy() if isinstance(dist, torch.Tensor) else dist
     if q_cams is not None and gal.cam2_cols.size:
         rows = np.flatnonzero(q_cams == 3)
         if rows.size:  # the SYSU same-room rule
-            dist.numpy()[np.ix_(rows, gal.cam2_cols)] = inf
+            d[np.ix_(rows, gal.cam2_cols)] = np.inf
 
     # The true matches of each query are its identity's contiguous column block.
     pos = np.searchsorted(gal.uniq, q_pids)
@@ -204,41 +211,41 @@ def _chunk(dist: torch.Tensor, q_pids: np.ndarray, q_cams: np.ndarray | None, ga
     width = max(int(n_match.max()), 1)
     k = np.arange(width)
     in_block = k[None, :] < n_match[:, None]
-    cols = torch.from_numpy(np.where(in_block, gal.start[pos_c][:, None] + k[None, :], 0))
-    mdist = dist.gather(1, cols)
-    mdist[torch.from_numpy(~in_block)] = inf
-    mdist, perm = torch.sort(mdist, dim=1, stable=True)       # stable: equal distances keep index order
-    m_orig = gal.order_t[cols.gather(1, perm)]                 # original gallery index of each sorted match
-    m_valid = torch.isfinite(mdist)                            # removed or padding entries are +inf
+    cols = np.where(in_block, gal.start[pos_c][:, None] + k[None, :], 0)
+    m = np.take_along_axis(d, cols, 1)
+    m[~in_block] = np.inf
+    perm = np.argsort(m, axis=1, kind="stable")               # stable: equal distances keep index order
+    m = np.take_along_axis(m, perm, 1)
+    m_orig = gal.order[np.take_along_axis(cols, perm, 1)]     # original gallery index of each sorted match
+    m_valid = np.isfinite(m)                                   # removed or padding entries are +inf
     n_valid = m_valid.sum(1)
     valid_rows = n_valid > 0
-    if not bool(valid_rows.any()):
+    if not valid_rows.any():
         return
 
-    ranks = _match_ranks(dist, mdist, m_orig, m_valid, gal)     # 1-based rank of each true match
-    kk = torch.arange(1, width + 1, dtype=torch.float64)
-    ranks = torch.where(m_valid, ranks, torch.inf)
-    nv = n_valid.to(torch.float64)
-    ap = ((kk[None, :] / ranks).sum(1) / nv)[valid_rows]
-    last = ranks.gather(1, (n_valid - 1).clamp(min=0)[:, None])[:, 0]
-    inp = (nv / last)[valid_rows]
+    ranks, closer, tied_first = _match_ranks(d, m, m_orig, m_valid, gal)   # 1-based rank of each true match
+    ranks, nv = ranks[valid_rows], n_valid[valid_rows].astype(np.float64)
+    kk = np.arange(1, width + 1, dtype=np.float64)
+    ap = np.where(m_valid[valid_rows], kk[None, :] / ranks, 0.0).sum(1) / nv
+    inp = nv / np.take_along_axis(ranks, (n_valid[valid_rows] - 1)[:, None], 1)[:, 0]
 
     if q_cams is None:  # plain CMC: the first true match's rank
-        first = ranks[:, 0]
+        first = ranks[:, 0].astype(np.int64)
     else:  # identity-level CMC: other identities whose best kept item precedes the first match
-        best = _identity_min(dist, gal)                         # (chunk, identities)
-        d1 = mdist[:, :1]
-        ahead = torch.from_numpy(np.count_nonzero(best.numpy() < d1.numpy(), axis=1))
-        tie = best == d1
-        own = torch.from_numpy(np.where(present, pos_c, -1))
-        rows_own = torch.nonzero(own >= 0)[:, 0]
-        tie[rows_own, own[rows_own]] = False
-        for r, w in torch.nonzero(tie & valid_rows[:, None]).tolist():   # exact ties only: rare
-            block = slice(int(gal.start[w]), int(gal.start[w] + gal.count[w]))
-            hit = (dist[r, block] == d1[r, 0]) & (gal.order_t[block] < m_orig[r, 0])
-            ahead[r] += int(bool(hit.any()))
-        first = (ahead + 1).to(torch.float64)
-    totals.add(first[valid_rows].numpy().astype(np.int64), ap.numpy(), inp.numpy())
+        d1 = m[:, 0]
+        ahead = _identities_ahead(d, d1, closer, gal)
+        if tied_first is None:
+            tied_first = (d == d1[:, None]).sum(1) > 1
+        # Exact ties with the first match (rare): an identity whose tied item has a lower gallery
+        # index comes first, unless it was already counted for a strictly closer item.
+        for r in np.flatnonzero(valid_rows & tied_first):
+            tied = np.flatnonzero(d[r] == d1[r])
+            earlier = tied[gal.order[tied] < m_orig[r, 0]]
+            for w in np.unique(np.searchsorted(gal.start, earlier, side="right") - 1):
+                block = d[r, gal.start[w]:gal.start[w] + gal.count[w]]
+                ahead[r] += int(gal.uniq[w] != q_pids[r] and not (block < d1[r]).any())
+        first = ahead[valid_rows] + 1
+    totals.add(first, ap, inp)
 
 
 def _run(dist_chunks, q_pids, q_cams, gal: _Gallery, n_g: int, max_rank: int) -> dict:
@@ -256,8 +263,8 @@ def _chunk_rows(n_g: int, chunk_rows: int | None) -> int:
 def _distmat_chunks(d: np.ndarray, gal: _Gallery, rows: int):
     for lo in range(0, d.shape[0], rows):
         hi = min(lo + rows, d.shape[0])
-        block = d[lo:hi].copy() if gal.is_sorted else d[lo:hi][:, gal.order]   # we write into it
-        yield lo, hi, torch.from_numpy(np.ascontiguousarray(block))
+        # a fresh copy either way: the scoring writes into it
+        yield lo, hi, d[lo:hi].copy() if gal.is_sorted else np.take(d[lo:hi], gal.order, axis=1)
 
 
 # --------------------------------------------------------------------------- public API
