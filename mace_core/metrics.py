@@ -139,6 +139,35 @@ class _Totals:
 # Up to this many true matches per query, ranks are counted by direct comparison (cheaper than
 # a binary search for the small single-/multi-shot SYSU galleries).
 _DIRECT_MAX_MATCHES = 8
+# Candidate-by-match comparisons per step on the many-matches path (bounds its memory).
+_CANDIDATE_ENTRIES = 1 << 22
+# Above this share of candidate entries, a full binary search beats the candidate comparisons.
+_SEARCH_SHARE = 1 / 8
+
+
+def _ranks_by_search(d, m, m_orig, m_valid, gal: _Gallery) -> np.ndarray:
+    """Many matches, many candidates: torch's batched binary search of every item among the
+    row's matches. place[i, j] = matches of query i ranked before item j."""
+    nq, width = m.shape
+    dist, mdist = torch.from_numpy(d), torch.from_numpy(m)
+    valid_t, orig_t = torch.from_numpy(m_valid), torch.from_numpy(m_orig)
+    place = torch.searchsorted(mdist, dist)                   # strict "<" part (lower bound)
+    nan_pad = torch.full((nq, 1), float("nan"), dtype=dist.dtype)
+    next_match = torch.cat([torch.where(valid_t, mdist, float("nan")), nan_pad], 1).gather(1, place)
+    tie_r, tie_c = torch.nonzero(next_match == dist, as_tuple=True)
+    del next_match
+    if tie_r.numel():  # equal distances: matches with a lower gallery index come first
+        same = mdist[tie_r] == dist[tie_r, tie_c][:, None]
+        earlier = orig_t[tie_r] < gal.order_t[tie_c][:, None]
+        place[tie_r, tie_c] += (same & earlier).sum(1)
+    # Histogram of placements per query -> how many other items precede each true match.
+    bins = width + 1
+    place += torch.arange(nq, dtype=place.dtype)[:, None] * bins
+    hist = torch.bincount(place.view(-1), minlength=nq * bins).view(nq, bins)[:, :width]
+    del place
+    hist -= valid_t.to(hist.dtype)                             # each match sits in its own bin
+    kk = torch.arange(1, width + 1, dtype=torch.float64)
+    return (kk[None, :] + torch.cumsum(hist, 1).to(torch.float64)).numpy()
 
 
 def _match_ranks(d, m, m_orig, m_valid, gal: _Gallery):
@@ -159,26 +188,24 @@ def _match_ranks(d, m, m_orig, m_valid, gal: _Gallery):
             tied = d[r] == m[r, k]
             ranks[r, k] = less[r, k] + int(np.count_nonzero(tied & (gal.order <= int(m_orig[r, k]))))
         return ranks.astype(np.float64), closer[0], equal[:, 0] > 1
-    # Many matches: torch's batched binary search. place[i, j] = matches of query i before item j.
-    dist, mdist = torch.from_numpy(d), torch.from_numpy(m)
-    valid_t, orig_t = torch.from_numpy(m_valid), torch.from_numpy(m_orig)
-    place = torch.searchsorted(mdist, dist)                   # strict "<" part (lower bound)
-    nan_pad = torch.full((nq, 1), float("nan"), dtype=dist.dtype)
-    next_match = torch.cat([torch.where(valid_t, mdist, float("nan")), nan_pad], 1).gather(1, place)
-    tie_r, tie_c = torch.nonzero(next_match == dist, as_tuple=True)
-    del next_match
-    if tie_r.numel():  # equal distances: matches with a lower gallery index come first
-        same = mdist[tie_r] == dist[tie_r, tie_c][:, None]
-        earlier = orig_t[tie_r] < gal.order_t[tie_c][:, None]
-        place[tie_r, tie_c] += (same & earlier).sum(1)
-    # Histogram of placements per query -> how many other items precede each true match.
-    bins = width + 1
-    place += torch.arange(nq, dtype=place.dtype)[:, None] * bins
-    hist = torch.bincount(place.view(-1), minlength=nq * bins).view(nq, bins)[:, :width]
-    del place
-    hist -= valid_t.to(hist.dtype)                             # each match sits in its own bin
-    kk = torch.arange(1, width + 1, dtype=torch.float64)
-    return (kk[None, :] + torch.cumsum(hist, 1).to(torch.float64)).numpy(), None, None
+    # Many matches: only items up to the last valid match can precede one, and with a useful
+    # model they are few. Place each such candidate among the row's matches (ties by index);
+    # a per-row histogram of the places gives how many other items precede each match.
+    last = np.where(m_valid.any(1), m[np.arange(nq), np.maximum(m_valid.sum(1) - 1, 0)], -np.inf)
+    candidate = d <= last[:, None]
+    if np.count_nonzero(candidate) > d.size * _SEARCH_SHARE:   # a weak model: binary search is cheaper
+        return _ranks_by_search(d, m, m_orig, m_valid, gal), None, None
+    rows, cols = np.nonzero(candidate)
+    hist = np.zeros(nq * (width + 1), np.int64)
+    step = max(1, _CANDIDATE_ENTRIES // width)       # bounds the (candidates, width) comparisons
+    for lo in range(0, rows.size, step):
+        r, c = rows[lo:lo + step], cols[lo:lo + step]
+        v, v_orig = d[r, c][:, None], gal.order[c][:, None]
+        mr = m[r]
+        before = (mr < v) | ((mr == v) & (m_orig[r] < v_orig))   # matches ranked before the item
+        hist += np.bincount(r * (width + 1) + before.sum(1), minlength=hist.size)
+    hist = hist.reshape(nq, width + 1)[:, :width] - m_valid   # each match sits in its own bin
+    return np.arange(1, width + 1, dtype=np.float64) + np.cumsum(hist, 1), None, None
 
 
 def _identities_ahead(d: np.ndarray, d1: np.ndarray, closer, gal: _Gallery) -> np.ndarray:

@@ -89,11 +89,13 @@ def _random_problem(rng, n_q, n_g, n_ids, dtype=np.float64):
     return d, q_pids, g_pids, q_cams, g_cams
 
 
-@pytest.fixture(params=["direct", "search"])
+@pytest.fixture(params=["direct", "search", "candidates"])
 def rank_path(request, monkeypatch):
-    """Run a test through both ways of ranking the true matches."""
+    """Run a test through every way of ranking the true matches (candidates: in tiny steps)."""
     from mace_core import metrics
     monkeypatch.setattr(metrics, "_DIRECT_MAX_MATCHES", 10**6 if request.param == "direct" else 0)
+    monkeypatch.setattr(metrics, "_SEARCH_SHARE", 0.0 if request.param == "search" else 2.0)
+    monkeypatch.setattr(metrics, "_CANDIDATE_ENTRIES", 7)
     return request.param
 
 
