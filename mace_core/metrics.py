@@ -18,13 +18,15 @@ Semantics (those of the reference AGW code, ``eval_sysu`` / ``eval_regdb``):
 * ``cmc`` has ``min(max_rank, gallery size)`` entries, as fractions; ``cmc[k]`` = share of valid
   queries whose first true match is within the top ``k + 1``.
 
-How it is computed (no sort of the gallery, no Python loop over queries): queries are processed
-in chunks; for each query the true matches (a handful) are sorted, and every gallery item is
-placed among them by a binary search. A per-query histogram of those placements gives the rank
-of every true match, hence AP and INP. The SYSU CMC rank is one plus the number of other
-identities whose closest kept item comes before the first true match (a per-identity minimum
-over the gallery columns grouped by identity). Exact distance ties are rare and are resolved by
-gallery index on the few affected entries. Peak memory is a few hundred MB whatever the sizes.
+How it is computed (no sort of the gallery, no Python loop over queries, NumPy only except the
+GEMM and one fallback): queries are processed in chunks; each query's true matches (a handful)
+are sorted. With few matches (SYSU single-/multi-shot) their ranks are counted by one broadcast
+comparison against the row; with many, only the items up to the last match can precede one, so
+just those are placed among the matches (a torch binary search over the whole row takes over
+when a weak model leaves too many). The SYSU CMC rank is one plus the number of other
+identities with a kept item closer than the first true match. Exact distance ties are rare and
+are resolved by gallery index on the few affected entries. Small chunks stay single-threaded
+NumPy on purpose: torch's intra-op threads slowed them ~10x when the cores were busy.
 """
 from __future__ import annotations
 
