@@ -154,3 +154,13 @@ def test_real_papermill_execution_and_failed_notebook_path(tmp_path, monkeypatch
     outputs = "".join(o.get("text", "") for c in done.cells for o in c.get("outputs", []))
     assert '"variant": "baseline", "profile": "tiny"' in outputs
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in done.cells)
+
+
+def test_variant_is_named_in_the_page_title():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"),
+                                         nbformat.v4.new_markdown_cell("# Backbone run\n\nText.")])
+    runner.title_with_variant(nb, "seresnet50")
+    assert nb.cells[1].source == "# Backbone run: seresnet50\n\nText."
+    plain = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("Intro without a heading")])
+    runner.title_with_variant(plain, "x")
+    assert plain.cells[0].source == "Intro without a heading"

@@ -42,12 +42,19 @@ def test_baseline_learns_on_synthetic_data(tmp_path):
     torch.manual_seed(cfg.train.seed)
     untrained = headline(evaluate(build_model(cfg.model, _num_classes(cfg)), cfg,
                                   torch.device("cpu")))
-    results = train(cfg, tmp_path / "run", progress=False)
+    keep: dict = {}
+    results = train(cfg, tmp_path / "run", progress=False, keep=keep)
     trained = headline(results["metrics"])
+    vis2vis = _visible_to_visible_rank1(keep["model"], cfg)
     log = pd.read_csv(tmp_path / "run" / "log.csv")
-    print(f"IR->RGB Rank-1 untrained {untrained:.2f}, trained {trained:.2f}; loss {log['loss'].tolist()}")
+    print(f"IR->RGB Rank-1 untrained {untrained:.2f}, trained {trained:.2f}, RGB->RGB {vis2vis:.2f}; "
+          f"loss {log['loss'].tolist()}")
     assert results["steps"] == 320
     assert trained >= 3 * max(untrained, 0.01)  # Rank-1 as a fraction; floor 1 % (chance: 2 %)
+    # Learnable but not trivial (issue 2, point 6): below 100 %, and crossing modalities is harder
+    # than matching visible images across cameras with the same network.
+    assert trained < 0.95
+    assert vis2vis > trained
     assert log["loss"].iloc[-1] < 0.7 * log["loss"].iloc[0]
     assert log["train_acc"].iloc[-1] > log["train_acc"].iloc[0]
 
@@ -57,3 +64,31 @@ def _num_classes(cfg) -> int:
 
     d = cfg.data
     return load_training_data(d.dataset, d.root, (d.height, d.width)).num_classes
+
+
+def _visible_to_visible_rank1(model, cfg) -> float:
+    """Rank-1 of outdoor RGB queries (cams 4, 5) against the indoor single-shot RGB gallery (cams 1, 2),
+    mean over the run's gallery trials: the same-modality counterpart of the IR->RGB protocol."""
+    import numpy as np
+
+    from mace_core.data import sysu
+    from mace_core.data.cache import cached_images
+    from mace_core.data.transforms import test_transform
+    from mace_core.engine.evaluate import extract_features
+    from mace_core.metrics import evaluate_regdb
+
+    d = cfg.data
+    size = (d.height, d.width)
+    candidates = sysu.gallery_candidates(d.root, "all")
+    feats = extract_features(model, cached_images(candidates, size, d.cache_dir, desc="sysu-gallery-all"), "rgb",
+                             test_transform(size), batch_size=256)
+    pids = np.array([r.pid for r in candidates])
+    cams = np.array([r.cam for r in candidates])
+    indoor = {r.path: i for i, r in enumerate(candidates) if r.cam in sysu.INDOOR_RGB_CAMS}
+    queries = np.flatnonzero(np.isin(cams, (4, 5)))
+    rank1 = []
+    for trial in range(cfg.eval.trials):
+        picks = [indoor[r.path] for r in sysu.gallery_set(d.root, "indoor", trial=trial)]
+        dist = -feats[queries] @ feats[picks].T
+        rank1.append(evaluate_regdb(dist, pids[queries], pids[picks])["cmc"][0])
+    return float(np.mean(rank1))

@@ -148,12 +148,26 @@ def is_fresh(pair: Pair) -> bool:
 def kernel_dir(runs_dir: Path) -> Path:
     """A kernelspec pointing at this interpreter, so notebooks run with the study's own environment."""
     root = Path(runs_dir) / ".jupyter"
-    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+    # Log level ERROR: the kernel's start-up warnings (e.g. about its loopback TCP transport) would
+    # otherwise be printed once per executed notebook; notebook errors still reach papermill.
+    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+                     "--IPKernelApp.log_level=ERROR"],
             "display_name": "Python (mace-study)", "language": "python"}
     path = root / "kernels" / KERNEL_NAME / "kernel.json"
     if not path.is_file() or json.loads(path.read_text()) != spec:
         atomic_write_text(path, json.dumps(spec, indent=1))
     return root
+
+
+def title_with_variant(nb, variant: str) -> None:
+    """Name the variant in the notebook's title, so the book's table of contents tells pages apart."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            lines = cell.source.splitlines()
+            if lines and lines[0].startswith("# "):
+                lines[0] = f"{lines[0]}: {variant}"
+                cell.source = "\n".join(lines)
+            return
 
 
 def papermill_execute(job: dict[str, Any]) -> None:
@@ -162,6 +176,8 @@ def papermill_execute(job: dict[str, Any]) -> None:
     import papermill
 
     nb = jupytext.read(job["notebook"])
+    if job["parameters"].get("variant"):
+        title_with_variant(nb, job["parameters"]["variant"])
     nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python (mace-study)", "language": "python"}
     papermill.execute_notebook(nb, job["tmp"], parameters=job["parameters"], kernel_name=KERNEL_NAME,
                                cwd=job["cwd"], progress_bar=False, log_output=False, start_timeout=120)
