@@ -29,3 +29,21 @@ def test_pyproject_names_the_package_and_the_console_script():
     deps = " ".join(meta["project"]["dependencies"])
     assert "torch>=2.4" in deps and "torchvision>=0.19" in deps
     assert "test" in meta["project"]["optional-dependencies"]
+
+
+def test_environment_pip_section_resolves(tmp_path):
+    """pip resolves the environment's pip part against this interpreter (conda itself is not here)."""
+    import json
+    import shlex
+    import subprocess
+    import sys
+
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    (lines,) = [d["pip"] for d in env["dependencies"] if isinstance(d, dict)]
+    args = [arg for line in lines for arg in shlex.split(line)]
+    report = tmp_path / "report.json"
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--report", str(report),
+                           *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    names = {item["metadata"]["name"] for item in json.loads(report.read_text())["install"]}
+    assert "mace-study" in names
