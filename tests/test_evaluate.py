@@ -106,3 +106,31 @@ def test_cli_prints_table_and_writes_json(sysu_root, tmp_path, monkeypatch, caps
     rc = main(["eval", "--checkpoint", str(ckpt), "--dataset", "sysu", "--root", str(sysu_root), "--multi-query", "0",
                "--cache-dir", str(tmp_path), "--device", "cpu"])
     assert rc == 2 and ">= 1" in capsys.readouterr().err
+
+
+class ModalityShiftModel(PoolModel):
+    """Pooled pixels, IR features shifted by a constant: same-identity pairs stay nearest in Euclidean
+    distance only if the protocol compares the right modalities."""
+
+    def extract(self, x, modality):
+        f = super().extract(x, modality)
+        return f + 0.01 if modality == "ir" else f
+
+
+@pytest.mark.parametrize("direction", ["v2t", "t2v"])
+def test_regdb_model_path_both_directions(tmp_path, direction):
+    from tests._data_helpers import build_tiny_regdb
+
+    from mace_core.engine.evaluate import evaluate_regdb_model
+
+    # Uniform images whose grey level encodes (identity, image): the nearest other-modality image
+    # is always one of the same identity, so every metric is 1 in both directions.
+    root = build_tiny_regdb(tmp_path / "regdb", ids=8, images=3)
+    model = ModalityShiftModel()
+    res = evaluate_regdb_model(model, root, SIZE, trial=1, direction=direction, distance="euclidean",
+                               cache_dir=tmp_path / "cache")
+    assert res.protocol["direction"] == direction and len(res.trials) == 1
+    assert res.mean["rank1"] == pytest.approx(1.0) and res.mean["mAP"] == pytest.approx(1.0)
+    assert model.calls == {"rgb": 4 * 3, "ir": 4 * 3}   # the 4 test identities, each modality embedded once
+    with pytest.raises(MaceError, match="direction"):
+        evaluate_regdb_model(model, root, SIZE, trial=1, direction="sideways", cache_dir=tmp_path / "cache")
