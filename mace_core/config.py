@@ -10,6 +10,7 @@ default is documented on the field and in the book's methods page.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from typing import Any
 import yaml
 
 from mace_core.errors import MaceError
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 @dataclass
@@ -174,6 +177,8 @@ def _check_value(value: Any, tp: Any, where: str) -> Any:
         return value
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        return float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string; it is a number to the user
     if tp is bool and not isinstance(value, bool):
         raise MaceError(f"{where}: expected true/false, got {value!r}", "use true or false")
     if tp is int and isinstance(value, bool):

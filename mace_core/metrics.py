@@ -72,12 +72,8 @@ def _check_distmat(distmat) -> np.ndarray:
     if d.ndim != 2:
         raise MaceError(f"the distance matrix must be 2-D (queries x gallery), got shape {d.shape}",
                         "pass distmat of shape (num_queries, num_gallery)")
-    if not np.issubdtype(d.dtype, np.floating):
-        d = d.astype(np.float64)
-    if d.size and not np.isfinite(d).all():
-        raise MaceError("the distance matrix holds NaN or infinite values",
-                        "check the features for NaN/inf before computing distances")
-    return d
+    return d  # dtype and finiteness are checked chunk by chunk: a whole-matrix check would
+    # allocate a full-size mask (1 GB at 10,000 x 100,000) or a float64 copy (8 GB)
 
 
 # --------------------------------------------------------------------------- gallery layout
@@ -293,7 +289,13 @@ def _distmat_chunks(d: np.ndarray, gal: _Gallery, rows: int):
     for lo in range(0, d.shape[0], rows):
         hi = min(lo + rows, d.shape[0])
         # a fresh copy either way: the scoring writes into it
-        yield lo, hi, d[lo:hi].copy() if gal.is_sorted else np.take(d[lo:hi], gal.order, axis=1)
+        block = d[lo:hi].copy() if gal.is_sorted else np.take(d[lo:hi], gal.order, axis=1)
+        if not np.issubdtype(block.dtype, np.floating):
+            block = block.astype(np.float64)
+        if not np.isfinite(block).all():
+            raise MaceError(f"the distance matrix holds NaN or infinite values (in query rows {lo}-{hi - 1})",
+                            "check the features for NaN/inf before computing distances")
+        yield lo, hi, block
 
 
 # --------------------------------------------------------------------------- public API

@@ -51,6 +51,16 @@ def test_wrong_types_name_the_key(override, fragment):
         load_config([], [override])
 
 
+def test_float_fields_accept_exponent_strings():
+    # PyYAML (YAML 1.1) reads 1e-3 as a string; for a float field it is the number
+    assert load_config([], ["train.lr=1e-3"]).train.lr == pytest.approx(1e-3)
+    assert load_config([{"train": {"lr": "2E-2"}}]).train.lr == pytest.approx(2e-2)
+    with pytest.raises(MaceError, match="train.lr"):
+        load_config([], ["train.lr=fast"])
+    with pytest.raises(MaceError, match="train.lr"):
+        load_config([], ["train.lr=nan"])
+
+
 def test_override_syntax_and_optional_values():
     assert parse_override("a.b=3") == {"a": {"b": 3}}
     assert load_config([], ["eval.multi_query=null"]).eval.multi_query is None

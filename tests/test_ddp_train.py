@@ -26,12 +26,21 @@ def _worker(rank: int, world: int, port: int, root: str, run: str, out: str) -> 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE=str(world))
     torch.set_num_threads(1)
+    from mace_core import models
     from mace_core.engine.train import train
 
     keep: dict = {}
+    build = models.build_model
+
+    def build_and_record(*args, **kwargs):  # the initial weights, to prove that training moved them
+        model = build(*args, **kwargs)
+        keep["init"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return model
+
+    models.build_model = build_and_record  # the trainer imports it from here when it runs
     results = train(tiny_config(root, ["train.steps_per_epoch=4", "train.epochs=2"]), run, progress=False, keep=keep)
     state = {k: v.detach().clone() for k, v in keep["model"].state_dict().items()}
-    torch.save({"state": state, "results": results}, os.path.join(out, f"rank{rank}.pt"))
+    torch.save({"state": state, "init": keep["init"], "results": results}, os.path.join(out, f"rank{rank}.pt"))
     torch.distributed.destroy_process_group()
 
 
@@ -50,3 +59,9 @@ def test_two_gloo_ranks_train_and_agree(tiny_root, tmp_path):
         assert torch.equal(r0["state"][key], r1["state"][key]), key
     initial = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(initial[k], r0["state"][k]) for k in initial)  # the checkpoint is the shared model
+    # it trained: every rank started from the same weights, and the weights moved (by the same update)
+    for key in r0["init"]:
+        assert torch.equal(r0["init"][key], r1["init"][key]), key
+    moved = [k for k in r0["init"] if r0["init"][k].is_floating_point() and not torch.equal(r0["init"][k], r0["state"][k])]
+    for part in ("specific.rgb.stem", "specific.ir.stem", "trunk", "phi_s", "cls_v", "cls_i", "cls_s"):
+        assert any(k.startswith(part) for k in moved), part

@@ -87,8 +87,14 @@ def test_cli_prints_table_and_writes_json(sysu_root, tmp_path, monkeypatch, caps
     from mace_core.cli import main
     from mace_core.engine import checkpoint
 
-    cfg = SimpleNamespace(data=SimpleNamespace(height=SIZE[0], width=SIZE[1], trial=1))
-    monkeypatch.setattr(checkpoint, "load_for_eval", lambda path, device: (PoolModel(), cfg))
+    cfg = SimpleNamespace(data=SimpleNamespace(height=SIZE[0], width=SIZE[1], trial=1, dataset="sysu",
+                                               root=str(sysu_root), source="synthetic"))
+
+    def fake_load(path, device, meta):
+        meta.update(model_selection=checkpoint.BEST_ON_TEST, epoch=7)
+        return PoolModel(), cfg
+
+    monkeypatch.setattr(checkpoint, "load_for_eval", fake_load)
     ckpt = tmp_path / "last.pt"
     ckpt.write_bytes(b"x")
     out = tmp_path / "res" / "eval.json"
@@ -99,6 +105,21 @@ def test_cli_prints_table_and_writes_json(sysu_root, tmp_path, monkeypatch, caps
     assert rc == 0 and "R1" in printed and "mINP" in printed and "±" in printed
     data = json.loads(out.read_text())
     assert len(data["trials"]) == 2 and data["protocol"]["multi_query"] == 2 and data["protocol"]["occlusion"] == "left_half"
+    # the selection rule and data source travel with the numbers, on screen and in the JSON
+    assert checkpoint.BEST_ON_TEST in printed and "synthetic" in printed
+    assert data["protocol"]["model_selection"] == checkpoint.BEST_ON_TEST and data["protocol"]["checkpoint_epoch"] == 7
+    # dataset and root default to the checkpoint's; the JSON lands in RUN_DIR/eval/ without --out
+    run_ckpt = tmp_path / "run" / "checkpoints" / "last.pt"
+    run_ckpt.parent.mkdir(parents=True)
+    run_ckpt.write_bytes(b"x")
+    rc = main(["eval", "--checkpoint", str(run_ckpt), "--trials", "1", "--cache-dir", str(tmp_path), "--device", "cpu"])
+    assert rc == 0
+    written = sorted((tmp_path / "run" / "eval").iterdir())
+    assert [p.name for p in written] == ["sysu-all-agw-1shot-last.json"] and str(written[0]) in capsys.readouterr().out
+    # SYSU-only flags are refused for RegDB instead of being silently ignored
+    rc = main(["eval", "--checkpoint", str(ckpt), "--dataset", "regdb", "--root", str(tmp_path), "--multi-query", "5"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--multi-query" in err and "SYSU-MM01 only" in err
     # bad input: one line on stderr, exit status 2
     rc = main(["eval", "--checkpoint", str(tmp_path / "missing.pt"), "--dataset", "sysu", "--root", str(sysu_root)])
     err = capsys.readouterr().err

@@ -1,6 +1,8 @@
 """Pretrained weights: imagenet failures are clear errors (no download in tests), local files arrive."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import timm
 import timm.models._builder as timm_builder
@@ -11,6 +13,8 @@ from mace_core.errors import MaceError
 from mace_core.models import CPU_EQUIVALENTS, cpu_equivalent
 from mace_core.models.backbones import family_of
 from tests._models_helpers import TINY_BACKBONES, tiny_model
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _offline(*_args, **_kwargs):
@@ -24,6 +28,13 @@ def test_imagenet_unreachable_is_a_clear_error(monkeypatch):
         tiny_model(pretrained="imagenet")
     message = str(info.value)
     assert "resnet18" in message and "model.pretrained" in message and ".safetensors" in message
+
+
+def test_backbone_without_imagenet_weights_says_so():
+    # timm ships seresnet18 untrained: no download could help, so the message must not suggest one
+    with pytest.raises(MaceError, match="no ImageNet weights for seresnet18") as info:
+        tiny_model(backbone="seresnet18", pretrained="imagenet")
+    assert "model.pretrained=none" in str(info.value)
 
 
 def _saved_backbone(tmp_path, suffix, seed=123):
@@ -74,3 +85,11 @@ def test_cpu_equivalents_keep_the_family():
     assert CPU_EQUIVALENTS["tresnet_m"][1]["layers"] == [1, 1, 1, 1]
     with pytest.raises(MaceError, match="CPU equivalent"):
         cpu_equivalent("vgg16")
+
+
+@pytest.mark.parametrize("paper", sorted(CPU_EQUIVALENTS))
+def test_smoke_profile_trains_the_documented_cpu_equivalent(paper):
+    from mace_core.study.variants import resolve
+
+    model = resolve("01_backbones", paper, "smoke", REPO / "params").config.model
+    assert (model.backbone, model.backbone_kwargs) == CPU_EQUIVALENTS[paper]

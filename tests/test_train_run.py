@@ -83,7 +83,7 @@ def test_grad_accumulation_counts_optimizer_steps(tiny_root, tmp_path):
 
 
 def test_diverging_loss_names_epoch_step_and_term(tiny_root, tmp_path):
-    with pytest.raises(MaceError, match=r"at epoch 1, step \d+ \(non-finite term\(s\): .*") as err:
+    with pytest.raises(MaceError, match=r"at epoch 1, batch \d+ of the epoch \(non-finite term\(s\): .*") as err:
         train(tiny_config(tiny_root, ["train.lr=1.0e+30", "train.warmup_epochs=0"]), tmp_path / "r", progress=False)
     assert "train.lr" in str(err.value)
 
@@ -113,3 +113,17 @@ def test_early_stopping_on_test_metric_is_labelled(tiny_root, tmp_path, monkeypa
     assert results["selected_epoch"] == 1 and results["metrics"] == {"rank1": {"mean": 0.5}}
     assert results["final_epoch_metrics"] == {"rank1": {"mean": 0.4}}
     assert results["model_selection"] == BEST_ON_TEST
+
+
+def test_early_stop_survives_a_kill_before_results(tiny_root, tmp_path, monkeypatch):
+    """Killed after the stopping epoch's checkpoint but before results.json: resuming must not train on."""
+    import mace_core.engine.train as engine
+
+    scores = iter([0.5, 0.4, 0.3])
+    monkeypatch.setattr(engine, "evaluate", lambda model, cfg, device: {"rank1": {"mean": next(scores)}})
+    cfg = tiny_config(tiny_root, ["train.select_on_test=true", "train.eval_every=1", "train.early_stop_patience=1"])
+    train(cfg, tmp_path / "r", progress=False)
+    (tmp_path / "r" / "results.json").unlink()
+    resumed = train(cfg, tmp_path / "r", resume=True, progress=False)
+    assert resumed["stopped_early"] and resumed["epochs_trained"] == 2 and resumed["steps"] == 6
+    assert resumed["final_epoch_metrics"] == {"rank1": {"mean": 0.4}}

@@ -24,7 +24,7 @@ def _bench(args) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser("bench", help="measure training throughput of a config on this device",
                               description="Time training steps (data loading, AMP, channels_last, workers as "
-                                          "configured). Example for a GPU: mace bench --params params/paper.yaml "
+                                          "configured). Example for a GPU: mace bench --params params/profiles/paper.yaml "
                                           "--device cuda --set data.workers=8 --set train.deterministic=false")
     p.add_argument("--params", nargs="+", required=True, metavar="FILE", help="YAML params files")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one setting")

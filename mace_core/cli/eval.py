@@ -17,26 +17,48 @@ def _eval(args) -> int:
     if args.gallery == "official" and not args.perm_file:
         raise MaceError("--gallery official needs --perm-file", "pass --perm-file PATH/rand_perm_cam.mat")
     device = resolve_device(args.device)
-    model, cfg = load_for_eval(ckpt, device)
+    meta: dict = {}
+    model, cfg = load_for_eval(ckpt, device, meta)
+    dataset = args.dataset or cfg.data.dataset
+    root = args.root or cfg.data.root
+    if dataset != "sysu":
+        ignored = [flag for flag, value in (("--multi-query", args.multi_query), ("--gallery", args.gallery != "agw"),
+                                            ("--mode", args.mode != "all"), ("--shots", args.shots != 1))
+                   if value]
+        if ignored:
+            raise MaceError(f"{', '.join(ignored)} apply to SYSU-MM01 only, not to --dataset {dataset}",
+                            "drop them (RegDB has one gallery per trial: pick it with --trial and --direction)")
     size = (cfg.data.height, cfg.data.width)
     common = {"distance": args.distance, "flip": args.flip, "occlusion": args.occlusion,
               "occlusion_fill": args.occlusion_fill, "occlusion_seed": args.occlusion_seed,
               "cache_dir": args.cache_dir, "batch_size": args.batch_size, "device": device}
-    if args.dataset == "sysu":
-        result = evaluate_sysu_model(model, args.root, size, mode=args.mode, gallery=args.gallery,
+    if dataset == "sysu":
+        result = evaluate_sysu_model(model, root, size, mode=args.mode, gallery=args.gallery,
                                      perm_file=args.perm_file, shots=args.shots, trials=args.trials,
                                      multi_query=args.multi_query, fusion=args.fusion, **common)
-        name = f"sysu-{args.mode}"
+        name = f"sysu-{args.mode}-{args.gallery}-{args.shots}shot"
+        if args.multi_query:
+            name += f"-mq{args.multi_query}-{args.fusion}"
     else:
         trial = args.trial if args.trial is not None else cfg.data.trial
-        result = evaluate_regdb_model(model, args.root, size, trial=trial, direction=args.direction, **common)
+        result = evaluate_regdb_model(model, root, size, trial=trial, direction=args.direction, **common)
         name = f"regdb-{args.direction}-trial{trial}"
-    result.protocol["checkpoint"] = str(ckpt)
+    if args.occlusion:
+        name += f"-occ-{args.occlusion}-{args.occlusion_fill}"
+    result.protocol.update(checkpoint=str(ckpt), model_selection=meta["model_selection"],
+                           checkpoint_epoch=meta["epoch"], data_source=cfg.data.source)
     print(result.table(name))
-    if args.out:
-        atomic_write_json(args.out, result.to_dict())
-        print(f"wrote {args.out}")
+    print(f"model selection: {meta['model_selection']} (epoch {meta['epoch']}); data: {cfg.data.source}")
+    out = Path(args.out) if args.out else _default_out(ckpt, name)
+    atomic_write_json(out, result.to_dict())
+    print(f"wrote {out}")
     return 0
+
+
+def _default_out(ckpt: Path, name: str) -> Path:
+    """RUN_DIR/eval/<protocol>-<checkpoint>.json for a run's checkpoint, else beside the checkpoint."""
+    base = ckpt.parent.parent / "eval" if ckpt.parent.name == "checkpoints" else ckpt.parent
+    return base / f"{name}-{ckpt.stem}.json"
 
 
 def register(subparsers) -> None:
@@ -48,8 +70,9 @@ def register(subparsers) -> None:
                               description="Evaluate a trained checkpoint. Prints R1/R5/R10/R20/mAP/mINP as "
                                           "mean ± std over trials (percent) and optionally writes JSON.")
     p.add_argument("--checkpoint", required=True, help="a checkpoint written by `mace train`")
-    p.add_argument("--dataset", choices=("sysu", "regdb"), required=True)
-    p.add_argument("--root", required=True, help="dataset root folder")
+    p.add_argument("--dataset", choices=("sysu", "regdb"), default=None,
+                   help="default: the dataset the checkpoint was trained on")
+    p.add_argument("--root", default=None, help="dataset root folder (default: the checkpoint's data.root)")
     p.add_argument("--mode", choices=("all", "indoor"), default="all", help="SYSU search mode")
     p.add_argument("--gallery", choices=("agw", "official"), default="agw",
                    help="SYSU gallery picks: agw (reference code, comparable with papers) or official (rand_perm_cam.mat)")
@@ -68,5 +91,6 @@ def register(subparsers) -> None:
     p.add_argument("--cache-dir", default=None, help="folder for the resized image cache")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", default="auto")
-    p.add_argument("--out", default=None, help="write the full result (per trial, mean, std) as JSON")
+    p.add_argument("--out", default=None, help="JSON with the full result (per trial, mean, std); "
+                                               "default RUN_DIR/eval/<protocol>-<checkpoint>.json")
     p.set_defaults(func=_eval)

@@ -21,6 +21,10 @@ from mace_core.config import RunConfig, from_dict
 from mace_core.errors import MaceError
 from mace_core.utils.atomic import atomic_path
 
+# model-selection labels: every output that reports metrics carries one of these
+FINAL_EPOCH = "final epoch"
+BEST_ON_TEST = "best epoch on test set (thesis convention)"
+
 FORMAT = "mace-checkpoint/1"
 
 
@@ -128,12 +132,19 @@ def config_of(ckpt: dict[str, Any], source: str = "checkpoint") -> RunConfig:
                         "give a checkpoint written by this version of `mace train`") from None
 
 
-def load_for_eval(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, RunConfig]:
-    """Rebuild the trained model from a checkpoint alone (config + weights), in eval mode, on ``device``."""
+def load_for_eval(path: str | Path, device: str | torch.device = "cpu",
+                  meta: dict[str, Any] | None = None) -> tuple[torch.nn.Module, RunConfig]:
+    """Rebuild the trained model from a checkpoint alone (config + weights), in eval mode, on ``device``.
+
+    ``meta``, when given, receives how the weights were selected (``model_selection``, ``epoch``):
+    ``best.pt`` carries the test-set label, ``last.pt`` is the final epoch of its run."""
     from mace_core.models import build_model
 
     ckpt = load_checkpoint(path, map_location="cpu")
     cfg = config_of(ckpt, str(path))
+    if meta is not None:
+        epoch = ckpt.get("epoch", (ckpt.get("state") or {}).get("epoch"))
+        meta.update(model_selection=ckpt.get("model_selection", FINAL_EPOCH), epoch=epoch)
     # the weights come from the checkpoint: never fetch ImageNet weights just to overwrite them
     model_cfg = dataclasses.replace(cfg.model, pretrained="none")
     model = build_model(model_cfg, int(ckpt["num_classes"]))

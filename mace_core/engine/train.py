@@ -36,6 +36,7 @@ from mace_core.config import RunConfig
 from mace_core.engine import checkpoint as ck
 from mace_core.engine import rundir
 from mace_core.engine.batches import make_loader
+from mace_core.engine.checkpoint import BEST_ON_TEST, FINAL_EPOCH
 from mace_core.engine.device import (
     DistInfo,
     amp_dtype,
@@ -50,8 +51,6 @@ from mace_core.engine.device import (
 from mace_core.engine.schedule import apply_lr, build_optimizer, lr_factor
 from mace_core.errors import MaceError
 
-FINAL_EPOCH = "final epoch"
-BEST_ON_TEST = "best epoch on test set (thesis convention)"
 # Settings that may change between a run and its resume without changing what is trained (evaluation
 # settings too: they only change what is measured, and config.yaml records the ones in force at the end).
 _RESUME_FREE = {"output_dir", "train.device", "train.compile", "train.log_every", "train.threads", "data.workers",
@@ -168,7 +167,7 @@ def _fault_point() -> tuple[int, int] | None:
 
 def _nonfinite(total: torch.Tensor, terms: dict[str, Any], epoch: int, step: int) -> MaceError:
     bad = [f"{k}={v}" for k, v in terms.items() if isinstance(v, (int, float)) and not math.isfinite(v)]
-    where = f"epoch {epoch + 1}, step {step}"
+    where = f"epoch {epoch + 1}, batch {step + 1} of the epoch"
     return MaceError(f"loss became {total.item()} at {where}"
                      + (f" (non-finite term(s): {', '.join(bad)})" if bad else " (total only)"),
                      "lower train.lr, set train.amp=off, or check the input data for corrupt images")
@@ -185,12 +184,12 @@ def forward_backward(net, criterion, batch, epoch: int, step: int, device: torch
     with autocast(device, dtype):
         out = net(rgb, ir)
         total, terms = criterion(out, y_rgb, y_ir, epoch)
-    finite = bool(torch.isfinite(total))
+    finite = math.isfinite(terms["total"])  # the loss already synced its terms to the host: no second sync
     if distributed:
         flag = torch.tensor([1.0 if finite else 0.0], device=total.device)
         dist.all_reduce(flag, op=dist.ReduceOp.MIN)
         if finite and flag.item() == 0.0:
-            raise MaceError(f"the loss became non-finite on another rank at epoch {epoch + 1}, step {step}",
+            raise MaceError(f"the loss became non-finite on another rank at epoch {epoch + 1}, batch {step + 1}",
                             "see that rank's message; lower train.lr or set train.amp=off")
     if not finite:
         raise _nonfinite(total, terms, epoch, step)
@@ -266,14 +265,14 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
     criterion = MaceLoss(cfg.loss)
 
     state: dict[str, Any] = {"epoch": 0, "global_step": 0, "history": [], "best": None, "bad_rounds": 0,
-                             "train_time_s": 0.0, "images": 0}
+                             "train_time_s": 0.0, "images": 0, "stopped_early": False}
     if ckpt is not None:
         ck.load_model_state(model, ckpt["model"], source=str(last_path))
         optimizer.load_state_dict(ckpt["optimizer"])
         if ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
         for key in state:
-            state[key] = ckpt["state"][key]
+            state[key] = ckpt["state"].get(key, state[key])
         ck.restore_rng(ckpt["rng"])
     if info.is_main:
         rundir.prepare(run_dir, cfg, device)
@@ -293,10 +292,10 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
                                cfg.data.pin_memory and device.type == "cuda", cfg.data.persistent_workers)
     fault = _fault_point()
     label = selection_label(cfg)
-    stopped_early = False
     final_metrics: dict[str, Any] | None = None
 
-    for epoch in range(state["epoch"], tc.epochs):
+    # a run killed after its early-stop checkpoint resumes as stopped, not training on
+    for epoch in range(state["epoch"], state["epoch"] if state["stopped_early"] else tc.epochs):
         sampler.set_epoch(epoch)
         batches = list(sampler)
         n = len(batches)
@@ -384,6 +383,7 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
                 flag = [stop]
                 dist.broadcast_object_list(flag, src=0)
                 stop = flag[0]
+        state["stopped_early"] = stop
         state["history"].append(record)
         state["epoch"] = epoch + 1
         if progress and info.is_main:
@@ -401,7 +401,6 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
             rundir.write_log(run_dir, state["history"])
         barrier(info)
         if stop:
-            stopped_early = True
             if info.is_main:
                 final_metrics = record.get("eval")
             break
@@ -430,7 +429,7 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
             "num_classes": data.num_classes,
             "epochs_trained": state["epoch"],
             "steps": state["global_step"],
-            "stopped_early": stopped_early,
+            "stopped_early": state["stopped_early"],
             "train_time_s": state["train_time_s"],
             "images_per_s": state["images"] / state["train_time_s"] if state["train_time_s"] > 0 else None,
             "world_size": info.world_size,

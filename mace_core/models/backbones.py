@@ -24,8 +24,8 @@ CPU-size mapping
 Paper-size backbones are too slow for CPU profiles. :data:`CPU_EQUIVALENTS` maps each to the
 smallest member of its family that keeps the family's defining mechanism:
 
-* ``resnet50``        → ``resnet18`` (basic blocks, same stem/stage layout)
-* ``seresnet50``      → ``seresnet18`` (SE blocks kept)
+* ``resnet50``        → ``resnet18`` at half width (basic blocks, same stem/stage layout)
+* ``seresnet50``      → ``seresnet18`` at half width (SE blocks kept)
 * ``efficientnet_b3`` → ``efficientnet_b0`` (MBConv + SE, compound-scaling base)
 * ``tresnet_m``       → ``tresnet_m`` with ``layers=[1, 1, 1, 1]``, ``width_factor=0.5``
   (SpaceToDepth stem, anti-alias downsampling and SE kept)
@@ -50,9 +50,12 @@ from torch import nn
 
 from mace_core.errors import MaceError
 
+# Half-width ResNet-18s: full width trains too few steps in the smoke budget (synthetic calibration).
+# The smoke profile's 01_backbones variants use exactly these (a test keeps them in step).
+_HALF_WIDTH = {"channels": [32, 64, 128, 256], "stem_width": 32}
 CPU_EQUIVALENTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "resnet50": ("resnet18", {}),
-    "seresnet50": ("seresnet18", {}),
+    "resnet50": ("resnet18", _HALF_WIDTH),
+    "seresnet50": ("seresnet18", _HALF_WIDTH),
     "efficientnet_b3": ("efficientnet_b0", {}),
     "tresnet_m": ("tresnet_m", {"layers": [1, 1, 1, 1], "width_factor": 0.5}),
 }
@@ -103,6 +106,12 @@ def create_timm_model(name: str, pretrained: str, kwargs: dict[str, Any] | None 
     if pretrained == "none":
         return timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
     if pretrained == "imagenet":
+        weights = timm.models.get_pretrained_cfg(name)
+        if weights is None or not (weights.hf_hub_id or weights.url or weights.file):
+            raise MaceError(f"timm has no ImageNet weights for {name}",
+                            f"choose a backbone that has some (timm.list_pretrained('{family_of(name)}*')), "
+                            "give a local file (model.pretrained=/path/to/weights.safetensors) or train from "
+                            "random init (model.pretrained=none)")
         try:
             # Keep timm's classifier while loading so its load is strict, then drop it.
             model = timm.create_model(name, pretrained=True, **kwargs)
