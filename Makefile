@@ -5,6 +5,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROFILE ?= smoke
 DATA   ?= data/synthetic-sysu
+# runs at a time: on 2 CPU cores two one-thread runs beat one two-thread run (one per GPU on GPUs)
+JOBS   ?= 2
 
 .PHONY: study test install data book clean
 
@@ -23,7 +25,7 @@ data: $(STAMP)
 
 # Runs what is missing (cached by params hash + code version), then builds the book and prints its index page.
 study: data
-	$(VENV)/bin/mace study run --profile $(PROFILE) --data-root $(DATA)
+	$(VENV)/bin/mace study run --profile $(PROFILE) --data-root $(DATA) --jobs $(JOBS)
 
 # Rebuild the book (TOC, runs table, HTML) from what has been executed, without running anything.
 book: $(STAMP)

@@ -208,6 +208,15 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
     return cls(**kwargs)
 
 
+def merge_layer(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
+    """One params layer over the merged ones: :func:`merge`, except that a layer naming a backbone
+    starts that backbone's ``backbone_kwargs`` afresh (ResNet widths mean nothing to an EfficientNet)."""
+    model = layer.get("model")
+    if isinstance(model, dict) and "backbone" in model and isinstance(base.get("model"), dict):
+        base = {**base, "model": {**base["model"], "backbone_kwargs": {}}}
+    return merge(base, layer)
+
+
 def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     """Deep merge: mappings merge key by key, anything else is replaced."""
     out = dict(base)
@@ -258,9 +267,9 @@ def load_config(layers: list[str | Path | dict[str, Any]] = (), overrides: list[
     for layer in layers:
         data = dict(layer) if isinstance(layer, dict) else read_yaml(layer)
         data.pop("study", None)
-        merged = merge(merged, data)
+        merged = merge_layer(merged, data)
     for text in overrides:
-        merged = merge(merged, parse_override(text))
+        merged = merge_layer(merged, parse_override(text))
     return from_dict(merged)
 
 

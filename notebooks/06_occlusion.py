@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Occlusion run
 #
-# Evaluates one model (the reused baseline, or the occlusion-trained model) on clean IR queries and
+# Evaluates one model (the reused baseline, or one of the occlusion-trained models) on clean IR queries and
 # under each occlusion type, and shows what the occlusions look like and how they change a ranking.
 
 # %% tags=["parameters"]

@@ -14,7 +14,8 @@
 # %% [markdown]
 # # Summary: occlusion robustness (Table 9)
 #
-# The baseline and the occlusion-trained model on clean and occluded IR queries, beside Table 9.
+# The baseline and the occlusion-trained models (one per augmentation type) on clean and occluded IR
+# queries, beside Table 9.
 
 # %% tags=["parameters"]
 profile = "smoke"

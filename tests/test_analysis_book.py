@@ -32,6 +32,8 @@ def test_vendor_mathjax_copies_from_the_user_cache(tmp_path, monkeypatch):
     (cached / book_assets.ENTRY).write_text("// mathjax")
     (cached / "output" / "font.js").write_text("// font")
     dest = book_assets.vendor_mathjax(tmp_path / "book")
+    # into the built HTML, never the source _static (Jupyter Book would load every .js there on every page)
+    assert dest == tmp_path / "book" / "_build" / "html" / "_static" / "mathjax"
     assert (dest / book_assets.ENTRY).read_text() == "// mathjax" and (dest / "output" / "font.js").is_file()
     assert book_assets.vendor_mathjax(tmp_path / "book") == dest   # already there: nothing to do
 

@@ -99,6 +99,10 @@ def test_multi_query_table_pairs_strategies_with_thesis():
     assert row["avg (ours)"] == "35.00" and row[f"max ({tn.THESIS_LABEL})"] == "49.69"
     single = df[(df.n == 1) & (df.metric == "mAP")].iloc[0]
     assert single[f"avg ({tn.THESIS_LABEL})"] == "43.25"
+    assert row["images fused (mean)"] == tables.MISSING  # not recorded by these evaluations
+    recorded = [{**e, "results": {**e["results"], "protocol": {"mean_pool_size": 3.5}}} for e in evals]
+    capped = tables.multi_query_table(recorded, fake_run())
+    assert capped[capped.n == 5].iloc[0]["images fused (mean)"] == "3.5"
     assert "synthetic" in df.attrs["caption"]
 
 

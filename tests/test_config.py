@@ -51,6 +51,17 @@ def test_wrong_types_name_the_key(override, fragment):
         load_config([], [override])
 
 
+def test_a_layer_naming_a_backbone_drops_the_previous_backbone_kwargs(tmp_path):
+    # `mace train --params smoke.yaml 01_backbones/efficientnet_b3.yaml`: ResNet widths must not reach EfficientNet
+    base = {"model": {"backbone": "resnet18", "backbone_kwargs": {"channels": [8, 16, 32, 64]}}}
+    assert load_config([base, {"model": {"backbone": "efficientnet_b0"}}]).model.backbone_kwargs == {}
+    assert load_config([base], ["model.backbone=efficientnet_b0"]).model.backbone_kwargs == {}
+    kept = load_config([base, {"model": {"pooling": "gem"}}]).model
+    assert kept.backbone_kwargs == {"channels": [8, 16, 32, 64]} and kept.pooling == "gem"
+    both = load_config([base, {"model": {"backbone": "tresnet_m", "backbone_kwargs": {"layers": [1, 1, 1, 1]}}}])
+    assert both.model.backbone_kwargs == {"layers": [1, 1, 1, 1]}
+
+
 def test_float_fields_accept_exponent_strings():
     # PyYAML (YAML 1.1) reads 1e-3 as a string; for a float field it is the number
     assert load_config([], ["train.lr=1e-3"]).train.lr == pytest.approx(1e-3)

@@ -46,8 +46,12 @@ def test_ci_study_executes_every_notebook_and_builds_the_book(tmp_path, monkeypa
         assert "summary" in pages, f"{experiment}: no summary page"
         assert "<table" in pages["summary"], f"{experiment}: summary page has no table"
         assert any(re.search(r"<img\b", text) for text in pages.values()), f"{experiment}: no figure"
+    # MathJax: only the one entry script Sphinx adds, never the whole vendored bundle on every page
+    methods = (html / "methods.html").read_text()
+    assert not re.search(r"<script[^>]*mathjax/(?!tex-chtml\.js)", methods), "extra MathJax bundles linked"
+    assert not (book / "_static" / "mathjax").exists()
     runs_md = (book / "generated" / "runs.md").read_text()
-    assert runs_md.count("\n| ") >= 13      # one row per distinct trained run (+ the package table)
+    assert runs_md.count("\n| ") >= 15      # one row per distinct trained run (+ the package table)
     assert "runs.md" not in (html / "reproducibility.html").read_text() or "params hash" in \
         (html / "reproducibility.html").read_text()
 

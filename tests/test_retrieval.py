@@ -120,3 +120,18 @@ def test_regdb_directions_transpose():
     assert v2t.trials[0]["num_queries"] == qp.size and t2v.trials[0]["num_queries"] == gp.size
     with pytest.raises(MaceError, match="direction"):
         regdb_trial(qf, qp, gf, gp, trial=1, direction="sideways")
+
+
+def test_mean_pool_size_matches_the_pools_formed():
+    from types import SimpleNamespace
+
+    from mace_core.engine.evaluate import mean_pool_size
+
+    # groups of 7, 3 and 12 images (identity, camera)
+    groups = [(1, 3)] * 7 + [(1, 6)] * 3 + [(2, 3)] * 12
+    queries = [SimpleNamespace(pid=p, cam=c) for p, c in groups]
+    pids, cams = np.array([p for p, _ in groups]), np.array([c for _, c in groups])
+    for n in (1, 2, 5, 10, 20):
+        pools = multi_query_pools(pids, cams, n, seed=0)
+        assert mean_pool_size(queries, n) == pytest.approx(np.mean([len(p) for p in pools])), n
+    assert mean_pool_size(queries, None) == 1.0

@@ -164,3 +164,26 @@ def test_variant_is_named_in_the_page_title():
     plain = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("Intro without a heading")])
     runner.title_with_variant(plain, "x")
     assert plain.cells[0].source == "Intro without a heading"
+
+
+def test_cpu_jobs_share_the_threads(monkeypatch):
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 8)
+    env = runner.job_env(4, {"JUPYTER_PATH": "k"})
+    assert env == {"JUPYTER_PATH": "k", "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+    assert runner.job_env(1, {"A": "b"}) == {"A": "b"}  # one job: torch's own default
+    assert "CUDA_VISIBLE_DEVICES" not in runner.job_env(2, {})  # GPUs go per worker, not per job
+
+
+def test_each_pool_worker_keeps_its_own_gpu(monkeypatch):
+    from multiprocessing import get_context
+
+    counter = get_context("spawn").Value("i", 0)
+    seen = []
+    for _ in range(3):  # three workers claiming in turn on two GPUs
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+        runner._claim_gpu(counter, 2)
+        seen.append(runner.os.environ["CUDA_VISIBLE_DEVICES"])
+    assert seen == ["0", "1", "0"]
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    runner._claim_gpu(counter, 0)  # CPU only: nothing to pin
+    assert "CUDA_VISIBLE_DEVICES" not in runner.os.environ

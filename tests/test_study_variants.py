@@ -29,13 +29,13 @@ def test_baseline_aliases_share_one_run_and_other_variants_do_not(profile):
     others = [f"{e}/{v}" for e in list_experiments(PARAMS) for v in list_variants(e, PARAMS)
               if f"{e}/{v}" not in BASELINE_ALIASES]
     other_keys = {_key(label, profile) for label in others}
-    assert len(other_keys) == len(others) == 12 and keys["00_baseline/baseline"] not in other_keys
+    assert len(other_keys) == len(others) == 14 and keys["00_baseline/baseline"] not in other_keys
 
 
 def test_study_has_the_seven_experiments():
     assert list_experiments(PARAMS) == ["00_baseline", "01_backbones", "02_attention", "03_fusion",
                                         "04_multi_query", "05_data_efficiency", "06_occlusion"]
-    assert list_variants("06_occlusion", PARAMS) == ["baseline", "occlusion_trained"]
+    assert list_variants("06_occlusion", PARAMS) == ["baseline", "occlusion_horizontal_band", "occlusion_random_rect"]
 
 
 def test_layers_profile_variant_and_profile_override():

@@ -1,9 +1,11 @@
-"""Assets the book needs at build time but does not commit: an offline copy of MathJax 3.
+"""Assets the book needs but does not commit: an offline copy of MathJax 3.
 
 The book's ``_config.yml`` points Sphinx's ``mathjax_path`` at ``_static/mathjax/tex-chtml.js``.
-:func:`vendor_mathjax` fills ``book/_static/mathjax`` (git-ignored) from the npm package
-``mathjax@3`` (its ``es5/`` folder), keeping one copy per user in ``~/.cache/mace-study`` so later
-builds (and temporary book copies in tests) need neither npm nor the network.
+:func:`vendor_mathjax` fills the *built* book's ``_build/html/_static/mathjax`` after the build,
+from the npm package ``mathjax@3`` (its ``es5/`` folder), keeping one copy per user in
+``~/.cache/mace-study`` so later builds (and temporary book copies in tests) need neither npm nor
+the network. It must not sit in the source ``book/_static``: Jupyter Book adds every ``*.js``
+found there to every page, which would load all ~70 MathJax bundles (conflicting builds) at once.
 """
 from __future__ import annotations
 
@@ -50,13 +52,18 @@ def _fetch_to_cache(target: Path) -> None:
         os.replace(partial, target)  # the cache is complete or absent, never half-copied
 
 
+def remove_source_copy(book_dir: str | Path) -> None:
+    """Drop a MathJax copy left in the source ``_static`` by older versions (see the module docstring)."""
+    shutil.rmtree(Path(book_dir) / "_static" / "mathjax", ignore_errors=True)
+
+
 def vendor_mathjax(book_dir: str | Path, strict: bool = False) -> Path | None:
-    """Ensure ``<book>/_static/mathjax/tex-chtml.js`` exists; return its folder.
+    """Ensure ``<book>/_build/html/_static/mathjax/tex-chtml.js`` exists; return its folder.
 
     Without npm (and no cached copy) this prints why and returns None unless ``strict``: the book
-    still builds, its equations then show as TeX source.
+    is still complete, its equations then show as TeX source.
     """
-    dest = Path(book_dir) / "_static" / "mathjax"
+    dest = Path(book_dir) / "_build" / "html" / "_static" / "mathjax"
     if (dest / ENTRY).is_file():
         return dest
     cached = cache_dir()
@@ -68,9 +75,9 @@ def vendor_mathjax(book_dir: str | Path, strict: bool = False) -> Path | None:
             raise
         print(f"warning: {exc} (the book builds without rendered math)")
         return None
-    partial = Path(tempfile.mkdtemp(prefix=".mathjax-", dir=dest.parent if dest.parent.is_dir() else None))
-    shutil.copytree(cached, partial, dirs_exist_ok=True)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=".mathjax-", dir=dest.parent))
+    shutil.copytree(cached, partial, dirs_exist_ok=True)
     if dest.exists():
         shutil.rmtree(dest)
     shutil.move(str(partial), dest)

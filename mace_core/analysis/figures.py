@@ -82,7 +82,12 @@ def training_curves(log: pd.DataFrame, title: str = "") -> plt.Figure:
     if sched:
         twin = ax.twinx()
         for col in sched:
-            twin.plot(log[epoch], log[col], linestyle="--", label=col)
+            values, label = log[col], col
+            if col.lower() == "lr":  # 1e-3-scale values would lie flat on λ₂'s 0-1 axis
+                peak = float(np.nanmax(values.to_numpy(dtype=float)))
+                values, label = (values / peak, f"lr / {peak:.2g}") if peak > 0 else (values, col)
+            twin.plot(log[epoch], values, linestyle="--", label=label)
+        twin.set_ylabel("schedule (0-1)")
         twin.legend(fontsize=7, loc="center right")
     if acc:
         ax.legend(fontsize=7, loc="center left")

@@ -110,8 +110,21 @@ def evaluate_sysu_model(model, root, size, mode: str = "all", gallery: str = "ag
                 "distance": distance, "flip": bool(flip), "occlusion": occlusion,
                 "occlusion_fill": occlusion_fill if occlusion else None, "occlusion_seed": occlusion_seed if occlusion else None,
                 "multi_query": multi_query, "fusion": fusion if multi_query else None,
+                # images fused per query: below n where an (identity, camera) group has fewer than n
+                "mean_pool_size": mean_pool_size(queries, multi_query),
                 "num_query_images": len(queries), "num_candidates": len(candidates)}
     return sysu_trials(qf, q_pids, q_cams, gf, g_pids, g_cams, galleries, distance, protocol=protocol)
+
+
+def mean_pool_size(queries, n: int | None) -> float:
+    """Mean images per fused query: each group of ``c`` images gives pools of ``min(n, c)``."""
+    if not n:
+        return 1.0
+    groups: dict[tuple[int, int], int] = {}
+    for r in queries:
+        groups[(r.pid, r.cam)] = groups.get((r.pid, r.cam), 0) + 1
+    pools = [(c + n - 1) // n if c >= n else 1 for c in groups.values()]
+    return sum(p * min(n, c) for p, c in zip(pools, groups.values())) / sum(pools)
 
 
 def evaluate_regdb_model(model, root, size, trial: int = 1, direction: str = "v2t", distance: str = "cosine",

@@ -116,9 +116,9 @@ def build_book(book_dir: str | Path, quiet: bool = True) -> Path:
     book_dir = Path(book_dir).resolve()
     if not (book_dir / "_config.yml").is_file():
         raise MaceError(f"{book_dir} has no _config.yml", "pass the book's folder (--book-dir book)")
-    from mace_core.analysis.book_assets import vendor_mathjax
+    from mace_core.analysis.book_assets import remove_source_copy, vendor_mathjax
 
-    vendor_mathjax(book_dir)  # offline MathJax copy into _static/mathjax (git-ignored); warns without npm
+    remove_source_copy(book_dir)
     cmd = jupyter_book_command() + ["build", str(book_dir), "-W", "--keep-going"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -130,4 +130,5 @@ def build_book(book_dir: str | Path, quiet: bool = True) -> Path:
     index = book_dir / "_build" / "html" / "index.html"
     if not index.is_file():
         raise MaceError(f"the book build wrote no {index}", "check book/_config.yml and book/_toc.yml")
+    vendor_mathjax(book_dir)  # offline MathJax into the built _static/mathjax; warns without npm
     return index

@@ -5,7 +5,8 @@ Caching: a pair is skipped when its run is complete (params hash + code version,
 executed notebook exists with a stamp naming the same run key, notebook source and parameters.
 Order: pairs that train a run (one per distinct run key) first, then pairs that reuse a run
 (experiments 4 and 6 evaluate the baseline), then summaries. Within a wave, ``jobs`` pairs run in
-parallel, one GPU each (CUDA_VISIBLE_DEVICES round-robin) or an equal share of CPU threads.
+parallel: each worker process keeps one GPU (CUDA_VISIBLE_DEVICES) for its life, and on CPU each
+job gets an equal share of the threads.
 A failing pair leaves ``<name>.failed.ipynb`` beside where its notebook would go and does not stop
 the others. Notebooks are executed into a temp file and renamed, so an interrupted study re-run
 completes only what is missing.
@@ -18,7 +19,7 @@ import os
 import shutil
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -218,21 +219,33 @@ def _job(pair: Pair, cwd: Path, env: dict[str, str]) -> dict[str, Any]:
             "parameters": pair.parameters, "cwd": str(cwd), "env": dict(env)}
 
 
-def job_env(slot: int, jobs: int, base: dict[str, str]) -> dict[str, str]:
-    """Per-slot environment: one GPU per slot when GPUs exist, else an equal share of the CPU threads."""
+def job_env(jobs: int, base: dict[str, str]) -> dict[str, str]:
+    """Per-job environment: with several jobs on CPU, an equal share of the CPU threads each.
+    (GPUs are given per worker process, see :func:`_claim_gpu`, not per job.)"""
     env = dict(base)
-    try:
-        import torch
-
-        gpus = torch.cuda.device_count()
-    except Exception:  # noqa: BLE001 - no torch/CUDA means CPU
-        gpus = 0
-    if gpus and jobs > 1:
-        env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
     if jobs > 1:
         threads = str(max(1, (os.cpu_count() or 1) // jobs))
         env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
     return env
+
+
+def _gpu_count() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except Exception:  # noqa: BLE001 - no torch/CUDA means CPU
+        return 0
+
+
+def _claim_gpu(counter, gpus: int) -> None:
+    """Pool initializer: worker k of the pool keeps GPU k % gpus for its whole life, so N workers on
+    N GPUs never share one, whichever job finishes first (a per-job round-robin would)."""
+    with counter.get_lock():
+        slot = counter.value
+        counter.value += 1
+    if gpus:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,7 +352,7 @@ def run_study(profile: str, params_dir="params", runs_dir="runs", book_dir="book
                         skipped.append(pair.label)
                         bar.update(1)
                         continue
-                jobs_now.append(_job(pair, params.parent, job_env(len(jobs_now), jobs, base_env)))
+                jobs_now.append(_job(pair, params.parent, job_env(jobs, base_env)))
             key_of = {p.label: p.run_key for p in wave}
             for result in _run_jobs(jobs_now, jobs, execute):
                 (executed if result["ok"] else failed).append(result)
@@ -372,9 +385,11 @@ def _run_jobs(jobs_now: list[dict[str, Any]], jobs: int, execute) -> Iterable[di
             os.environ.update(saved)
         return
     # spawn: a clean interpreter per worker, so each kernel inherits only its own slot's environment
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+    context = get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_claim_gpu,
+                             initargs=(context.Value("i", 0), _gpu_count())) as pool:
         futures = [pool.submit(execute_job, job, execute) for job in jobs_now]
-        for future in futures:
+        for future in as_completed(futures):  # report each job when it ends, not in submission order
             yield future.result()
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mace_core.config import RunConfig, from_dict, merge, read_yaml
+from mace_core.config import RunConfig, from_dict, merge, merge_layer, read_yaml
 from mace_core.errors import MaceError
 
 EXPERIMENT_RE = re.compile(r"^\d\d_[a-z0-9_]+$")
@@ -124,10 +124,7 @@ def resolve(experiment: str, variant: str, profile: str, params_dir: str | Path 
     study: dict[str, Any] = {}
     for layer in layers:
         data, section = _split(read_yaml(layer))
-        model = data.get("model")
-        if isinstance(model, dict) and "backbone" in model and isinstance(merged.get("model"), dict):
-            merged["model"] = {**merged["model"], "backbone_kwargs": {}}
-        merged = merge(merged, data)
+        merged = merge_layer(merged, data)
         study = merge(study, section)
     study.pop("extends", None)
     # Labels come from the file names, never from the YAML, so a run is always named for what ran it.
