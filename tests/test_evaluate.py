@@ -66,6 +66,19 @@ def test_flip_occlusion_and_multi_query(sysu_root, tmp_path):
     np.testing.assert_allclose(both, (plain + flipped) / 2, rtol=1e-5, atol=1e-6)
 
 
+def test_feature_cache_embeds_once_per_setting(sysu_root, tmp_path):
+    model, cache = PoolModel(), {}
+    single = evaluate_sysu_model(model, sysu_root, SIZE, trials=1, cache_dir=tmp_path, feature_cache=cache)
+    calls = dict(model.calls)
+    pooled = evaluate_sysu_model(model, sysu_root, SIZE, trials=1, cache_dir=tmp_path, feature_cache=cache,
+                                 multi_query=2, fusion="max")
+    assert model.calls == calls  # pools and fusion reuse the embedded images
+    fresh = evaluate_sysu_model(PoolModel(), sysu_root, SIZE, trials=1, cache_dir=tmp_path, multi_query=2, fusion="max")
+    assert pooled.trials == fresh.trials and single.trials != pooled.trials
+    evaluate_sysu_model(model, sysu_root, SIZE, trials=1, cache_dir=tmp_path, feature_cache=cache, occlusion="upper_body")
+    assert model.calls["ir"] > calls["ir"]  # another embedding setting is embedded anew
+
+
 def test_bad_settings_fail_before_embedding(sysu_root, tmp_path):
     model = PoolModel()
     for kwargs, msg in [({"occlusion": "blob"}, "unknown occlusion type"), ({"fusion": "mode"}, "unknown fusion"),

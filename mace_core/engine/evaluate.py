@@ -77,8 +77,12 @@ def evaluate_sysu_model(model, root, size, mode: str = "all", gallery: str = "ag
                         trials: int = 10, distance: str = "cosine", flip: bool = False,
                         occlusion: str | None = None, occlusion_fill: str = DEFAULT_FILL, occlusion_seed: int = 0,
                         multi_query: int | None = None, fusion: str = "avg", pool_seed: int = 0,
-                        cache_dir=None, batch_size: int = 128, device="cpu") -> EvalResult:
-    """SYSU-MM01 ``mode`` search over gallery trials ``0 .. trials-1`` (see module docstring)."""
+                        cache_dir=None, batch_size: int = 128, device="cpu",
+                        feature_cache: dict | None = None) -> EvalResult:
+    """SYSU-MM01 ``mode`` search over gallery trials ``0 .. trials-1`` (see module docstring).
+
+    ``feature_cache``: a dict owned by the caller for *one* model; features are kept in it per
+    embedding setting, so a sweep over pool sizes and fusions (experiment 4) embeds the images once."""
     from mace_core.data.sysu import gallery_candidates, gallery_indices, query_set
 
     check_distance(distance)
@@ -100,9 +104,15 @@ def evaluate_sysu_model(model, root, size, mode: str = "all", gallery: str = "ag
     transform = test_transform(size)
     q_img = cached_images(queries, size, cache_dir, desc="sysu-query")
     g_img = cached_images(candidates, size, cache_dir, desc=f"sysu-gallery-{mode}")
-    qf = extract_features(model, q_img, "ir", transform, batch_size, device, flip, occlusion, occlusion_fill,
-                          occlusion_seed)
-    gf = extract_features(model, g_img, "rgb", transform, batch_size, device, flip)
+    key = (str(root), tuple(size), mode, bool(flip), occlusion, occlusion_fill, occlusion_seed, int(batch_size))
+    if feature_cache is not None and key in feature_cache:
+        qf, gf = feature_cache[key]
+    else:
+        qf = extract_features(model, q_img, "ir", transform, batch_size, device, flip, occlusion, occlusion_fill,
+                              occlusion_seed)
+        gf = extract_features(model, g_img, "rgb", transform, batch_size, device, flip)
+        if feature_cache is not None:
+            feature_cache[key] = (qf, gf)
     q_pids, q_cams = _labels(queries)
     g_pids, g_cams = _labels(candidates)
     qf, q_pids, q_cams = pooled_queries(qf, q_pids, q_cams, multi_query, fusion, pool_seed)

@@ -110,8 +110,10 @@ def build_training_set(cfg: RunConfig, info: DistInfo):
     return data, dataset, sampler
 
 
-def evaluate(model: torch.nn.Module, cfg: RunConfig, device: torch.device) -> dict[str, Any]:
-    """Test-set metrics of ``model`` under the run's evaluation settings, as a plain dict."""
+def evaluate(model: torch.nn.Module, cfg: RunConfig, device: torch.device,
+             feature_cache: dict | None = None) -> dict[str, Any]:
+    """Test-set metrics of ``model`` under the run's evaluation settings, as a plain dict
+    (``feature_cache``: see :func:`mace_core.engine.evaluate.evaluate_sysu_model`)."""
     from mace_core.engine.evaluate import evaluate_regdb_model, evaluate_sysu_model
 
     e, d = cfg.eval, cfg.data
@@ -124,7 +126,8 @@ def evaluate(model: torch.nn.Module, cfg: RunConfig, device: torch.device) -> di
         if d.dataset == "sysu":
             result = evaluate_sysu_model(model, d.root, (d.height, d.width), mode=e.mode, gallery=e.gallery,
                                          perm_file=e.perm_file, shots=e.shots, trials=e.trials,
-                                         multi_query=e.multi_query, fusion=e.fusion, **common)
+                                         multi_query=e.multi_query, fusion=e.fusion, feature_cache=feature_cache,
+                                         **common)
         elif d.dataset == "regdb":
             result = evaluate_regdb_model(model, d.root, (d.height, d.width), trial=d.trial, direction=e.direction,
                                           **common)

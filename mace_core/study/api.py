@@ -133,14 +133,24 @@ def _eval_config(base: EvalConfig, overrides: dict[str, Any]) -> EvalConfig:
     return from_dict(merge({"eval": dataclasses.asdict(base)}, {"eval": overrides})).eval
 
 
+# One loaded model and its embedded test images per completed run, for the life of the kernel: a
+# notebook's sweep (pool sizes x fusions, occlusion types) loads each checkpoint once and embeds
+# each setting's images once. A completed run's checkpoint never changes.
+_LOADED: dict[tuple[str, str], tuple[Any, Any, dict]] = {}
+
+
 def _evaluate(run: RunResult, eval_cfg: EvalConfig) -> dict[str, Any]:
     """Test-time evaluation of a trained run's checkpoint (a module-level seam like :func:`_train`)."""
     from mace_core.engine.device import resolve_device
     from mace_core.engine.train import evaluate
 
-    device = resolve_device(run.config.train.device)
-    model, _ = run.load_model(device)
-    return evaluate(model, dataclasses.replace(run.config, eval=eval_cfg), device)
+    slot = (run.key, str(run.checkpoint))
+    if slot not in _LOADED:
+        device = resolve_device(run.config.train.device)
+        model, _ = run.load_model(device)
+        _LOADED[slot] = (model, device, {})
+    model, device, features = _LOADED[slot]
+    return evaluate(model, dataclasses.replace(run.config, eval=eval_cfg), device, feature_cache=features)
 
 
 def evaluate_variant(experiment: str, variant: str, profile: str, params_dir="params", runs_dir="runs",

@@ -36,6 +36,7 @@ from mace_core.utils.atomic import atomic_write_json, atomic_write_text
 KERNEL_NAME = "mace-study"
 STAMPS = ".stamps"
 _ANALYSIS = Path(__file__).resolve().parents[1] / "analysis"
+_NOTEBOOK_API = Path(__file__).resolve().with_name("api.py")  # run_variant, evaluate_variant, load_results
 
 
 @dataclass
@@ -77,8 +78,9 @@ def _sha(paths: Iterable[Path]) -> str:
 
 
 def notebook_hash(notebook: Path) -> str:
-    """The notebook's source plus the analysis code it draws with: a change re-executes, never retrains."""
-    return _sha([notebook, *sorted(_ANALYSIS.rglob("*.py"))])
+    """The notebook's source plus the code it calls to fetch and draw results (the notebook API and
+    the analysis package): a change re-executes, never retrains."""
+    return _sha([notebook, _NOTEBOOK_API, *sorted(_ANALYSIS.rglob("*.py"))])
 
 
 def parse_only(only: str | Iterable[str] | None, experiments: list[str]) -> list[str]:
