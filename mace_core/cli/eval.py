@@ -68,7 +68,7 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("eval", help="evaluate a checkpoint (CMC, mAP, mINP over gallery trials)",
                               description="Evaluate a trained checkpoint. Prints R1/R5/R10/R20/mAP/mINP as "
-                                          "mean ± std over trials (percent) and optionally writes JSON.")
+                                          "mean ± std over trials (percent) and writes the full result as JSON.")
     p.add_argument("--checkpoint", required=True, help="a checkpoint written by `mace train`")
     p.add_argument("--dataset", choices=("sysu", "regdb"), default=None,
                    help="default: the dataset the checkpoint was trained on")
