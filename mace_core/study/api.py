@@ -3,6 +3,10 @@
 A notebook never trains twice what has been trained: :func:`run_variant` trains only when no completed
 run exists for the same training config and code version, resumes a partial one, and returns the
 stored results. Summaries use :func:`load_results`, which never trains.
+
+Seed replicates: a variant is trained once per training seed of ``study.seeds`` (:func:`seeds_of`);
+the seed is part of the config, so each seed is its own run with its own key. ``seed=None`` means the
+variant's first seed (the run its notebook page shows in detail).
 """
 from __future__ import annotations
 
@@ -19,10 +23,11 @@ import pandas as pd
 from mace_core.config import EvalConfig, RunConfig, from_dict, merge, read_yaml
 from mace_core.errors import MaceError
 from mace_core.study import registry
-from mace_core.study.variants import list_variants, resolve, resolve_path
+from mace_core.study.variants import list_variants, resolve, resolve_path, seeds_of_variant, with_seed
 from mace_core.utils.atomic import atomic_write_json
 
-__all__ = ["RunResult", "run_variant", "load_results", "evaluate_variant", "list_variants", "run_dir_of"]
+__all__ = ["RunResult", "run_variant", "run_seeds", "load_results", "evaluate_variant", "list_variants",
+           "run_dir_of", "seeds_of"]
 
 
 @dataclass
@@ -36,6 +41,11 @@ class RunResult:
     log: pd.DataFrame
     study: dict[str, Any] = field(default_factory=dict)   # the variant's `study:` section (sweeps)
     key: str = ""                                          # run key (config hash + code version)
+
+    @property
+    def seed(self) -> int:
+        """The training seed of this run (one replicate of the variant)."""
+        return int(self.config.train.seed)
 
     @property
     def checkpoint(self) -> Path:
@@ -77,23 +87,47 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool) -> Any:
     return train(cfg, run_dir, resume=resume, progress=sys.stderr.isatty())
 
 
-def run_dir_of(experiment: str, variant: str, profile: str, params_dir="params", runs_dir="runs") -> Path:
-    """Where the variant's run lives (whether or not it exists yet)."""
+def seeds_of(experiment: str, variant: str, profile: str, params_dir="params") -> list[int]:
+    """The training seeds the study trains the variant with (``study.seeds``, ascending)."""
+    return seeds_of_variant(resolve(experiment, variant, profile, params_dir))
+
+
+def _seeded(experiment: str, variant: str, profile: str, params_dir, seed: int | None):
     v = resolve(experiment, variant, profile, params_dir)
+    seeds = seeds_of_variant(v)
+    if seed is None:
+        seed = seeds[0]
+    elif seed not in seeds:
+        raise MaceError(f"seed {seed} is not a training seed of {experiment}/{variant} on profile {profile} "
+                        f"(study.seeds: {seeds})", "pass one of those seeds, or add it to study.seeds in params/")
+    return with_seed(v, seed)
+
+
+def run_dir_of(experiment: str, variant: str, profile: str, params_dir="params", runs_dir="runs",
+               seed: int | None = None) -> Path:
+    """Where the variant's run for ``seed`` lives (whether or not it exists yet)."""
+    v = _seeded(experiment, variant, profile, params_dir, seed)
     return registry.run_dir_for(resolve_path(runs_dir, params_dir), profile, registry.run_key(v.config))
 
 
+def run_seeds(experiment: str, variant: str, profile: str, params_dir="params", runs_dir="runs") -> list[RunResult]:
+    """Every seed replicate of the variant, training those that are missing."""
+    return [run_variant(experiment, variant, profile, params_dir, runs_dir, seed=s)
+            for s in seeds_of(experiment, variant, profile, params_dir)]
+
+
 def run_variant(experiment: str, variant: str, profile: str, params_dir="params", runs_dir="runs",
-                force: bool = False) -> RunResult:
-    """Train the variant unless a completed run with the same config hash and code version exists."""
-    v = resolve(experiment, variant, profile, params_dir)
+                force: bool = False, seed: int | None = None) -> RunResult:
+    """Train the variant (training seed ``seed``; None = its first seed) unless a completed run with
+    the same config hash and code version exists."""
+    v = _seeded(experiment, variant, profile, params_dir, seed)
     key = registry.run_key(v.config)
     run_dir = registry.run_dir_for(resolve_path(runs_dir, params_dir), profile, key)
     with registry.run_lock(run_dir):
         if force and run_dir.exists():
             shutil.rmtree(run_dir)
         extra = {"key": key, "config_hash": registry.config_hash(v.config),
-                 "code_version": registry.code_version(), "profile": profile}
+                 "code_version": registry.code_version(), "profile": profile, "seed": int(v.config.train.seed)}
         if not registry.is_complete(run_dir):
             resume = (run_dir / "checkpoints" / "last.pt").is_file()
             cfg = v.config
@@ -114,14 +148,17 @@ def run_variant(experiment: str, variant: str, profile: str, params_dir="params"
 
 
 def load_results(experiment: str, profile: str, params_dir="params", runs_dir="runs") -> list[RunResult]:
-    """Every completed variant of an experiment, in list_variants order; never trains."""
+    """Every completed (variant, seed) run of an experiment: variants in list_variants order (baseline
+    first), seeds ascending within a variant, so one variant may appear several times; never trains."""
     out = []
     for name in list_variants(experiment, params_dir):
-        v = resolve(experiment, name, profile, params_dir)
-        key = registry.run_key(v.config)
-        run_dir = registry.run_dir_for(resolve_path(runs_dir, params_dir), profile, key)
-        if registry.is_complete(run_dir):
-            out.append(_load(v, run_dir, key))
+        base = resolve(experiment, name, profile, params_dir)
+        for seed in seeds_of_variant(base):
+            v = with_seed(base, seed)
+            key = registry.run_key(v.config)
+            run_dir = registry.run_dir_for(resolve_path(runs_dir, params_dir), profile, key)
+            if registry.is_complete(run_dir):
+                out.append(_load(v, run_dir, key))
     return out
 
 
@@ -154,11 +191,12 @@ def _evaluate(run: RunResult, eval_cfg: EvalConfig) -> dict[str, Any]:
 
 
 def evaluate_variant(experiment: str, variant: str, profile: str, params_dir="params", runs_dir="runs",
-                     **eval_overrides: Any) -> dict[str, Any]:
+                     seed: int | None = None, **eval_overrides: Any) -> dict[str, Any]:
     """Evaluate the variant's trained model with ``eval.*`` overrides (e.g. ``multi_query=5, fusion="max"``,
     ``occlusion="upper_body"``), cached in ``<run>/evals/<hash>.json`` keyed by run and eval settings.
-    Trains the variant first only if it has no completed run."""
-    run = run_variant(experiment, variant, profile, params_dir, runs_dir)
+    ``seed`` picks the training-seed replicate (None = the first). Trains it first only if it has no
+    completed run."""
+    run = run_variant(experiment, variant, profile, params_dir, runs_dir, seed=seed)
     eval_cfg = _eval_config(run.config.eval, eval_overrides)
     settings = dataclasses.asdict(eval_cfg)
     path = run.run_dir / "evals" / f"{registry.digest({'run': run.key, 'eval': settings})[:16]}.json"

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from mace_core.errors import MaceError
 from mace_core.study import book, registry
 from mace_core.study.variants import (DATA_ROOT_ENV, find_params_dir, list_experiments, list_variants, resolve,
-                                      resolve_path)
+                                      resolve_path, seeds_of_variant, with_seed)
 from mace_core.utils.atomic import atomic_write_json, atomic_write_text
 
 KERNEL_NAME = "mace-study"
@@ -52,6 +52,8 @@ class Pair:
     run_dir: Path | None = None
     depends: list[str] = field(default_factory=list)   # run keys a summary reads
     stamp: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None        # the training seed the variant's page shows (its first)
+    replicates: list["SeedRun"] = field(default_factory=list)   # its other training seeds
 
     @property
     def label(self) -> str:
@@ -68,6 +70,22 @@ class Pair:
     @property
     def is_summary(self) -> bool:
         return self.run_key is None
+
+
+@dataclass
+class SeedRun:
+    """A further training-seed replicate of a variant: trained by the runner itself (no notebook);
+    the variant's page shows its first seed, the experiment's summary aggregates all seeds."""
+
+    experiment: str
+    variant: str
+    seed: int
+    run_key: str
+    run_dir: Path
+
+    @property
+    def label(self) -> str:
+        return f"{self.experiment}/{self.variant} (seed {self.seed})"
 
 
 def _sha(paths: Iterable[Path]) -> str:
@@ -112,21 +130,32 @@ def plan(profile: str, params_dir="params", runs_dir="runs", book_dir="book", no
             raise MaceError(f"experiment {experiment} has no notebook {source}", "write it, or leave it out with --only")
         out_dir = books / book.GENERATED / experiment
         keys = []
+        shown = {"params_dir": _shown(params, params.parent), "runs_dir": _shown(runs, params.parent)}
         for variant in list_variants(experiment, params):
             v = resolve(experiment, variant, profile, params)
-            key = registry.run_key(v.config)
-            keys.append(key)
-            parameters = {"profile": profile, "variant": variant, "params_dir": str(params), "runs_dir": str(runs)}
+            seeds = seeds_of_variant(v)
+            seeded = [(s, registry.run_key(with_seed(v, s).config)) for s in seeds]
+            key = seeded[0][1]
+            keys += [k for _, k in seeded]
+            parameters = {"profile": profile, "variant": variant, **shown}
             pair = Pair(experiment, variant, source, out_dir / f"{variant}.ipynb", parameters, key,
-                        registry.run_dir_for(runs, profile, key))
+                        registry.run_dir_for(runs, profile, key), seed=seeds[0],
+                        replicates=[SeedRun(experiment, variant, s, k, registry.run_dir_for(runs, profile, k))
+                                    for s, k in seeded[1:]])
             pair.stamp = {"run": key, "notebook": notebook_hash(source), "parameters": parameters}
             pairs.append(pair)
         if summary.is_file():
-            parameters = {"profile": profile, "params_dir": str(params), "runs_dir": str(runs)}
+            parameters = {"profile": profile, **shown}
             pair = Pair(experiment, book.SUMMARY, summary, out_dir / f"{book.SUMMARY}.ipynb", parameters,
                         depends=keys)
             pairs.append(pair)
     return pairs
+
+
+def _shown(path: Path, project: Path) -> str:
+    """A folder as the notebooks receive it: relative to the project root (their working directory),
+    so no absolute path of the building machine reaches the book."""
+    return Path(os.path.relpath(path, project)).as_posix()
 
 
 def _summary_stamp(pair: Pair, runs_dir: Path, profile: str) -> dict[str, Any]:
@@ -188,6 +217,8 @@ def papermill_execute(job: dict[str, Any]) -> None:
 
 def execute_job(job: dict[str, Any], execute: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run one job with its environment; on success rename the temp notebook into place and stamp it."""
+    if job.get("kind") == "train":
+        return execute_train_job(job)
     for key, value in job["env"].items():
         os.environ[key] = value
     output, tmp, failed = Path(job["output"]), Path(job["tmp"]), Path(job["failed"])
@@ -212,6 +243,20 @@ def execute_job(job: dict[str, Any], execute: Callable[[dict[str, Any]], None] |
     if failed.is_file():
         failed.unlink()
     return {"label": job["label"], "ok": True, "seconds": time.time() - start, "notebook": str(output)}
+
+
+def execute_train_job(job: dict[str, Any]) -> dict[str, Any]:
+    """A seed replicate: train it; a failure is reported, never raised (the others go on)."""
+    for key, value in job["env"].items():
+        os.environ[key] = value
+    start = time.time()
+    try:
+        train_replicate(job)
+    except Exception as exc:  # noqa: BLE001 - reported like a failing notebook
+        first = str(exc).strip().splitlines()
+        return {"label": job["label"], "kind": "train", "ok": False, "seconds": time.time() - start,
+                "error": f"{type(exc).__name__}: {first[-1] if first else ''}"[:500], "notebook": None}
+    return {"label": job["label"], "kind": "train", "ok": True, "seconds": time.time() - start, "notebook": None}
 
 
 def _job(pair: Pair, cwd: Path, env: dict[str, str]) -> dict[str, Any]:
@@ -259,15 +304,17 @@ class StudyReport:
     failed: list[dict[str, Any]]
     index: Path | None
     seconds: float
+    trained: list[dict[str, Any]] = field(default_factory=list)   # seed replicates the runner trained
 
     @property
     def ok(self) -> bool:
         return not self.failed
 
 
-def waves(pending: list[Pair]) -> list[tuple[str, list[Pair]]]:
-    """("train", first pair of every run not yet complete), ("reuse", other variant pairs),
-    ("summary", summaries); empty waves left out."""
+def waves(pending: list[Pair], replicates: Iterable[SeedRun] = ()) -> list[tuple[str, list]]:
+    """("train", first pair of every run not yet complete + every incomplete seed replicate),
+    ("reuse", other variant pairs), ("summary", summaries); empty waves left out. Runs shared by
+    several variants (same key) are trained once."""
     producers, seen, consumers, summaries = [], set(), [], []
     for pair in pending:
         if pair.is_summary:
@@ -277,7 +324,35 @@ def waves(pending: list[Pair]) -> list[tuple[str, list[Pair]]]:
             producers.append(pair)
         else:
             consumers.append(pair)
+    for rep in replicates:
+        if rep.run_key not in seen and not registry.is_complete(rep.run_dir):
+            seen.add(rep.run_key)
+            producers.append(rep)
     return [(n, w) for n, w in (("train", producers), ("reuse", consumers), ("summary", summaries)) if w]
+
+
+def replicates_of(pairs: Iterable[Pair]) -> list[SeedRun]:
+    """Every further seed replicate of the planned variants (whether its page is fresh or not)."""
+    return [rep for pair in pairs for rep in pair.replicates]
+
+
+def train_replicate(job: dict[str, Any]) -> None:
+    """Train (or resume) one seed replicate through the notebook API, as a notebook would."""
+    from mace_core.study import api
+
+    cwd = os.getcwd()
+    os.chdir(job["cwd"])
+    try:
+        api.run_variant(job["experiment"], job["variant"], job["profile"], job["params_dir"], job["runs_dir"],
+                        seed=job["seed"])
+    finally:
+        os.chdir(cwd)
+
+
+def _replicate_job(rep: SeedRun, profile: str, params: Path, runs: Path, env: dict[str, str]) -> dict[str, Any]:
+    return {"kind": "train", "label": rep.label, "experiment": rep.experiment, "variant": rep.variant,
+            "seed": rep.seed, "profile": profile, "params_dir": str(params), "runs_dir": str(runs),
+            "cwd": str(params.parent), "env": dict(env)}
 
 
 def ensure_data(profile: str, params_dir="params") -> Path:
@@ -322,14 +397,17 @@ def run_study(profile: str, params_dir="params", runs_dir="runs", book_dir="book
         if prepare_data:
             ensure_data(profile, params)
         pairs = plan(profile, params, runs, books, notebooks_dir, only)
+        replicates = replicates_of(pairs)
         if force:
             for pair in pairs:
                 if pair.run_dir is not None and pair.run_dir.exists():
                     shutil.rmtree(pair.run_dir)
                 pair.stamp_path.unlink(missing_ok=True)
+            for rep in replicates:
+                shutil.rmtree(rep.run_dir, ignore_errors=True)
         base_env["JUPYTER_PATH"] = os.pathsep.join(
             [str(kernel_dir(runs))] + ([os.environ["JUPYTER_PATH"]] if os.environ.get("JUPYTER_PATH") else []))
-        executed, failed, skipped = [], [], []
+        executed, failed, skipped, trained = [], [], [], []
         pending = []
         for pair in pairs:
             if pair.is_summary:
@@ -338,11 +416,16 @@ def run_study(profile: str, params_dir="params", runs_dir="runs", book_dir="book
                 skipped.append(pair.label)
             else:
                 pending.append(pair)
-        bar = tqdm(total=len(pending), desc=f"study ({profile})", unit="notebook", disable=not progress)
+        planned = waves(pending, replicates)
+        bar = tqdm(total=sum(len(w) for _, w in planned), desc=f"study ({profile})", unit="job",
+                   disable=not progress)
         failed_keys: dict[str, str] = {}
-        for _, wave in waves(pending):
+        for _, wave in planned:
             jobs_now = []
             for pair in wave:
+                if isinstance(pair, SeedRun):
+                    jobs_now.append(_replicate_job(pair, profile, params, runs, job_env(jobs, base_env)))
+                    continue
                 if pair.run_key in failed_keys:  # its run failed to train once already: don't retry here
                     failed.append({"label": pair.label, "ok": False, "seconds": 0.0, "notebook": None,
                                    "error": f"its run failed to train in {failed_keys[pair.run_key]}"})
@@ -357,7 +440,10 @@ def run_study(profile: str, params_dir="params", runs_dir="runs", book_dir="book
                 jobs_now.append(_job(pair, params.parent, job_env(jobs, base_env)))
             key_of = {p.label: p.run_key for p in wave}
             for result in _run_jobs(jobs_now, jobs, execute):
-                (executed if result["ok"] else failed).append(result)
+                if not result["ok"]:
+                    failed.append(result)
+                else:
+                    (trained if result.get("kind") == "train" else executed).append(result)
                 key = key_of.get(result["label"])
                 if not result["ok"] and key and not registry.is_complete(registry.run_dir_for(runs, profile, key)):
                     failed_keys[key] = result["notebook"] or result["label"]
@@ -373,7 +459,7 @@ def run_study(profile: str, params_dir="params", runs_dir="runs", book_dir="book
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    return StudyReport(executed, skipped, failed, index, time.time() - start)
+    return StudyReport(executed, skipped, failed, index, time.time() - start, trained)
 
 
 def _run_jobs(jobs_now: list[dict[str, Any]], jobs: int, execute) -> Iterable[dict[str, Any]]:

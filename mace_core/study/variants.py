@@ -17,6 +17,7 @@ into the previous backbone's.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
@@ -136,4 +137,30 @@ def resolve(experiment: str, variant: str, profile: str, params_dir: str | Path 
     except MaceError as exc:
         raise MaceError(f"{experiment}/{variant} on profile {profile}: {exc.what}", exc.fix) from None
     cfg.data.root = str(resolve_path(cfg.data.root, root))
-    return Variant(experiment, variant, profile, cfg, study, layers)
+    out = Variant(experiment, variant, profile, cfg, study, layers)
+    seeds_of_variant(out)  # validate study.seeds early, with the layer names in the message
+    return out
+
+
+def seeds_of_variant(v: Variant) -> list[int]:
+    """The training seeds the study trains this variant with: ``study.seeds`` (profile or variant
+    layer, later wins), else the config's own ``train.seed``. Each seed is a separate run."""
+    seeds = v.study.get("seeds")
+    if seeds is None:
+        return [int(v.config.train.seed)]
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = [seeds]
+    if (not isinstance(seeds, list) or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+            or len(set(seeds)) != len(seeds)):
+        raise MaceError(f"{v.experiment}/{v.variant} on profile {v.profile}: study.seeds must be a non-empty list of "
+                        f"distinct non-negative integers, got {seeds!r}",
+                        f"write e.g. `study: {{seeds: [0, 1, 2]}}` in one of: {', '.join(str(p.name) for p in v.layers)}")
+    return sorted(seeds)
+
+
+def with_seed(v: Variant, seed: int) -> Variant:
+    """The variant trained with training seed ``seed`` (the seed is part of the config, hence of the
+    run key: each seed is its own cached run)."""
+    cfg = dataclasses.replace(v.config, train=dataclasses.replace(v.config.train, seed=int(seed)))
+    return dataclasses.replace(v, config=cfg)

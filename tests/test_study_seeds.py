@@ -1,0 +1,102 @@
+"""Seed replicates: the training seed is part of the run key, each seed is cached on its own, the
+runner trains every seed of every variant once, and the notebook API reads them back per seed."""
+from __future__ import annotations
+
+import pytest
+
+from mace_core.errors import MaceError
+from mace_core.study import api, registry, runner
+from tests._study_helpers import FakeTrainer, in_process_execute, make_study
+
+VARIANTS = {
+    "00_baseline": {"baseline": "{}\n"},
+    "01_lr": {"base": "train:\n  lr: 0.1\n", "low": "train:\n  lr: 0.01\n",
+              "single": "train:\n  lr: 0.02\nstudy:\n  seeds: [0]\n"},
+}
+SUMMARY = '''# %% tags=["parameters"]
+profile = "smoke"
+params_dir = "params"
+runs_dir = "runs"
+'''
+
+
+class SeedTrainer(FakeTrainer):
+    """Records (variant, seed) and writes a seed-dependent Rank-1, so results differ per replicate."""
+
+    def __call__(self, cfg, run_dir, resume):
+        self.calls.append((cfg.name, cfg.train.seed))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        registry.atomic_write_json(run_dir / registry.RESULTS, {"metrics": {"R1": 40.0 + cfg.train.seed}})
+        return {}
+
+
+@pytest.fixture()
+def study(tmp_path, monkeypatch):
+    root = make_study(tmp_path, VARIANTS)
+    profile = root / "params" / "profiles" / "tiny.yaml"
+    profile.write_text(profile.read_text() + "study:\n  seeds: [0, 1, 2]\n")
+    (root / "notebooks" / "01_lr_summary.py").write_text(SUMMARY)
+    trainer = SeedTrainer()
+    monkeypatch.setattr(api, "_train", trainer)
+    monkeypatch.chdir(root)
+    return root, trainer
+
+
+def _run(root, **kw):
+    return runner.run_study("tiny", root / "params", root / "runs", root / "book", root / "notebooks",
+                            build=False, prepare_data=False, progress=False, execute=in_process_execute, **kw)
+
+
+def test_every_seed_is_its_own_run_and_trained_once(study):
+    root, trainer = study
+    report = _run(root)
+    assert report.ok
+    # baseline == 01_lr/base (lr 0.1 is the default): 3 seeds; low: 3 seeds; single: 1 seed
+    assert sorted(trainer.calls) == sorted([("baseline", s) for s in (0, 1, 2)] + [("low", s) for s in (0, 1, 2)]
+                                           + [("single", 0)])
+    assert len(report.trained) == 4   # seeds 1 and 2 of baseline and of low; the pages trained seed 0
+    keys = {api.run_dir_of("01_lr", "low", "tiny", seed=s).name for s in (0, 1, 2)}
+    assert len(keys) == 3
+    for seed in (0, 1, 2):
+        cfg = registry.read_json(api.run_dir_of("01_lr", "low", "tiny", seed=seed) / registry.RECORD)
+        assert cfg["seed"] == seed
+
+
+def test_cached_seeds_are_reused_and_a_new_seed_trains_only_itself(study):
+    root, trainer = study
+    _run(root)
+    n = len(trainer.calls)
+    again = _run(root)
+    assert len(trainer.calls) == n and again.trained == [] and again.executed == []
+    profile = root / "params" / "profiles" / "tiny.yaml"
+    profile.write_text(profile.read_text().replace("[0, 1, 2]", "[0, 1, 2, 3]"))
+    third = _run(root)
+    assert sorted(trainer.calls[n:]) == [("baseline", 3), ("low", 3)]
+    # the summary reads every seed, so a new seed re-executes it; variant pages show seed 0 only
+    assert [r["label"] for r in third.executed] == ["01_lr/summary"]
+
+
+def test_load_results_returns_every_seed_in_order(study):
+    root, _ = study
+    _run(root)
+    runs = api.load_results("01_lr", "tiny")
+    assert [(r.variant, r.seed) for r in runs] == [("base", 0), ("base", 1), ("base", 2), ("low", 0), ("low", 1),
+                                                  ("low", 2), ("single", 0)]
+    assert [r.results["metrics"]["R1"] for r in runs if r.variant == "low"] == [40.0, 41.0, 42.0]
+    assert api.seeds_of("01_lr", "single", "tiny") == [0]
+    assert api.run_variant("01_lr", "low", "tiny").seed == 0   # None = the first seed
+
+
+def test_a_seed_outside_the_list_is_refused(study):
+    root, _ = study
+    with pytest.raises(MaceError, match="seed 7 is not a training seed"):
+        api.run_variant("01_lr", "low", "tiny", seed=7)
+
+
+@pytest.mark.parametrize("bad", ["[0, 0]", "[]", "[-1]", "[a]", "1.5"])
+def test_invalid_seed_lists_name_the_layers(study, bad):
+    root, _ = study
+    (root / "params" / "01_lr" / "low.yaml").write_text(f"study:\n  seeds: {bad}\n")
+    with pytest.raises(MaceError, match="study.seeds must be a non-empty list") as err:
+        api.seeds_of("01_lr", "low", "tiny")
+    assert "low.yaml" in err.value.fix
