@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from mace_core.analysis import tables, thesis_numbers as tn
+from mace_core.analysis import findings as fd, tables, thesis_numbers as tn
 from mace_core.config import RunConfig
 from mace_core.errors import MaceError
 
@@ -49,78 +49,144 @@ def test_summarize_other_shapes():
         tables.summarize({"epochs": 3})
 
 
-def test_baseline_table_has_thesis_row_and_labels():
-    df = tables.baseline_table(fake_run())
-    assert list(df["source"]) == ["ours, synthetic data, final epoch", tn.THESIS_LABEL]
-    assert df.iloc[0]["Rank-1"] == "40.00 ± 14.14"
-    assert df.iloc[1]["Rank-1"] == "45.59" and df.iloc[1]["Rank-20"] == "93.44"
-    assert df.iloc[1]["mINP"] == tables.MISSING            # the thesis reports no mINP
+from _tables_helpers import fake_run as seeded_run, seeded  # noqa: E402
+
+
+def _attention_study(sam_r1=(31, 31, 43)):
+    base = seeded("baseline", [30, 33, 39])
+    cam = seeded("cam", [40, 44, 48], model__attention="cam")
+    sam = seeded("sam", list(sam_r1), model__attention="sam")
+    return base + cam + sam
+
+
+def test_comparison_table_has_one_row_per_variant_and_side_by_side_groups():
+    df = tables.attention_table(_attention_study())
+    assert list(df[("variant", "")]) == ["baseline", "cam", "sam"]           # one row per variant
+    assert list(df[("n", "")]) == ["3", "3", "3"]
+    groups = list(dict.fromkeys(df.columns.get_level_values(0)))
+    assert groups == ["variant", "n", "Rank-1", "mAP", "Δ Rank-1", "verdict"]
+    assert [sub for g, sub in df.columns if g == "Rank-1"] == ["ours", "thesis"]
+    cam = df.iloc[1]
+    assert cam[("Rank-1", "ours")] == "44.0 ± 4.0"          # seeds 40, 44, 48
+    assert cam[("Rank-1", "thesis")] == "42.3"
+    assert cam[("Δ Rank-1", "ours")] == "+10.0 ± 2.5"       # paired: 10, 11, 9
+    assert cam[("Δ Rank-1", "thesis")] == "-3.3" and cam[("verdict", "")] == "higher"
+    assert df.iloc[2][("verdict", "")] == "not distinguishable"
+    assert df.iloc[0][("Δ Rank-1", "ours")] == "baseline"
+    # source, selection rule and n are said once, in the caption, not in any cell
     cap = df.attrs["caption"]
-    assert "synthetic" in cap and tn.THESIS_LABEL in cap and "final epoch" in cap
+    assert "synthetic data" in cap and "final epoch" in cap and "n = 3 training seeds" in cap
+    assert tn.THESIS_LABEL in cap and "not distinguishable" in cap
+    assert not any("synthetic" in str(v) for v in df.to_numpy().ravel())
 
 
-def test_selection_rule_is_carried_into_the_label():
-    run = fake_run(selection="best epoch on test set (thesis convention)")
-    df = tables.baseline_table([run])
-    assert df.iloc[0]["source"] == "ours, synthetic data, best epoch on test set (thesis convention)"
-    assert "best epoch on test set" in df.attrs["caption"]
+def test_rows_with_different_seed_counts_state_n_per_row_and_single_runs_say_so():
+    runs = seeded("baseline", [30, 33, 39]) + [seeded_run("cam", r1=35.0, model__attention="cam")]
+    df = tables.attention_table(runs)
+    assert list(df[("n", "")]) == ["3", "1"]
+    assert df.iloc[1][("Rank-1", "ours")] == "35.0" and df.iloc[1][("verdict", "")] == fd.NO_ESTIMATE
+    assert "n = 1–3" in df.attrs["caption"]
+    single = tables.attention_table([seeded_run("baseline"), seeded_run("sam", model__attention="sam")])
+    assert fd.SINGLE_RUN_NOTE in single.attrs["caption"]
 
 
-def test_backbone_table_maps_small_family_members_to_thesis_rows():
-    runs = [fake_run("resnet", model__backbone="resnet18"), fake_run("se", model__backbone="seresnet18"),
-            fake_run("eff", model__backbone="efficientnet_b0"), fake_run("tres", model__backbone="tresnet_m")]
-    df = tables.backbone_table(runs)
-    thesis = df[df.source == tn.THESIS_LABEL].set_index("variant")
-    assert thesis.loc["se", "Rank-1"] == "45.54" and thesis.loc["se", "Parameters (M)"] == "49.3"
-    assert thesis.loc["eff", "mAP"] == "37.70" and thesis.loc["tres", "Reported epoch"] == "32"
-    ours = df[df.source != tn.THESIS_LABEL].set_index("variant")
-    assert ours.loc["resnet", "Parameters (M)"] == "2.9" and ours.loc["resnet", "Training time"] == "90 s"
+def test_finding_follows_the_numbers():
+    win = tables.experiment_finding("02_attention", _attention_study())
+    assert win.startswith("Best: **cam**") and "exceeds the seed noise" in win and "opposite" in win
+    runs = seeded("baseline", [30, 33, 39]) + seeded("sam", [28, 28, 40], model__attention="sam")
+    lose = tables.experiment_finding("02_attention", runs)
+    assert "The baseline (baseline) has the highest" in lose and "not distinguishable" in lose
+    assert "agrees with the thesis" in lose
+
+
+def test_baseline_table_is_one_row_per_metric_ours_beside_thesis():
+    df = tables.baseline_table(seeded("baseline", [30, 33, 39]))
+    assert list(df.columns) == ["metric", "ours", "thesis"]
+    assert list(df["metric"]) == [tables.HEADERS[m] for m in tables.METRICS]
+    assert df.iloc[0]["ours"] == "34.0 ± 4.6" and df.iloc[0]["thesis"] == "45.6"
+    assert df.iloc[5]["thesis"] == tables.MISSING            # the thesis reports no mINP
+    assert "n = 3 training seeds" in df.attrs["caption"]
+    with pytest.raises(MaceError, match="one variant"):
+        tables.baseline_table(seeded("baseline", [1]) + seeded("other", [2]))
+
+
+def test_selection_rule_and_gallery_noise_are_in_the_caption():
+    df = tables.baseline_table([seeded_run(selection="best epoch on test set (thesis convention)", trial_std=2.0)])
+    assert "best epoch on test set" in df.attrs["caption"] and "Gallery-trial std within one run: 2.0" in df.attrs["caption"]
+
+
+def test_backbone_tables_map_small_family_members_to_thesis_rows():
+    runs = (seeded("resnet", [30, 32], model__backbone="resnet18") + seeded("se", [20, 22], model__backbone="seresnet18")
+            + seeded("eff", [5, 6], model__backbone="efficientnet_b0"))
+    df = tables.backbone_table(runs).set_index(("variant", ""))
+    assert df.loc["se", ("Rank-1", "thesis")] == "45.5" and df.loc["eff", ("mAP", "thesis")] == "37.7"
+    assert df.loc["resnet", ("Δ Rank-1", "ours")] == "baseline"
+    assert df.loc["se", ("Δ Rank-1", "ours")].startswith("-10.0")
+    cost = tables.backbone_cost_table(runs).set_index(("variant", ""))
+    assert cost.loc["se", ("parameters (M)", "thesis")] == "49.3" and cost.loc["resnet", ("training time", "ours")] == "90 s"
+    assert cost.loc["eff", ("epoch", "thesis")] == "46"
     assert tables.backbone_family("resnet10t") == "resnet50"
 
 
-def test_attention_fusion_fraction_tables():
-    att = tables.attention_table([fake_run("cam", model__attention="cam"), fake_run("sam", model__attention="sam")])
-    assert set(att[att.source == tn.THESIS_LABEL]["Rank-1"]) == {"42.33", "43.47"}
-    fus = tables.fusion_table([fake_run("adaptive", model__fusion="adaptive")])
-    assert fus.iloc[1]["Reported epoch"] == "16"
-    frac = tables.fraction_table([fake_run("f50", data__id_fraction=0.5), fake_run("f10", data__id_fraction=0.1)])
-    assert list(frac["fraction"]) == ["10%", "10%", "50%", "50%"]
-    assert frac.iloc[1]["Rank-1"] == "13.40"
-    curve = tables.fraction_curve_data([fake_run(data__id_fraction=0.5)])
-    assert set(curve.source) == {"ours, synthetic data, final epoch", tn.THESIS_LABEL}
+def test_fraction_and_fusion_tables():
+    runs = (seeded("fraction_50", [20, 22], data__id_fraction=0.5) + seeded("fraction_100", [30, 31], data__id_fraction=1.0)
+            + seeded("fraction_10", [10, 9], data__id_fraction=0.1))
+    frac = tables.fraction_table(runs)
+    assert list(frac[("identities", "")]) == ["10%", "50%", "100%"]
+    assert frac.iloc[0][("Rank-1", "thesis")] == "13.4" and frac.iloc[2][("Δ Rank-1", "ours")] == "baseline"
+    assert "all identities" in tables.experiment_finding("05_data_efficiency", runs)
+    curve = tables.fraction_curve_data(runs)
+    ours = curve[(curve.source != tn.THESIS_LABEL) & (curve.metric == "R1")].set_index("fraction")
+    assert ours.loc[0.5, "mean"] == pytest.approx(21.0) and ours.loc[0.5, "std"] == pytest.approx(np.sqrt(2))
+    fus = tables.fusion_table(seeded("concat", [30, 31]) + seeded("adaptive", [25, 27], model__fusion="adaptive"))
+    assert fus.iloc[1][("Δ Rank-1", "thesis")] == "-1.6"
     with pytest.raises(MaceError, match="no completed runs"):
         tables.attention_table([])
+    with pytest.raises(MaceError, match="same training seed"):
+        tables.attention_table([seeded_run("cam"), seeded_run("cam")])
 
 
-def test_multi_query_table_pairs_strategies_with_thesis():
-    evals = [{"n": n, "fusion": f, "results": {"R1": 0.3 + 0.01 * n, "mAP": 0.2}} for n in (1, 5) for f in tn.FUSIONS]
-    df = tables.multi_query_table(evals, fake_run())
-    row = df[(df.n == 5) & (df.metric == "Rank-1")].iloc[0]
-    assert row["avg (ours)"] == "35.00" and row[f"max ({tn.THESIS_LABEL})"] == "49.69"
-    single = df[(df.n == 1) & (df.metric == "mAP")].iloc[0]
-    assert single[f"avg ({tn.THESIS_LABEL})"] == "43.25"
-    assert row["images fused (mean)"] == tables.MISSING  # not recorded by these evaluations
-    recorded = [{**e, "results": {**e["results"], "protocol": {"mean_pool_size": 3.5}}} for e in evals]
-    capped = tables.multi_query_table(recorded, fake_run())
-    assert capped[capped.n == 5].iloc[0]["images fused (mean)"] == "3.5"
-    assert "synthetic" in df.attrs["caption"]
+def test_multi_query_table_aggregates_seeds_per_pool_size():
+    evals = [{"seed": s, "n": n, "fusion": f, "results": {"R1": (30 + n + s) / 100, "mAP": 0.2,
+                                                          "protocol": {"mean_pool_size": min(n, 8)}}}
+             for s in (0, 1, 2) for n in (1, 5, 10) for f in tn.FUSIONS]
+    runs = seeded("baseline", [30, 31, 32])
+    df = tables.multi_query_table(evals, runs)
+    assert list(df[("n", "")]) == ["1", "5", "10"] and list(df[("fused", "")]) == ["1.0", "5.0", "8.0"]
+    five = df.iloc[1]
+    assert five[("avg", "ours")] == "36.0 ± 1.0" and five[("max", "thesis")] == "49.7"
+    assert df.iloc[0][("avg", "thesis")] == "45.6"            # n = 1: Table 3
+    assert "n = 3 training seeds" in df.attrs["caption"]
+    frame = tables.multi_query_frame(evals)
+    assert frame[(frame.n == 5) & (frame.metric == "R1")]["mean"].tolist() == pytest.approx([36.0] * 3)
+    text = tables.multi_query_finding(evals)
+    # every seed gains exactly n - 1 points: zero spread, so the gain exceeds the noise
+    assert "n = 10" in text and "9.0 pp above the single query" in text and "exceeds" in text
 
 
-def test_occlusion_table_drops_and_thesis_rows():
-    base = fake_run("baseline")
-    occ = fake_run("occ_rect", data__occlusion_p=0.5, data__occlusion_types=["random_rect"])
-    evals = [{"model": "baseline", "occlusion": None, "results": {"R1": 0.40, "mAP": 0.30}},
-             {"model": "baseline", "occlusion": "random_rect", "results": {"R1": 0.10, "mAP": 0.05}},
-             {"model": "baseline", "occlusion": "lower_body", "results": {"R1": 0.30, "mAP": 0.25}},
-             {"model": "occ_rect", "occlusion": "random_rect", "results": {"R1": 0.20, "mAP": 0.10}}]
-    frame = tables.occlusion_frame(base, [occ], evals)
-    rect = frame[(frame.model == "baseline") & (frame.occlusion == "random_rect")].iloc[0]
-    assert rect.R1_drop == pytest.approx(30.0) and rect.mAP_drop == pytest.approx(25.0)
-    trained = frame[frame.model == "occ_rect"].iloc[0]
-    assert trained.clean_R1 == pytest.approx(40.0) and trained.trained_with == "random_rect"  # from its own results
-    df = tables.occlusion_table(base, [occ], evals)
-    thesis = df[df.source == tn.THESIS_LABEL]
-    assert list(thesis["occluded Rank-1"]) == ["16.55", "23.85", "40.36"]
+def test_occlusion_table_rows_per_model_and_condition():
+    runs = seeded("baseline", [40, 42, 44]) + seeded("occlusion_random_rect", [39, 41, 43], data__occlusion_p=0.5,
+                                                     data__occlusion_types=["random_rect"])
+    evals = []
+    for s in (0, 1, 2):
+        evals += [{"seed": s, "model": "baseline", "occlusion": "random_rect", "results": {"R1": (20 + s) / 100, "mAP": 0.15}},
+                  {"seed": s, "model": "baseline", "occlusion": "lower_body", "results": {"R1": (40 + 2 * s) / 100, "mAP": 0.30}},
+                  {"seed": s, "model": "occlusion_random_rect", "occlusion": "random_rect",
+                   "results": {"R1": (33 + s) / 100, "mAP": 0.25}}]
+    df = tables.occlusion_table(runs, evals)
+    assert [tuple(r) for r in df[[("model", ""), ("queries", "")]].to_numpy()] == [
+        ("baseline", "clean"), ("baseline", "lower_body"), ("baseline", "random_rect"),
+        ("occlusion_random_rect", "clean"), ("occlusion_random_rect", "random_rect")]
+    rect = df.iloc[2]
+    assert rect[("Rank-1", "ours")] == "21.0 ± 1.0" and rect[("Rank-1", "thesis")] == "16.6"
+    assert rect[("Rank-1 drop", "ours")] == "21.0 ± 2.5"          # 20, 21, 22 paired
+    assert df.iloc[1][("Rank-1 drop", "ours")] == "0.0 ± 0.0 n.d."   # lower_body: same as clean
+    assert df.iloc[0][("Rank-1", "thesis")] == "44.6" and df.iloc[4][("Rank-1", "thesis")] == "40.4"
+    frame = tables.occlusion_frame(runs, evals)
+    assert frame.set_index(["model", "occlusion"]).loc[("baseline", "random_rect"), "R1_drop"] == pytest.approx(21.0)
+    text = tables.occlusion_finding(runs, evals)
+    assert "for 1 of 2 occlusion types" in text and "**random_rect**, 21.0 pp" in text
+    assert "**occlusion_random_rect** scores +13.0 pp" in text and "thesis gained +23.8 pp" in text
     assert tables.show(df).caption.startswith("Table 9")
 
 

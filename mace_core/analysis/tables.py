@@ -1,24 +1,26 @@
-"""The book's result tables: this study's numbers beside the thesis's, with their labels.
+"""The book's result tables: this study's numbers beside the thesis's, as a paper prints them.
 
-Every table is a pandas DataFrame of display strings (``mean ± std`` for our multi-trial numbers),
-one row per (variant, source). Our rows say where the data came from (``cfg.data.source``, e.g.
-"synthetic") and how the model was selected (from ``results.json``); thesis rows say
-:data:`~mace_core.analysis.thesis_numbers.THESIS_LABEL`. ``df.attrs["caption"]`` repeats both
-labels; :func:`show` renders a table with its caption.
+One row per variant (or variant × condition); ours and the thesis's side by side as column groups
+(``("Rank-1", "ours")``, ``("Rank-1", "thesis")``); the data source, the model-selection rule and
+n (training seeds) stated once in ``df.attrs["caption"]``. Our cells are mean ± std over training
+seeds (each run's value is the mean over its gallery trials); differences to the baseline follow
+the rule of :mod:`mace_core.analysis.findings`. :func:`show` renders a table with its caption,
+:func:`experiment_finding` writes the chapter's computed finding.
 
-Inputs are duck-typed run records (``.variant``, ``.config`` (RunConfig), ``.results`` (dict)), as
-returned by ``mace_core.study.load_results``, so the functions work on fakes in tests.
+Inputs are duck-typed run records (``.variant``, ``.seed``, ``.config`` (RunConfig), ``.results``),
+as returned by ``mace_core.study.load_results``, so the functions work on fakes in tests.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from mace_core.analysis import thesis_numbers as tn
+from mace_core.analysis import findings as fd, thesis_numbers as tn
 from mace_core.errors import MaceError
 
 METRICS = ("R1", "R5", "R10", "R20", "mAP", "mINP")
@@ -116,11 +118,19 @@ def data_source(run: Any) -> str:
     return str(getattr(getattr(run.config, "data", None), "source", "unknown"))
 
 
+
+def seed_of(run: Any) -> int:
+    """The run's training seed (``RunResult.seed``; the config's for records without one)."""
+    seed = getattr(run, "seed", None)
+    return int(run.config.train.seed if seed is None else seed)
+
+
 def ours_label(run: Any) -> str:
-    return f"ours, {data_source(run)} data, {selection_rule(run.results)}"
+    """Legend label of our numbers in figures (tables say it in the caption)."""
+    return f"ours, {data_source(run)} data"
 
 
-def _fmt(mean: float | None, std: float | None = None, digits: int = 2) -> str:
+def _fmt(mean: float | None, std: float | None = None, digits: int = 1) -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return MISSING
     if std is None or (isinstance(std, float) and math.isnan(std)):
@@ -128,32 +138,71 @@ def _fmt(mean: float | None, std: float | None = None, digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def _caption(title: str, runs: Iterable[Any]) -> str:
+def group_runs(runs: Iterable[Any]) -> dict[str, list[Any]]:
+    """variant -> its runs (one per seed, ascending), variants in first-seen order."""
+    groups: dict[str, list[Any]] = {}
+    for run in runs:
+        groups.setdefault(run.variant, []).append(run)
+    for name, members in groups.items():
+        seeds = [seed_of(r) for r in members]
+        if len(set(seeds)) != len(seeds):
+            raise MaceError(f"variant {name!r} has two runs with the same training seed {sorted(seeds)}",
+                            "pass each (variant, seed) run once (load_results returns each once)")
+        members.sort(key=seed_of)
+    return groups
+
+
+def over_seeds(results_by_seed: Mapping[int, Mapping[str, Any]], metric: str) -> fd.SeedSummary | None:
+    """One metric over training seeds from ``seed -> results dict`` (None when no run reports it)."""
+    values = {}
+    for seed, results in results_by_seed.items():
+        summary = summarize(results)
+        if metric in summary:
+            values[seed] = summary[metric][0]
+    return fd.summarize_seeds(values) if values else None
+
+
+def _seed_results(members: Sequence[Any]) -> dict[int, Mapping[str, Any]]:
+    return {seed_of(r): r.results for r in members}
+
+
+def trial_std(runs: Iterable[Any], metric: str = "R1") -> float | None:
+    """Mean over runs of the std over one run's gallery trials (the secondary, evaluation-noise figure)."""
+    stds = [s for r in runs if (s := summarize(r.results).get(metric, (None, None))[1]) is not None]
+    return float(np.mean(stds)) if stds else None
+
+
+def _caption(title: str, runs: Sequence[Any], sizes: Sequence[int], rule: bool = True, extra: str = "") -> str:
     runs = list(runs)
-    sources = sorted({data_source(r) for r in runs}) or ["none"]
+    sources = sorted({data_source(r) for r in runs}) or ["unknown"]
     rules = sorted({selection_rule(r.results) for r in runs}) or ["final epoch"]
-    return (f"{title}. Ours: {', '.join(sources)} data, model selection: {', '.join(rules)}; "
-            f"values in %, mean ± std over gallery trials. Thesis: {tn.THESIS_LABEL}, "
-            f"{tn.THESIS_SELECTION}, single run.")
+    trial = trial_std(runs)
+    parts = [f"{title}. Ours: {', '.join(sources)} data, {', '.join(rules)}; values in %.",
+             fd.n_note(sizes),
+             f"Thesis: {tn.THESIS_LABEL}, {tn.THESIS_SELECTION}, one run."]
+    if rule:
+        parts.append(fd.RULE)
+    if extra:
+        parts.append(extra)
+    if trial is not None:
+        parts.append(f"Gallery-trial std within one run: {trial:.1f} pp (Rank-1, mean over runs).")
+    return " ".join(parts)
 
 
-def _metric_cells(summary: Mapping[str, tuple[float, float | None]], metrics: Sequence[str]) -> dict[str, str]:
-    return {HEADERS[m]: _fmt(*summary[m]) if m in summary else MISSING for m in metrics}
-
-
-def _thesis_cells(numbers: Mapping[str, Any] | None, metrics: Sequence[str]) -> dict[str, str]:
-    numbers = numbers or {}
-    return {HEADERS[m]: _fmt(numbers.get(m)) for m in metrics}
-
-
-def _finish(rows: list[dict[str, Any]], title: str, runs: Iterable[Any]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows).fillna(MISSING)
-    frame.attrs["caption"] = _caption(title, runs)
+def _frame(rows: list[dict[Any, Any]], caption: str) -> pd.DataFrame:
+    """Rows keyed by ``(group, sub)`` column tuples -> a frame with MultiIndex column groups."""
+    frame = pd.DataFrame(rows)
+    if all(sub == "" for _, sub in frame.columns):   # no groups: plain headers
+        frame.columns = [group for group, _ in frame.columns]
+    else:
+        frame.columns = pd.MultiIndex.from_tuples(frame.columns)
+    frame = frame.fillna(MISSING)
+    frame.attrs["caption"] = caption
     return frame
 
 
 # ---------------------------------------------------------------------------------------------
-# Variant -> thesis key
+# Which thesis row a variant stands for, and which variant is the baseline
 
 def backbone_family(name: str) -> str:
     """Map a timm model name to the thesis backbone it stands for (CPU profiles use small members)."""
@@ -169,45 +218,179 @@ def backbone_family(name: str) -> str:
     return name
 
 
-def _compare(runs: Sequence[Any], key_of, thesis: Mapping[Any, Mapping[str, Any]], metrics: Sequence[str],
-             extra_ours=None, extra_thesis: Sequence[str] = (), title: str = "") -> pd.DataFrame:
-    if not runs:
-        raise MaceError(f"{title}: no completed runs to tabulate", "run the experiment's variants first")
-    rows = []
-    for run in runs:
-        key = key_of(run)
-        row = {"variant": run.variant, "source": ours_label(run), **_metric_cells(summarize(run.results), metrics)}
-        if extra_ours:
-            row.update(extra_ours(run))
-        rows.append(row)
-        ref = thesis.get(key)
-        if ref is not None:
-            trow = {"variant": run.variant, "source": tn.THESIS_LABEL, **_thesis_cells(ref, metrics)}
-            for col in extra_thesis:
-                trow[col] = _thesis_extra(col, ref)
-            rows.append(trow)
-    return _finish(rows, title, runs)
+def _fraction(run: Any) -> float:
+    return round(float(run.config.data.id_fraction), 2)
 
 
-_EXTRA_COLUMNS = {"Parameters (M)": "params_m", "Training time": "time", "Reported epoch": "best_epoch"}
+@dataclass(frozen=True)
+class Spec:
+    """How one training experiment maps onto its thesis table."""
+
+    title: str
+    thesis: Mapping[Any, Mapping[str, Any]]
+    key: Callable[[Any], Any]                # run -> thesis key
+    baseline_key: Any                        # the thesis key of the baseline row
+    label: Callable[[Any], str] = lambda run: run.variant
+    label_header: str = "variant"
 
 
-def _thesis_extra(col: str, ref: Mapping[str, Any]) -> str:
-    value = ref.get(_EXTRA_COLUMNS[col])
-    if value is None:
-        return MISSING
-    return f"{value:.1f}" if isinstance(value, float) else str(value)
+SPECS: dict[str, Spec] = {
+    "00_baseline": Spec("Table 3 — baseline, SYSU-MM01 protocol, all-search", {"baseline": tn.TABLE3},
+                        lambda r: "baseline", "baseline"),
+    "01_backbones": Spec("Table 4 — backbones", tn.TABLE4, lambda r: backbone_family(r.config.model.backbone),
+                         "resnet50"),
+    "02_attention": Spec("Table 5 — attention modules (none: the baseline)", tn.TABLE5,
+                         lambda r: r.config.model.attention, "none"),
+    "03_fusion": Spec("Table 6 — fusion strategies (concat: the baseline)", tn.TABLE6,
+                      lambda r: r.config.model.fusion, "concat"),
+    "05_data_efficiency": Spec("Table 8 — fraction of training identities (100 %: the baseline)",
+                               {round(k, 2): v for k, v in tn.TABLE8.items()}, _fraction, 1.0,
+                               label=lambda r: f"{_fraction(r):.0%}", label_header="identities"),
+}
 
 
-def _run_extras(run: Any) -> dict[str, str]:
-    """Parameter count, training time and the reported epoch, from the trainer's results.json."""
-    res = run.results
-    params = res.get("parameters")
-    seconds = res.get("train_time_s")
-    epoch = res.get("selected_epoch", res.get("final_epoch"))
-    return {"Parameters (M)": MISSING if params is None else f"{float(params) / 1e6:.1f}",
-            "Training time": MISSING if seconds is None else _duration(float(seconds)),
-            "Reported epoch": MISSING if epoch is None else str(epoch)}
+def _spec(experiment: str) -> Spec:
+    if experiment not in SPECS:
+        raise MaceError(f"no thesis table for experiment {experiment!r}", f"use one of {', '.join(SPECS)}")
+    return SPECS[experiment]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One variant of a training experiment, aggregated over its seeds."""
+
+    label: str
+    runs: list[Any]
+    thesis: Mapping[str, Any] | None
+    is_baseline: bool
+
+    def ours(self, metric: str) -> fd.SeedSummary | None:
+        return over_seeds(_seed_results(self.runs), metric)
+
+
+def experiment_rows(experiment: str, runs: Sequence[Any]) -> list[Row]:
+    """One Row per variant (fractions ascending in experiment 5); raises when there are no runs."""
+    spec = _spec(experiment)
+    groups = group_runs(runs)
+    if not groups:
+        raise MaceError(f"{spec.title}: no completed runs to tabulate", "run the experiment's variants first")
+    rows = [Row(spec.label(m[0]), m, spec.thesis.get(spec.key(m[0])), spec.key(m[0]) == spec.baseline_key)
+            for m in groups.values()]
+    if experiment == "05_data_efficiency":
+        rows.sort(key=lambda r: _fraction(r.runs[0]))
+    return rows
+
+
+def _baseline_row(rows: Sequence[Row]) -> Row | None:
+    return next((r for r in rows if r.is_baseline), None)
+
+
+def _thesis_value(ref: Mapping[str, Any] | None, metric: str) -> float | None:
+    value = (ref or {}).get(metric)
+    return None if value is None else float(value)
+
+
+def _entries(experiment: str, rows: Sequence[Row], metric: str = "R1") -> list[fd.Entry]:
+    base = _baseline_row(rows)
+    base_sum = base.ours(metric) if base else None
+    thesis_base = _thesis_value(_spec(experiment).thesis.get(_spec(experiment).baseline_key), metric)
+    out = []
+    for row in rows:
+        ours = row.ours(metric)
+        if ours is None:
+            continue
+        diff = None if row.is_baseline or base_sum is None else fd.difference(ours, base_sum)
+        out.append(fd.Entry(row.label, ours, diff, _thesis_value(row.thesis, metric), thesis_base))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The thesis's tables
+
+def comparison_table(experiment: str, runs: Sequence[Any]) -> pd.DataFrame:
+    """Rank-1 and mAP (ours · thesis), the Rank-1 difference to the baseline (ours · thesis) and
+    the verdict of the noise rule; one row per variant."""
+    spec = _spec(experiment)
+    rows = experiment_rows(experiment, runs)
+    entries = {e.label: e for e in _entries(experiment, rows)}
+    out = []
+    for row in rows:
+        cells: dict[tuple[str, str], str] = {(spec.label_header, ""): row.label, ("n", ""): str(len(row.runs))}
+        for metric in ("R1", "mAP"):
+            cells[(HEADERS[metric], "ours")] = fd.fmt_value(row.ours(metric))
+            cells[(HEADERS[metric], "thesis")] = _fmt(_thesis_value(row.thesis, metric))
+        entry = entries.get(row.label)
+        if _baseline_row(rows) is not None:
+            baseline = row.is_baseline
+            cells[("Δ Rank-1", "ours")] = "baseline" if baseline else fd.fmt_difference(entry.diff if entry else None)
+            td = entry.thesis_diff if entry else None
+            cells[("Δ Rank-1", "thesis")] = "" if baseline else (MISSING if td is None else f"{td:+.1f}")
+            cells[("verdict", "")] = "" if baseline or entry is None else entry.diff.verdict
+        out.append(cells)
+    flat = [r for row in rows for r in row.runs]
+    return _frame(out, _caption(spec.title, flat, [len(r.runs) for r in rows], rule=_baseline_row(rows) is not None))
+
+
+def metrics_table(experiment: str, runs: Sequence[Any]) -> pd.DataFrame:
+    """Every metric of ours (Rank-1/5/10/20, mAP, mINP), mean ± std over seeds; one row per variant."""
+    spec = _spec(experiment)
+    rows = experiment_rows(experiment, runs)
+    out = [{(spec.label_header, ""): row.label, ("n", ""): str(len(row.runs)),
+            **{(HEADERS[m], ""): fd.fmt_value(row.ours(m)) for m in METRICS}} for row in rows]
+    flat = [r for row in rows for r in row.runs]
+    return _frame(out, _caption(f"{spec.title}: all metrics, ours", flat, [len(r.runs) for r in rows], rule=False))
+
+
+def baseline_table(runs: Sequence[Any] | Any) -> pd.DataFrame:
+    """Table 3: one row per metric, ours (mean ± std over seeds) beside the thesis's replication."""
+    runs = list(runs) if isinstance(runs, (list, tuple)) else [runs]
+    rows = experiment_rows("00_baseline", runs)
+    if len(rows) != 1:
+        raise MaceError(f"Table 3 takes the runs of one variant, got {[r.label for r in rows]}",
+                        "pass load_results('00_baseline', ...)")
+    row = rows[0]
+    out = [{("metric", ""): HEADERS[m], ("ours", ""): fd.fmt_value(row.ours(m)),
+            ("thesis", ""): _fmt(_thesis_value(tn.TABLE3, m))} for m in METRICS]
+    return _frame(out, _caption(SPECS["00_baseline"].title + f" (variant {row.label})", row.runs,
+                                [len(row.runs)], rule=False))
+
+
+def backbone_table(runs: Sequence[Any]) -> pd.DataFrame:
+    """Table 4's Rank-1 / mAP comparison (see :func:`comparison_table`)."""
+    return comparison_table("01_backbones", runs)
+
+
+def attention_table(runs: Sequence[Any]) -> pd.DataFrame:
+    return comparison_table("02_attention", runs)
+
+
+def fusion_table(runs: Sequence[Any]) -> pd.DataFrame:
+    return comparison_table("03_fusion", runs)
+
+
+def fraction_table(runs: Sequence[Any]) -> pd.DataFrame:
+    return comparison_table("05_data_efficiency", runs)
+
+
+def backbone_cost_table(runs: Sequence[Any]) -> pd.DataFrame:
+    """Table 4's cost columns: parameters, training time and the reported epoch, ours · thesis."""
+    rows = experiment_rows("01_backbones", runs)
+    out = []
+    for row in rows:
+        ref = row.thesis or {}
+        params = [r.results.get("parameters") for r in row.runs if r.results.get("parameters") is not None]
+        secs = [float(r.results["train_time_s"]) for r in row.runs if r.results.get("train_time_s") is not None]
+        epochs = sorted({str(r.results.get("selected_epoch", r.results.get("final_epoch"))) for r in row.runs} - {"None"})
+        out.append({("variant", ""): row.label, ("backbone", ""): row.runs[0].config.model.backbone,
+                    ("parameters (M)", "ours"): f"{float(params[0]) / 1e6:.1f}" if params else MISSING,
+                    ("parameters (M)", "thesis"): _fmt(ref.get("params_m")),
+                    ("training time", "ours"): _duration(float(np.mean(secs))) if secs else MISSING,
+                    ("training time", "thesis"): str(ref.get("time") or MISSING),
+                    ("epoch", "ours"): ", ".join(epochs) or MISSING,
+                    ("epoch", "thesis"): str(ref.get("best_epoch") or MISSING)})
+    flat = [r for row in rows for r in row.runs]
+    return _frame(out, _caption("Table 4 — cost of each backbone (training time: mean over seeds; thesis: "
+                                "whole MACE network, GPU)", flat, [len(r.runs) for r in rows], rule=False))
 
 
 def _duration(seconds: float) -> str:
@@ -218,140 +401,138 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def experiment_finding(experiment: str, runs: Sequence[Any]) -> str:
+    """The chapter's computed finding on IR→RGB Rank-1 (markdown)."""
+    rows = experiment_rows(experiment, runs)
+    entries = _entries(experiment, rows)
+    if experiment == "00_baseline":
+        e = entries[0]
+        return (f"The baseline reaches IR→RGB Rank-1 {fd.fmt_value(e.ours)} % on {data_source(rows[0].runs[0])} "
+                f"data (n = {e.ours.n}); the thesis's replication reached {tn.TABLE3['R1']:.1f} % on real "
+                f"SYSU-MM01, a different data set, so only the later comparisons carry over.")
+    if _baseline_row(rows) is None:
+        return "The baseline variant has no completed run, so no variant can be compared with it."
+    return fd.finding(entries, baseline="the baseline" if experiment != "05_data_efficiency" else "all identities")
+
+
 # ---------------------------------------------------------------------------------------------
-# The thesis's tables
-
-def baseline_table(runs: Sequence[Any] | Any) -> pd.DataFrame:
-    """Table 3: R1, R5, R10, R20, mAP, mINP of the baseline, beside the thesis's replication."""
-    runs = list(runs) if isinstance(runs, (list, tuple)) else [runs]
-    return _compare(runs, lambda r: "baseline", {"baseline": tn.TABLE3}, METRICS,
-                    title="Table 3 — SYSU-MM01-protocol results, all-search, experiment 0")
-
-
-def backbone_table(runs: Sequence[Any]) -> pd.DataFrame:
-    """Table 4 + parameter count, training time and best/final epoch."""
-    return _compare(runs, lambda r: backbone_family(r.config.model.backbone), tn.TABLE4,
-                    ("R1", "R5", "R10", "R20", "mAP", "mINP"), extra_ours=_run_extras,
-                    extra_thesis=tuple(_EXTRA_COLUMNS), title="Table 4 — backbones")
-
-
-def attention_table(runs: Sequence[Any]) -> pd.DataFrame:
-    """Table 5: attention modules (none = the baseline)."""
-    return _compare(runs, lambda r: r.config.model.attention, tn.TABLE5,
-                    ("R1", "R5", "R10", "R20", "mAP", "mINP"), extra_ours=lambda r: {"Reported epoch": _run_extras(r)["Reported epoch"]},
-                    extra_thesis=("Reported epoch",), title="Table 5 — attention mechanisms")
-
-
-def fusion_table(runs: Sequence[Any]) -> pd.DataFrame:
-    """Table 6: fusion strategies (concat = the baseline)."""
-    return _compare(runs, lambda r: r.config.model.fusion, tn.TABLE6,
-                    ("R1", "R5", "R10", "R20", "mAP", "mINP"), extra_ours=lambda r: {"Reported epoch": _run_extras(r)["Reported epoch"]},
-                    extra_thesis=("Reported epoch",), title="Table 6 — fusion strategies")
-
-
-def fraction_table(runs: Sequence[Any]) -> pd.DataFrame:
-    """Table 8: results per identity fraction."""
-    def key(run):
-        return round(float(run.config.data.id_fraction), 2)
-    thesis = {round(k, 2): v for k, v in tn.TABLE8.items()}
-    ordered = sorted(runs, key=key)
-    frame = _compare(ordered, key, thesis, ("R1", "R5", "R10", "R20", "mAP", "mINP"),
-                     extra_ours=lambda r: {"Reported epoch": _run_extras(r)["Reported epoch"]},
-                     extra_thesis=("Reported epoch",), title="Table 8 — training identity fraction")
-    fractions = [f"{key(r):.0%}" for r in ordered for _ in range(2 if key(r) in thesis else 1)]
-    frame.insert(1, "fraction", fractions)
-    return frame
-
+# Figures' frames (numeric, long): mean and std over seeds
 
 def fraction_curve_data(runs: Sequence[Any]) -> pd.DataFrame:
     """Long numeric frame (fraction, metric, mean, std, source) for the metric-vs-fraction figure."""
     rows = []
-    for run in runs:
-        frac = float(run.config.data.id_fraction)
-        for metric, (mean, std) in summarize(run.results).items():
-            if metric in ("R1", "mAP"):
-                rows.append({"fraction": frac, "metric": metric, "mean": mean, "std": std, "source": ours_label(run)})
+    for row in experiment_rows("05_data_efficiency", runs):
+        for metric in ("R1", "mAP"):
+            s = row.ours(metric)
+            if s is not None:
+                rows.append({"fraction": _fraction(row.runs[0]), "metric": metric, "mean": s.mean, "std": s.std,
+                             "source": ours_label(row.runs[0])})
     for frac, ref in tn.TABLE8.items():
         for metric in ("R1", "mAP"):
             rows.append({"fraction": frac, "metric": metric, "mean": ref[metric], "std": None, "source": tn.THESIS_LABEL})
     return pd.DataFrame(rows)
 
 
-def multi_query_frame(evals: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """Numeric long frame from test-time evaluations: each item has ``n``, ``fusion`` and ``results``."""
+def thesis_for(experiment: str):
+    """``run -> thesis numbers | None`` for the training experiments (used by the comparison bars)."""
+    spec = _spec(experiment)
+    return lambda run: spec.thesis.get(spec.key(run))
+
+
+def comparison_frame(runs: Sequence[Any], thesis_of=None, metrics: Sequence[str] = ("R1", "mAP")) -> pd.DataFrame:
+    """Long numeric frame (variant, source, metric, mean, std over seeds) of ours and the thesis's."""
     rows = []
-    for item in evals:
-        summary = summarize(item["results"])
-        for metric in ("R1", "mAP"):
-            if metric in summary:
-                mean, std = summary[metric]
-                rows.append({"n": int(item["n"]), "fusion": str(item["fusion"]), "metric": metric,
-                             "mean": mean, "std": std})
+    for variant, members in group_runs(runs).items():
+        ref = thesis_of(members[0]) if thesis_of else None
+        for m in metrics:
+            s = over_seeds(_seed_results(members), m)
+            if s is not None:
+                rows.append({"variant": variant, "source": ours_label(members[0]), "metric": m,
+                             "mean": s.mean, "std": s.std})
+            if ref and ref.get(m) is not None:
+                rows.append({"variant": variant, "source": tn.THESIS_LABEL, "metric": m,
+                             "mean": float(ref[m]), "std": None})
     if not rows:
+        raise MaceError("no runs to compare", "run the experiment's variants first")
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Experiment 4: multi-query (test-time evaluations of the trained baseline, one per seed)
+
+def _eval_seed(item: Mapping[str, Any]) -> int:
+    return int(item.get("seed", 0))
+
+
+def _mq_groups(evals: Iterable[Mapping[str, Any]]) -> dict[tuple[int, str], dict[int, Mapping[str, Any]]]:
+    groups: dict[tuple[int, str], dict[int, Mapping[str, Any]]] = {}
+    for item in evals:
+        groups.setdefault((int(item["n"]), str(item["fusion"])), {})[_eval_seed(item)] = item["results"]
+    if not groups:
         raise MaceError("no multi-query evaluations to tabulate", "evaluate the baseline with multi_query=n first")
-    return pd.DataFrame(rows)
+    return groups
 
 
-def _pool_sizes(evals: Iterable[Mapping[str, Any]]) -> dict[int, str]:
-    """n -> mean images actually fused per query (from the evaluations' protocol records)."""
-    sizes = {}
-    for item in evals:
-        size = (item["results"].get("protocol") or {}).get("mean_pool_size")
-        if size is not None:
-            sizes[int(item["n"])] = f"{float(size):.1f}"
-    return sizes
-
-
-def multi_query_table(evals: Iterable[Mapping[str, Any]], run: Any) -> pd.DataFrame:
-    """Table 7: R1 / mAP per pool size n and strategy, ours beside the thesis's; the mean number of
-    images actually fused shows where an identity's camera had fewer than n images."""
-    evals = list(evals)
-    frame = multi_query_frame(evals)
+def multi_query_frame(evals: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Numeric long frame (n, fusion, metric, mean, std over seeds) from test-time evaluations: each
+    item has ``seed`` (default 0), ``n``, ``fusion`` and ``results``."""
     rows = []
-    fused = _pool_sizes(evals)
-    for n in sorted(frame["n"].unique()):
+    for (n, fusion), by_seed in sorted(_mq_groups(evals).items()):
         for metric in ("R1", "mAP"):
-            row: dict[str, Any] = {"n": int(n), "images fused (mean)": fused.get(int(n), MISSING),
-                                   "metric": HEADERS[metric]}
-            for fusion in tn.FUSIONS:
-                hit = frame[(frame.n == n) & (frame.fusion == fusion) & (frame.metric == metric)]
-                row[f"{fusion} (ours)"] = _fmt(hit["mean"].iloc[0], hit["std"].iloc[0]) if len(hit) else MISSING
-                if n == 1:
-                    ref = tn.TABLE7_SINGLE.get(metric)
-                else:
-                    ref = tn.TABLE7.get((int(n), fusion), {}).get(metric)
-                row[f"{fusion} ({tn.THESIS_LABEL})"] = _fmt(ref)
-            rows.append(row)
-    out = _finish(rows, "Table 7 — multi-query fusion, all-search", [run])
-    return out
-
-
-def occlusion_frame(baseline_run: Any, trained_runs: Sequence[Any], evals: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """Numeric frame: one row per (model, occlusion type) with clean/occluded R1 and mAP and drops.
-
-    ``evals`` items: ``model`` (a run variant name), ``occlusion`` (type or None for clean),
-    ``results``. Clean numbers of a model come from its own item with ``occlusion=None``.
-    """
-    evals = list(evals)
-    by_key = {(e["model"], e.get("occlusion")): summarize(e["results"]) for e in evals}
-    rows = []
-    models = [baseline_run, *trained_runs]
-    for run in models:
-        clean = by_key.get((run.variant, None)) or summarize(run.results)
-        for (model, occ), occluded in by_key.items():
-            if model != run.variant or occ is None:
-                continue
-            rows.append({"model": run.variant, "trained_with": _occ_training(run), "occlusion": occ,
-                         "clean_R1": clean["R1"][0], "occ_R1": occluded["R1"][0],
-                         "clean_R1_std": clean["R1"][1], "occ_R1_std": occluded["R1"][1],
-                         "clean_mAP": clean["mAP"][0], "occ_mAP": occluded["mAP"][0],
-                         "R1_drop": clean["R1"][0] - occluded["R1"][0],
-                         "mAP_drop": clean["mAP"][0] - occluded["mAP"][0],
-                         "source": ours_label(run)})
-    if not rows:
-        raise MaceError("no occluded evaluations to tabulate", "evaluate with occlusion=<type> first")
+            s = over_seeds(by_seed, metric)
+            if s is not None:
+                rows.append({"n": n, "fusion": fusion, "metric": metric, "mean": s.mean, "std": s.std})
     return pd.DataFrame(rows)
 
+
+def _mq_thesis(n: int, fusion: str, metric: str) -> float | None:
+    return tn.TABLE7_SINGLE.get(metric) if n == 1 else tn.TABLE7.get((n, fusion), {}).get(metric)
+
+
+def multi_query_table(evals: Iterable[Mapping[str, Any]], runs: Sequence[Any] | Any, metric: str = "R1") -> pd.DataFrame:
+    """Table 7 for one metric: one row per pool size n, one ours · thesis group per fusion strategy,
+    and the mean number of images actually fused (where a camera had fewer than n images)."""
+    runs = list(runs) if isinstance(runs, (list, tuple)) else [runs]
+    groups = _mq_groups(list(evals))
+    fusions = [f for f in tn.FUSIONS if any(k[1] == f for k in groups)] + \
+        sorted({k[1] for k in groups} - set(tn.FUSIONS))
+    out, sizes = [], set()
+    for n in sorted({k[0] for k in groups}):
+        pools = [float(size) for (kn, _), by_seed in groups.items() if kn == n for res in by_seed.values()
+                 if (size := (res.get("protocol") or {}).get("mean_pool_size")) is not None]
+        cells = {("n", ""): str(n), ("fused", ""): f"{np.mean(pools):.1f}" if pools else MISSING}
+        for fusion in fusions:
+            by_seed = groups.get((n, fusion))
+            s = over_seeds(by_seed, metric) if by_seed else None
+            sizes.add(s.n if s else 0)
+            cells[(fusion, "ours")] = fd.fmt_value(s)
+            cells[(fusion, "thesis")] = _fmt(_mq_thesis(n, fusion, metric))
+        out.append(cells)
+    title = (f"Table 7 — multi-query fusion, {HEADERS[metric]}, all-search (n: IR queries per pool; fused: "
+             f"images actually fused, mean; thesis n = 1: Table 3)")
+    return _frame(out, _caption(title, runs, sorted(sizes - {0}) or [1], rule=False))
+
+
+def multi_query_finding(evals: Iterable[Mapping[str, Any]], metric: str = "R1") -> str:
+    """Best (n, fusion) against the single query (n = 1), paired by seed."""
+    groups = _mq_groups(list(evals))
+    singles = [k for k in groups if k[0] == 1]
+    if not singles:
+        return "No single-query (n = 1) evaluation: the pools cannot be compared with a single query."
+    base_label = "n = 1"
+    summaries = {base_label: over_seeds(groups[singles[0]], metric)}
+    thesis = {base_label: _mq_thesis(1, singles[0][1], metric)}
+    for (n, fusion), by_seed in sorted(groups.items()):
+        if n > 1:
+            label = f"n = {n}, {fusion}"
+            summaries[label] = over_seeds(by_seed, metric)
+            thesis[label] = _mq_thesis(n, fusion, metric)
+    entries = fd.entries_from(summaries, base_label, thesis)
+    return fd.finding(entries, measure=f"IR→RGB {HEADERS[metric]}", baseline="the single query")
+
+
+# ---------------------------------------------------------------------------------------------
+# Experiment 6: occlusion (clean and occluded evaluations of each model, one per seed)
 
 def _occ_training(run: Any) -> str:
     data = run.config.data
@@ -360,67 +541,149 @@ def _occ_training(run: Any) -> str:
     return "+".join(data.occlusion_types)
 
 
-def occlusion_table(baseline_run: Any, trained_runs: Sequence[Any], evals: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """Table 9: clean vs occluded R1, drops in R1 and mAP, baseline vs occlusion-trained."""
-    frame = occlusion_frame(baseline_run, trained_runs, evals)
+def _occ_groups(runs: Sequence[Any], evals: Iterable[Mapping[str, Any]]):
+    """model -> (runs, {condition (None = clean) -> {seed: results}}); a model's clean results default
+    to its runs' own results.json."""
+    groups = group_runs(runs)
+    conds: dict[str, dict[str | None, dict[int, Mapping[str, Any]]]] = {m: {} for m in groups}
+    for item in evals:
+        if item["model"] in conds:
+            conds[item["model"]].setdefault(item.get("occlusion"), {})[_eval_seed(item)] = item["results"]
+    for model, members in groups.items():
+        conds[model].setdefault(None, {})
+        for run in members:
+            conds[model][None].setdefault(seed_of(run), run.results)
+    return groups, conds
+
+
+def _drop(clean: Mapping[int, Mapping[str, Any]], occ: Mapping[int, Mapping[str, Any]], metric: str):
+    c, o = over_seeds(clean, metric), over_seeds(occ, metric)
+    return None if c is None or o is None else fd.difference(c, o)   # clean − occluded: a drop is positive
+
+
+def occlusion_frame(runs: Sequence[Any], evals: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Numeric frame: one row per (model, occlusion type): clean / occluded Rank-1 and mAP (means over
+    seeds), their drops (paired by seed) and the drops' 95 % half-widths."""
+    groups, conds = _occ_groups(runs, evals)
     rows = []
-    for _, r in frame.iterrows():
-        model_key = "baseline" if r.trained_with == "baseline" else "occlusion-trained"
-        rows.append({"model": r.model, "trained with": r.trained_with, "occlusion": r.occlusion,
-                     "source": r.source, "clean Rank-1": _fmt(r.clean_R1, r.clean_R1_std),
-                     "occluded Rank-1": _fmt(r.occ_R1, r.occ_R1_std),
-                     "Rank-1 drop (pp)": _fmt(r.R1_drop), "mAP drop (pp)": _fmt(r.mAP_drop)})
-        ref = tn.TABLE9.get((model_key, r.occlusion))
-        if ref is not None and (model_key == "baseline" or r.occlusion in r.trained_with.split("+")):
-            rows.append({"model": r.model, "trained with": r.trained_with, "occlusion": r.occlusion,
-                         "source": tn.THESIS_LABEL, "clean Rank-1": _fmt(ref["clean_R1"]),
-                         "occluded Rank-1": _fmt(ref["occ_R1"]), "Rank-1 drop (pp)": _fmt(ref["R1_drop"], digits=1),
-                         "mAP drop (pp)": _fmt(ref["mAP_drop"], digits=1)})
-    return _finish(rows, "Table 9 — occlusion robustness (IR queries occluded at test time)",
-                   [baseline_run, *trained_runs])
+    for model, members in groups.items():
+        clean = conds[model][None]
+        for occ, by_seed in conds[model].items():
+            if occ is None:
+                continue
+            d1, dm = _drop(clean, by_seed, "R1"), _drop(clean, by_seed, "mAP")
+            rows.append({"model": model, "trained_with": _occ_training(members[0]), "occlusion": occ,
+                         "n": len(by_seed), "clean_R1": over_seeds(clean, "R1").mean,
+                         "occ_R1": over_seeds(by_seed, "R1").mean,
+                         "R1_drop": d1.mean, "R1_drop_hw": d1.half_width, "mAP_drop": dm.mean,
+                         "mAP_drop_hw": dm.half_width})
+    if not rows:
+        raise MaceError("no occluded evaluations to tabulate", "evaluate with occlusion=<type> first")
+    return pd.DataFrame(rows)
+
+
+def _occ_thesis(run: Any, occ: str | None) -> Mapping[str, Any] | None:
+    trained = _occ_training(run)
+    if trained == "baseline":
+        return tn.TABLE9.get(("baseline", occ)) if occ else {"occ_R1": tn.TABLE9[("baseline", "random_rect")]["clean_R1"]}
+    if occ is None:
+        types = trained.split("+")
+        ref = tn.TABLE9.get(("occlusion-trained", types[0])) if len(types) == 1 else None
+        return {"occ_R1": ref["clean_R1"]} if ref else None
+    return tn.TABLE9.get(("occlusion-trained", occ)) if occ in trained.split("+") else None
+
+
+def _fmt_drop(diff: fd.Difference | None) -> str:
+    if diff is None:
+        return MISSING
+    return fd.fmt_difference(diff).lstrip("+") + (" n.d." if diff.verdict == fd.NOT_DISTINGUISHABLE else "")
+
+
+def occlusion_table(runs: Sequence[Any], evals: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Table 9: one row per model × condition (clean, then each occlusion type): Rank-1, and the drops
+    in Rank-1 and mAP from clean (paired by seed), ours · thesis."""
+    groups, conds = _occ_groups(runs, evals)
+    out, sizes = [], []
+    for model, members in groups.items():
+        clean = conds[model][None]
+        for occ, by_seed in sorted(conds[model].items(), key=lambda kv: (kv[0] is not None, kv[0] or "")):
+            ref = _occ_thesis(members[0], occ) or {}
+            s = over_seeds(by_seed, "R1")
+            sizes.append(s.n if s else 1)
+            out.append({("model", ""): model, ("queries", ""): occ or "clean", ("n", ""): str(len(by_seed)),
+                        ("Rank-1", "ours"): fd.fmt_value(s), ("Rank-1", "thesis"): _fmt(ref.get("occ_R1")),
+                        ("Rank-1 drop", "ours"): "" if occ is None else _fmt_drop(_drop(clean, by_seed, "R1")),
+                        ("Rank-1 drop", "thesis"): "" if occ is None else _fmt(ref.get("R1_drop")),
+                        ("mAP drop", "ours"): "" if occ is None else _fmt_drop(_drop(clean, by_seed, "mAP")),
+                        ("mAP drop", "thesis"): "" if occ is None else _fmt(ref.get("mAP_drop"))})
+    if not any(k is not None for c in conds.values() for k in c):
+        raise MaceError("no occluded evaluations to tabulate", "evaluate with occlusion=<type> first")
+    flat = [r for m in groups.values() for r in m]
+    extra = ("Drops (pp, clean − occluded) are paired by seed, ± the half-width of their 95 % t-interval; "
+             "n.d.: not distinguishable from 0. occlusion_* models were trained with that occlusion "
+             "(p = 0.5); the thesis's baseline clean Rank-1 is Table 9's 44.65.")
+    return _frame(out, _caption("Table 9 — occlusion robustness (IR queries occluded at test time)", flat, sizes,
+                                rule=False, extra=extra))
+
+
+def occlusion_finding(runs: Sequence[Any], evals: Iterable[Mapping[str, Any]]) -> str:
+    """Does test-time occlusion lower the baseline's Rank-1, and does occlusion-augmented training
+    recover part of the drop on its own occlusion type (paired by seed)?"""
+    groups, conds = _occ_groups(runs, evals)
+    base = [m for m, members in groups.items() if _occ_training(members[0]) == "baseline"]
+    if not base:
+        return "The baseline has no completed run, so the occlusion drops have no reference."
+    clean = conds[base[0]][None]
+    drops = {occ: _drop(clean, by_seed, "R1") for occ, by_seed in conds[base[0]].items() if occ is not None}
+    if not drops:
+        return "No occluded evaluation of the baseline is stored yet."
+    worst = max(drops, key=lambda k: drops[k].mean)
+    lowered = sum(d.verdict == fd.HIGHER for d in drops.values())
+    thesis = tn.TABLE9.get(("baseline", worst), {}).get("R1_drop")
+    text = (f"Test-time occlusion lowers the baseline's IR→RGB Rank-1 beyond the seed noise for {lowered} of "
+            f"{len(drops)} occlusion types; the largest drop is **{worst}**, {drops[worst].mean:.1f} pp "
+            f"({fd.noise_clause(drops[worst])})")
+    if thesis is not None:
+        agree = "agrees" if drops[worst].mean > 0 else "is the opposite of the thesis's"
+        text += f"; the thesis lost {thesis:.1f} pp there, so the direction {agree}."
+    else:
+        text += "."
+    for model, members in groups.items():
+        types = _occ_training(members[0]).split("+")
+        if model == base[0] or types == ["baseline"]:
+            continue
+        for occ in types:
+            if occ in conds[model] and occ in conds[base[0]]:
+                gain = fd.difference(over_seeds(conds[model][occ], "R1"), over_seeds(conds[base[0]][occ], "R1"))
+                ref = tn.TABLE9.get(("occlusion-trained", occ))
+                tgain = None if ref is None else ref["occ_R1"] - tn.TABLE9[("baseline", occ)]["occ_R1"]
+                text += (f" Trained with {occ}, **{model}** scores {gain.mean:+.1f} pp against the baseline on "
+                         f"{occ}-occluded queries ({fd.noise_clause(gain)})")
+                if tgain is not None:
+                    agree = "agrees" if (gain.mean > 0) == (tgain > 0) else "is the opposite of the thesis's"
+                    text += f"; the thesis gained {tgain:+.1f} pp, so the direction {agree}."
+                else:
+                    text += "."
+    return text
 
 
 # ---------------------------------------------------------------------------------------------
 # Display
 
+TABLE_CLASS = "mace-table"
+
+
 def show(frame: pd.DataFrame):
-    """A Styler with the caption and no index, for notebook display."""
-    styler = frame.style.hide(axis="index")
+    """A Styler with the caption and no index (CSS class ``mace-table``: book/_static/mace.css)."""
+    styler = frame.style.hide(axis="index").set_table_attributes(f'class="{TABLE_CLASS}"')
     caption = frame.attrs.get("caption")
     if caption:
         styler = styler.set_caption(caption)
     return styler
 
 
-def thesis_for(experiment: str):
-    """``run -> thesis numbers | None`` for the training experiments (used by the comparison bars)."""
-    keyed = {
-        "00_baseline": (lambda r: "baseline", {"baseline": tn.TABLE3}),
-        "01_backbones": (lambda r: backbone_family(r.config.model.backbone), tn.TABLE4),
-        "02_attention": (lambda r: r.config.model.attention, tn.TABLE5),
-        "03_fusion": (lambda r: r.config.model.fusion, tn.TABLE6),
-        "05_data_efficiency": (lambda r: round(float(r.config.data.id_fraction), 2),
-                               {round(k, 2): v for k, v in tn.TABLE8.items()}),
-    }
-    if experiment not in keyed:
-        raise MaceError(f"no thesis table for experiment {experiment!r}", f"use one of {', '.join(keyed)}")
-    key_of, table = keyed[experiment]
-    return lambda run: table.get(key_of(run))
+def show_finding(text: str):
+    """The computed finding as a Markdown block for the notebook's output."""
+    from IPython.display import Markdown
 
-
-def comparison_frame(runs: Sequence[Any], thesis_of=None, metrics: Sequence[str] = ("R1", "mAP")) -> pd.DataFrame:
-    """Long numeric frame (variant, source, metric, mean, std) of ours and, if given, the thesis's."""
-    rows = []
-    for run in runs:
-        summary = summarize(run.results)
-        ref = thesis_of(run) if thesis_of else None
-        for m in metrics:
-            if m in summary:
-                rows.append({"variant": run.variant, "source": ours_label(run), "metric": m,
-                             "mean": summary[m][0], "std": summary[m][1]})
-            if ref and ref.get(m) is not None:
-                rows.append({"variant": run.variant, "source": tn.THESIS_LABEL, "metric": m,
-                             "mean": float(ref[m]), "std": None})
-    if not rows:
-        raise MaceError("no runs to compare", "run the experiment's variants first")
-    return pd.DataFrame(rows)
+    return Markdown(f"**Finding (computed from the numbers above).** {text}")
