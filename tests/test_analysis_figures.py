@@ -46,9 +46,10 @@ def test_training_curves_plot_every_loss_term_and_metric(tmp_path):
 
 
 def test_metric_curves_one_panel_per_metric_with_bands():
-    evals = [{"n": n, "fusion": f, "results": {"trials": [{"R1": 0.3 + 0.01 * n, "mAP": 0.2},
-                                                          {"R1": 0.32 + 0.01 * n, "mAP": 0.22}]}}
-             for n in (1, 2, 5) for f in ("avg", "max")]
+    # two training seeds per point: the band is the std over seeds
+    evals = [{"seed": s, "n": n, "fusion": f, "results": {"trials": [{"R1": 0.3 + 0.01 * n + 0.02 * s, "mAP": 0.2},
+                                                                     {"R1": 0.32 + 0.01 * n, "mAP": 0.22}]}}
+             for s in (0, 1) for n in (1, 2, 5) for f in ("avg", "max")]
     frame = tables.multi_query_frame(evals)
     fig = figures.metric_curves(frame, x="n", hue="fusion")
     assert [ax.get_title() for ax in fig.axes] == ["R1", "mAP"]
