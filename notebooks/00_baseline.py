@@ -16,14 +16,17 @@
 #
 # Trains (or reuses) the MACE baseline of this profile and shows its Table 3 metrics beside the
 # thesis's replication, and its training curves.
+#
+# This page shows one training run, the variant's first training seed; the chapter's summary page
+# aggregates every seed.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"
 variant = "baseline"
 params_dir = "params"
 runs_dir = "runs"
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-input", "remove-stderr"]
 from mace_core.analysis import figures, tables
 from mace_core.study import run_variant
 
@@ -33,7 +36,7 @@ print(f"run: {run.run_dir.name}  data: {run.config.data.source}  selection: {run
 # %% [markdown]
 # ## Table 3: test metrics
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-input", "remove-stderr"]
 tables.show(tables.baseline_table(run))
 
 # %% [markdown]
@@ -43,5 +46,5 @@ tables.show(tables.baseline_table(run))
 # lines under their sums), training accuracy with the learning rate and distillation weight λ₂, and
 # the test metrics at each evaluation.
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-input", "remove-stderr"]
 fig = figures.training_curves(run.log, title=f"{variant} ({profile} profile)")

@@ -14,19 +14,32 @@
 # %% [markdown]
 # # Summary: baseline (Table 3)
 #
-# Stored results of every experiment-0 run of this profile, beside the thesis's Table 3.
+# Every training seed of the experiment-0 baseline on this profile, beside the thesis's Table 3.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"
 params_dir = "params"
 runs_dir = "runs"
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-cell"]
 from mace_core.analysis import figures, tables
 from mace_core.study import load_results
 
 runs = load_results("00_baseline", profile, params_dir, runs_dir)
+
+# %% tags=["remove-input", "remove-stderr"]
 tables.show(tables.baseline_table(runs))
 
-# %% tags=["remove-stderr"]
-fig = figures.training_curves(runs[0].log, title=f"{runs[0].variant}: training curves")
+# %% [markdown]
+# ## Training curves
+#
+# The run of the first training seed.
+
+# %% tags=["remove-input", "remove-stderr"]
+fig = figures.training_curves(runs[0].log, title=f"{runs[0].variant}, seed {runs[0].seed}: training curves")
+
+# %% [markdown]
+# ## Finding
+
+# %% tags=["remove-input", "remove-stderr"]
+tables.show_finding(tables.experiment_finding("00_baseline", runs))

@@ -14,21 +14,41 @@
 # %% [markdown]
 # # Summary: backbones (Table 4)
 #
-# All backbone variants of this profile with parameter count, training time and the reported epoch,
-# each beside the thesis's numbers for the backbone family it stands for.
+# Every backbone variant of this profile over its training seeds, each beside the thesis's numbers for
+# the backbone family it stands for (ResNet: the baseline).
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"
 params_dir = "params"
 runs_dir = "runs"
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-cell"]
 from mace_core.analysis import figures, tables
 from mace_core.study import load_results
 
 runs = load_results("01_backbones", profile, params_dir, runs_dir)
-tables.show(tables.backbone_table(runs))
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-input", "remove-stderr"]
+tables.show(tables.comparison_table("01_backbones", runs))
+
+# %% [markdown]
+# ## Size and training time
+
+# %% tags=["remove-input", "remove-stderr"]
+tables.show(tables.backbone_cost_table(runs))
+
+# %% [markdown]
+# ## Every metric
+
+# %% tags=["remove-input", "remove-stderr"]
+tables.show(tables.metrics_table("01_backbones", runs))
+
+# %% tags=["remove-input", "remove-stderr"]
 fig = figures.comparison_bars(tables.comparison_frame(runs, tables.thesis_for("01_backbones")),
-                              title="backbones: ours beside the thesis")
+                              title="ours (mean ± std over seeds) beside the thesis")
+
+# %% [markdown]
+# ## Finding
+
+# %% tags=["remove-input", "remove-stderr"]
+tables.show_finding(tables.experiment_finding("01_backbones", runs))

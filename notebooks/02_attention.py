@@ -16,14 +16,17 @@
 #
 # Trains (or reuses) one attention variant, shows its metrics beside the thesis's Table 5 row, and
 # plots what the attention modules learnt on IR and RGB test images of the same identities.
+#
+# This page shows one training run, the variant's first training seed; the chapter's summary page
+# aggregates every seed.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"
 variant = "baseline"
 params_dir = "params"
 runs_dir = "runs"
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-input", "remove-stderr"]
 from mace_core.analysis import figures, runviews, tables
 from mace_core.study import run_variant
 
@@ -34,7 +37,7 @@ tables.show(tables.attention_table([run]))
 # %% [markdown]
 # ## Training curves
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-input", "remove-stderr"]
 fig = figures.training_curves(run.log, title=f"{variant} ({profile} profile)")
 
 # %% [markdown]
@@ -44,6 +47,6 @@ fig = figures.training_curves(run.log, title=f"{variant} ({profile} profile)")
 # images; spatial attention (SAM, DAM) as heatmaps over the input, after the stem and before
 # pooling.
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-input", "remove-stderr"]
 views = runviews.attention_figures(run, per_modality=2, seed=0)
 print("shown:", ", ".join(views))

@@ -14,21 +14,35 @@
 # %% [markdown]
 # # Summary: attention (Table 5)
 #
-# The baseline (no attention) and every attention variant of this profile, beside Table 5.
+# The baseline (no attention) and every attention variant of this profile over their training seeds,
+# beside Table 5.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"
 params_dir = "params"
 runs_dir = "runs"
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-cell"]
 from mace_core.analysis import figures, tables
 from mace_core.study import load_results
 
-base = load_results("00_baseline", profile, params_dir, runs_dir)
-runs = load_results("02_attention", profile, params_dir, runs_dir)
-tables.show(tables.attention_table(base + runs))
+runs = load_results("00_baseline", profile, params_dir, runs_dir) + load_results("02_attention", profile, params_dir, runs_dir)
 
-# %% tags=["remove-stderr"]
-fig = figures.comparison_bars(tables.comparison_frame(base + runs, tables.thesis_for("02_attention")),
-                              title="attention: ours beside the thesis")
+# %% tags=["remove-input", "remove-stderr"]
+tables.show(tables.comparison_table("02_attention", runs))
+
+# %% [markdown]
+# ## Every metric
+
+# %% tags=["remove-input", "remove-stderr"]
+tables.show(tables.metrics_table("02_attention", runs))
+
+# %% tags=["remove-input", "remove-stderr"]
+fig = figures.comparison_bars(tables.comparison_frame(runs, tables.thesis_for("02_attention")),
+                              title="ours (mean ± std over seeds) beside the thesis")
+
+# %% [markdown]
+# ## Finding
+
+# %% tags=["remove-input", "remove-stderr"]
+tables.show_finding(tables.experiment_finding("02_attention", runs))

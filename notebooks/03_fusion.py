@@ -16,14 +16,17 @@
 #
 # Trains (or reuses) one fusion variant, shows its metrics beside the thesis's Table 6 row, the
 # adaptive gate's weights (adaptive fusion only) and a t-SNE map of test embeddings.
+#
+# This page shows one training run, the variant's first training seed; the chapter's summary page
+# aggregates every seed.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"
 variant = "baseline"
 params_dir = "params"
 runs_dir = "runs"
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-input", "remove-stderr"]
 from mace_core.analysis import figures, runviews, tables
 from mace_core.study import run_variant
 
@@ -34,7 +37,7 @@ tables.show(tables.fusion_table([run]))
 # %% [markdown]
 # ## Training curves
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-input", "remove-stderr"]
 fig = figures.training_curves(run.log, title=f"{variant} fusion ({profile} profile)")
 
 # %% [markdown]
@@ -45,7 +48,7 @@ fig = figures.training_curves(run.log, title=f"{variant} fusion ({profile} profi
 # (circles) of a few test identities, one colour per identity: a good embedding puts both
 # modalities of an identity together.
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-input", "remove-stderr"]
 if run.config.model.fusion == "adaptive":
     gate = runviews.gate_figure(run)
 tsne = runviews.tsne_of_run(run, max_ids=10, seed=0)

@@ -14,20 +14,34 @@
 # %% [markdown]
 # # Summary: fusion (Table 6)
 #
-# Every fusion variant of this profile (concat is the baseline), beside Table 6.
+# Every fusion variant of this profile over its training seeds (concat is the baseline), beside Table 6.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"
 params_dir = "params"
 runs_dir = "runs"
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-cell"]
 from mace_core.analysis import figures, tables
 from mace_core.study import load_results
 
 runs = load_results("03_fusion", profile, params_dir, runs_dir)
-tables.show(tables.fusion_table(runs))
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-input", "remove-stderr"]
+tables.show(tables.comparison_table("03_fusion", runs))
+
+# %% [markdown]
+# ## Every metric
+
+# %% tags=["remove-input", "remove-stderr"]
+tables.show(tables.metrics_table("03_fusion", runs))
+
+# %% tags=["remove-input", "remove-stderr"]
 fig = figures.comparison_bars(tables.comparison_frame(runs, tables.thesis_for("03_fusion")),
-                              title="fusion: ours beside the thesis")
+                              title="ours (mean ± std over seeds) beside the thesis")
+
+# %% [markdown]
+# ## Finding
+
+# %% tags=["remove-input", "remove-stderr"]
+tables.show_finding(tables.experiment_finding("03_fusion", runs))

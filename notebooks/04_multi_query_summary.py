@@ -14,24 +14,37 @@
 # %% [markdown]
 # # Summary: multi-query fusion (Table 7)
 #
-# The stored multi-query evaluations of the trained baseline, beside Table 7.
+# The trained baseline of every training seed, evaluated with pools of n IR queries per identity and
+# camera, beside Table 7.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"
 params_dir = "params"
 runs_dir = "runs"
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-cell"]
 from mace_core.analysis import figures, tables
 from mace_core.study import evaluate_variant, load_results
 
 runs = load_results("04_multi_query", profile, params_dir, runs_dir)
-run = runs[0]
-sweep = run.study["multi_query"]
-evals = [{"n": n, "fusion": f, "results": evaluate_variant("04_multi_query", run.variant, profile, params_dir,
-                                                             runs_dir, multi_query=n, fusion=f)}
-         for n in sweep["n"] for f in sweep["fusion"]]
-tables.show(tables.multi_query_table(evals, run))
+sweep = runs[0].study["multi_query"]
+evals = [{"seed": run.seed, "n": n, "fusion": f,
+          "results": evaluate_variant("04_multi_query", run.variant, profile, params_dir, runs_dir, seed=run.seed,
+                                      multi_query=n, fusion=f)}
+         for run in runs for n in sweep["n"] for f in sweep["fusion"]]
 
-# %% tags=["remove-stderr"]
-fig = figures.metric_curves(tables.multi_query_frame(evals), x="n", hue="fusion", xlabel="queries per pool (n)")
+# %% tags=["remove-input", "remove-stderr"]
+tables.show(tables.multi_query_table(evals, runs, "R1"))
+
+# %% tags=["remove-input", "remove-stderr"]
+tables.show(tables.multi_query_table(evals, runs, "mAP"))
+
+# %% tags=["remove-input", "remove-stderr"]
+fig = figures.metric_curves(tables.multi_query_frame(evals), x="n", hue="fusion",
+                            title="multi-query fusion (mean ± std over seeds)", xlabel="queries per pool (n)")
+
+# %% [markdown]
+# ## Finding
+
+# %% tags=["remove-input", "remove-stderr"]
+tables.show_finding(tables.multi_query_finding(evals))

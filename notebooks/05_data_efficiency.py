@@ -16,14 +16,17 @@
 #
 # Trains (or reuses) the baseline on a seeded, nested subset of the training identities and shows
 # its metrics beside the thesis's Table 8 column for that fraction.
+#
+# This page shows one training run, the variant's first training seed; the chapter's summary page
+# aggregates every seed.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"
 variant = "baseline"
 params_dir = "params"
 runs_dir = "runs"
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-input", "remove-stderr"]
 from mace_core.analysis import figures, tables
 from mace_core.study import run_variant
 
@@ -35,5 +38,5 @@ tables.show(tables.fraction_table([run]))
 # %% [markdown]
 # ## Training curves
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-input", "remove-stderr"]
 fig = figures.training_curves(run.log, title=f"{run.config.data.id_fraction:.0%} of the training identities")

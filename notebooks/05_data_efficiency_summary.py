@@ -14,22 +14,36 @@
 # %% [markdown]
 # # Summary: training-data efficiency (Table 8)
 #
-# Every identity fraction of this profile, beside Table 8, and the metrics against the fraction
-# (dashed: the thesis on real SYSU-MM01).
+# Every identity fraction of this profile over its training seeds, beside Table 8, and the metrics
+# against the fraction (dashed: the thesis on real SYSU-MM01).
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"
 params_dir = "params"
 runs_dir = "runs"
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-cell"]
 from mace_core.analysis import figures, tables
 from mace_core.study import load_results
 
 runs = load_results("05_data_efficiency", profile, params_dir, runs_dir)
-tables.show(tables.fraction_table(runs))
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-input", "remove-stderr"]
+tables.show(tables.comparison_table("05_data_efficiency", runs))
+
+# %% [markdown]
+# ## Every metric
+
+# %% tags=["remove-input", "remove-stderr"]
+tables.show(tables.metrics_table("05_data_efficiency", runs))
+
+# %% tags=["remove-input", "remove-stderr"]
 fig = figures.metric_curves(tables.fraction_curve_data(runs), x="fraction", hue="source",
-                            title="metrics against the fraction of training identities",
+                            title="metrics against the fraction of training identities (ours: mean ± std over seeds)",
                             xlabel="fraction of training identities")
+
+# %% [markdown]
+# ## Finding
+
+# %% tags=["remove-input", "remove-stderr"]
+tables.show_finding(tables.experiment_finding("05_data_efficiency", runs))

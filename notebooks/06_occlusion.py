@@ -16,14 +16,17 @@
 #
 # Evaluates one model (the reused baseline, or one of the occlusion-trained models) on clean IR queries and
 # under each occlusion type, and shows what the occlusions look like and how they change a ranking.
+#
+# This page shows one training run, the variant's first training seed; the chapter's summary page
+# aggregates every seed.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"
 variant = "baseline"
 params_dir = "params"
 runs_dir = "runs"
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-input", "remove-stderr"]
 from mace_core.analysis import figures, runviews, tables
 from mace_core.study import evaluate_variant, run_variant
 
@@ -37,20 +40,20 @@ evals += [{"model": variant, "occlusion": kind,
 # %% [markdown]
 # ## Occlusion types
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-input", "remove-stderr"]
 examples = runviews.occlusion_examples_figure(run, kinds, seed=0)
 
 # %% [markdown]
 # ## Table 9 rows of this model
 
-# %% tags=["remove-stderr"]
-tables.show(tables.occlusion_table(run, [], evals))
+# %% tags=["remove-input", "remove-stderr"]
+tables.show(tables.occlusion_table([run], evals))
 
-# %% tags=["remove-stderr"]
-fig = figures.occlusion_drops(tables.occlusion_frame(run, [], evals), title=f"{variant}: drop under occlusion")
+# %% tags=["remove-input", "remove-stderr"]
+fig = figures.occlusion_drops(tables.occlusion_frame([run], evals), title=f"{variant}: drop under occlusion")
 
 # %% [markdown]
 # ## Top-5 retrieval, clean vs occluded
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-input", "remove-stderr"]
 grid = runviews.occlusion_retrieval_figure(run, kinds, k=5, seed=0)

@@ -14,28 +14,32 @@
 # %% [markdown]
 # # Summary: occlusion robustness (Table 9)
 #
-# The baseline and the occlusion-trained models (one per augmentation type) on clean and occluded IR
-# queries, beside Table 9.
+# The baseline and the occlusion-trained models (one per augmentation type) of every training seed on
+# clean and occluded IR queries, beside Table 9.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"
 params_dir = "params"
 runs_dir = "runs"
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-cell"]
 from mace_core.analysis import figures, tables
 from mace_core.study import evaluate_variant, load_results
 
 runs = load_results("06_occlusion", profile, params_dir, runs_dir)
-evals = []
-for run in runs:
-    evals.append({"model": run.variant, "occlusion": None, "results": run.results})
-    evals += [{"model": run.variant, "occlusion": kind,
-               "results": evaluate_variant("06_occlusion", run.variant, profile, params_dir, runs_dir, occlusion=kind)}
-              for kind in run.study["occlusion"]["types"]]
-base = [r for r in runs if r.config.data.occlusion_p == 0]
-trained = [r for r in runs if r.config.data.occlusion_p > 0]
-tables.show(tables.occlusion_table(base[0], trained, evals))
+evals = [{"seed": run.seed, "model": run.variant, "occlusion": kind,
+          "results": evaluate_variant("06_occlusion", run.variant, profile, params_dir, runs_dir, seed=run.seed,
+                                      occlusion=kind)}
+         for run in runs for kind in run.study["occlusion"]["types"]]
 
-# %% tags=["remove-stderr"]
-fig = figures.occlusion_drops(tables.occlusion_frame(base[0], trained, evals), title="Rank-1 and mAP drop under occlusion")
+# %% tags=["remove-input", "remove-stderr"]
+tables.show(tables.occlusion_table(runs, evals))
+
+# %% tags=["remove-input", "remove-stderr"]
+fig = figures.occlusion_drops(tables.occlusion_frame(runs, evals), title="Rank-1 and mAP drop under occlusion (mean over seeds)")
+
+# %% [markdown]
+# ## Finding
+
+# %% tags=["remove-input", "remove-stderr"]
+tables.show_finding(tables.occlusion_finding(runs, evals))

@@ -687,3 +687,77 @@ def show_finding(text: str):
     from IPython.display import Markdown
 
     return Markdown(f"**Finding (computed from the numbers above).** {text}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Headline numbers (the book's "results at a glance" page)
+
+@dataclass(frozen=True)
+class Headline:
+    """One experiment's headline comparison, as display strings."""
+
+    measure: str
+    ours: str
+    thesis: str
+    diff: str = MISSING
+    thesis_diff: str = MISSING
+    noise: str = MISSING            # "exceeds" | "not distinguishable" | "n = 1"
+    direction: str = MISSING        # "agrees" | "opposite" | "—"
+    finding: str = ""
+
+
+_NOISE = {fd.HIGHER: "exceeds", fd.LOWER: "exceeds", fd.NOT_DISTINGUISHABLE: "not distinguishable",
+          fd.NO_ESTIMATE: "n = 1: no estimate"}
+
+
+def _direction(ours: float | None, thesis: float | None) -> str:
+    if ours is None or thesis is None or ours == 0 or thesis == 0:
+        return MISSING
+    return "agrees" if (ours > 0) == (thesis > 0) else "opposite"
+
+
+def _headline_of(entries: Sequence[fd.Entry], measure: str, baseline: str, finding: str) -> Headline:
+    others = [e for e in entries if e.diff is not None]
+    if not others:
+        e = entries[0]
+        return Headline(f"{measure}, {e.label}", fd.fmt_value(e.ours), _fmt(e.thesis), finding=finding)
+    best = max(others, key=lambda e: e.diff.mean)
+    td = best.thesis_diff
+    return Headline(f"{measure}, {best.label} vs {baseline}", fd.fmt_value(best.ours), _fmt(best.thesis),
+                    fd.fmt_difference(best.diff), MISSING if td is None else f"{td:+.1f}",
+                    _NOISE[best.diff.verdict], _direction(best.diff.mean, td), finding)
+
+
+def headline(experiment: str, runs: Sequence[Any], evals: Iterable[Mapping[str, Any]] | None = None) -> Headline:
+    """The experiment's headline: the best variant (or pool, or the occlusion drop) beside the thesis."""
+    if experiment == "04_multi_query":
+        evals = list(evals or [])
+        groups = _mq_groups(evals)
+        single = next((k for k in groups if k[0] == 1), None)
+        if single is None:
+            raise MaceError("no single-query evaluation stored", "execute the multi-query summary notebook")
+        summaries = {"n = 1": over_seeds(groups[single], "R1")}
+        thesis = {"n = 1": _mq_thesis(1, single[1], "R1")}
+        for (n, fusion), by_seed in sorted(groups.items()):
+            if n > 1:
+                summaries[f"n = {n}, {fusion}"] = over_seeds(by_seed, "R1")
+                thesis[f"n = {n}, {fusion}"] = _mq_thesis(n, fusion, "R1")
+        return _headline_of(fd.entries_from(summaries, "n = 1", thesis), "Rank-1", "n = 1",
+                            multi_query_finding(evals))
+    if experiment == "06_occlusion":
+        evals = list(evals or [])
+        frame = occlusion_frame(runs, evals)
+        base = frame[frame.trained_with == "baseline"]
+        if base.empty:
+            raise MaceError("no occluded evaluation of the baseline stored", "execute the occlusion summary notebook")
+        worst = base.loc[base.R1_drop.idxmax()]
+        ref = tn.TABLE9.get(("baseline", worst.occlusion), {}).get("R1_drop")
+        drop = fd.Difference(float(worst.R1_drop), worst.R1_drop_hw if pd.notna(worst.R1_drop_hw) else None,
+                             int(worst.n), "paired")
+        return Headline(f"Rank-1 drop, baseline, {worst.occlusion}", _fmt_drop(drop).replace(" n.d.", ""),
+                        _fmt(ref), noise=_NOISE[drop.verdict], direction=_direction(drop.mean, ref),
+                        finding=occlusion_finding(runs, evals))
+    rows = experiment_rows(experiment, runs)
+    finding = experiment_finding(experiment, runs)
+    base = _baseline_row(rows)
+    return _headline_of(_entries(experiment, rows), "Rank-1", base.label if base else "baseline", finding)

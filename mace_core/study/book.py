@@ -19,6 +19,7 @@ from mace_core.utils.atomic import atomic_write_text
 
 GENERATED = "generated"
 SUMMARY = "summary"
+OVERVIEW = f"{GENERATED}/overview"
 
 
 def _page(book_dir: Path, stem: str) -> bool:
@@ -26,12 +27,14 @@ def _page(book_dir: Path, stem: str) -> bool:
 
 
 def write_toc(book_dir: str | Path, executed: Mapping[str, Iterable[str]]) -> Path:
-    """Write ``_toc.yml``: intro, methods, one chapter per experiment (summary first, then each executed
+    """Write ``_toc.yml``: intro, the results overview (when written), methods, one chapter per experiment (summary first, then each executed
     variant notebook), reproducibility. ``executed`` maps experiment -> executed notebook names
     (variant names and/or ``summary``) under ``generated/<experiment>/``; pages that do not exist are
     left out so ``-W`` never fails on a missing file."""
     book_dir = Path(book_dir)
     chapters: list[dict[str, Any]] = []
+    if _page(book_dir, OVERVIEW):   # results at a glance, right after the intro
+        chapters.append({"file": OVERVIEW})
     for page in ("methods", "architecture"):
         if _page(book_dir, page):
             chapters.append({"file": page})
@@ -132,3 +135,99 @@ def build_book(book_dir: str | Path, quiet: bool = True) -> Path:
         raise MaceError(f"the book build wrote no {index}", "check book/_config.yml and book/_toc.yml")
     vendor_mathjax(book_dir)  # offline MathJax into the built _static/mathjax; warns without npm
     return index
+
+
+# ---------------------------------------------------------------------------------------------
+# Results at a glance
+
+def stored_evaluations(run: Any, sweep: Iterable[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], dict]]:
+    """``(overrides, results)`` for each eval-override set of ``sweep`` whose cached test-time evaluation
+    of ``run`` exists (``<run>/evals/*.json``, as written by ``evaluate_variant``); never evaluates."""
+    import dataclasses
+    import json
+
+    stored = []
+    for path in sorted((Path(run.run_dir) / "evals").glob("*.json")):
+        record = registry.read_json(path)
+        if record.get("run") == run.key:
+            stored.append(record)
+    base = dataclasses.asdict(run.config.eval)
+    found = []
+    for overrides in sweep:
+        wanted = json.loads(json.dumps({**base, **overrides}))
+        hit = next((r for r in stored if json.loads(json.dumps(r.get("eval"))) == wanted), None)
+        if hit is not None:
+            found.append((overrides, hit["results"]))
+    return found
+
+
+def _experiment_evals(experiment: str, runs: list[Any]) -> list[dict[str, Any]] | None:
+    if experiment == "04_multi_query":
+        out = []
+        for run in runs:
+            sweep = [{"multi_query": n, "fusion": f} for n in run.study["multi_query"]["n"]
+                     for f in run.study["multi_query"]["fusion"]]
+            out += [{"seed": run.seed, "n": o["multi_query"], "fusion": o["fusion"], "results": res}
+                    for o, res in stored_evaluations(run, sweep)]
+        return out
+    if experiment == "06_occlusion":
+        out = []
+        for run in runs:
+            sweep = [{"occlusion": kind} for kind in run.study["occlusion"]["types"]]
+            out += [{"seed": run.seed, "model": run.variant, "occlusion": o["occlusion"], "results": res}
+                    for o, res in stored_evaluations(run, sweep)]
+        return out
+    return None
+
+
+def _chapter_title(book_dir: Path, experiment: str) -> str:
+    page = book_dir / "chapters" / f"{experiment}.md"
+    if page.is_file():
+        for line in page.read_text().splitlines():
+            if line.startswith("# "):
+                return line[2:].strip()
+    return experiment
+
+
+def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs_dir="runs") -> Path:
+    """``generated/overview.md``: every experiment's headline number beside the thesis's, with its
+    computed finding and a link to its chapter, from stored results only (never trains or evaluates)."""
+    from mace_core.analysis import findings, tables
+    from mace_core.analysis.thesis_numbers import THESIS_LABEL
+    from mace_core.study.api import load_results
+    from mace_core.study.variants import list_experiments
+
+    book_dir = Path(book_dir)
+    head = ["chapter", "headline", "ours", "thesis", "Δ ours", "Δ thesis", "vs seed noise", "direction"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    findings, sources, sizes = [], set(), set()
+    for experiment in list_experiments(params_dir):
+        runs = load_results(experiment, profile, params_dir, runs_dir)
+        if not runs:
+            continue
+        title = _chapter_title(book_dir, experiment)
+        link = f"[{title}](../chapters/{experiment}.md)" if _page(book_dir, f"chapters/{experiment}") else title
+        sources |= {tables.data_source(r) for r in runs}
+        sizes |= {len(m) for m in tables.group_runs(runs).values()}
+        try:
+            h = tables.headline(experiment, runs, _experiment_evals(experiment, runs))
+        except MaceError as err:   # e.g. a summary not executed yet: say so instead of failing the book
+            lines.append("| " + " | ".join([link, _cell(err.args[0]) if err.args else "not available"]
+                                           + [tables.MISSING] * 6) + " |")
+            continue
+        lines.append("| " + " | ".join(_cell(c) for c in [link, h.measure, h.ours, h.thesis, h.diff,
+                                                          h.thesis_diff, h.noise, h.direction]) + " |")
+        findings.append(f"- {link}: {h.finding}")
+    source = ", ".join(sorted(sources)) or "no"
+    text = [f"# Results at a glance ({source} data, {profile} profile)", "",
+            "Every experiment's headline comparison, generated from the stored runs. Ours: IR→RGB Rank-1 in %. "
+            f"{findings.n_note(sorted(sizes) or [1])} Thesis: {THESIS_LABEL}, best epoch on test, one run. "
+            f"{findings.RULE} "
+            "Direction: whether our difference has the sign of the thesis's.", ""]
+    if len(lines) == 2:
+        text += ["No completed runs yet."]
+    else:
+        text += lines + ["", "## Findings", ""] + findings
+    path = book_dir / GENERATED / "overview.md"
+    atomic_write_text(path, "\n".join(text) + "\n")
+    return path
