@@ -8,7 +8,7 @@ DATA   ?= data/synthetic-sysu
 # runs at a time: on 2 CPU cores two one-thread runs beat one two-thread run (one per GPU on GPUs)
 JOBS   ?= 2
 
-.PHONY: study test install data book clean
+.PHONY: study test install data book book-check clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ study: data
 # Rebuild the book (TOC, runs table, HTML) from what has been executed, without running anything.
 book: $(STAMP)
 	$(VENV)/bin/mace study book --profile $(PROFILE) --data-root $(DATA)
+
+# Reads the built book in headless Chromium (installed from Debian's packages when missing): no page wider
+# than the window at 1400 and 1024 px, no machine path, screenshots in book/_build/screenshots/.
+book-check: $(STAMP)
+	$(PY) -m mace_core.study.bookcheck --html book/_build/html --install
 
 test: $(STAMP)
 	$(PY) -m pytest -q

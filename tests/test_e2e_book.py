@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
 
-from mace_core.study import runner
+from mace_core.study import bookcheck, runner
 from mace_core.study.variants import list_experiments
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,6 +55,21 @@ def test_ci_study_executes_every_notebook_and_builds_the_book(tmp_path, monkeypa
     assert runs_md.count("\n| ") >= 15      # one row per distinct trained run (+ the package table)
     assert "runs.md" not in (html / "reproducibility.html").read_text() or "params hash" in \
         (html / "reproducibility.html").read_text()
+
+    # issue 10: the overview follows the intro; no machine path in the build; in a real browser no page
+    # is wider than the window and no result cell wraps beyond two lines
+    toc = (book / "_toc.yml").read_text()
+    assert toc.index("generated/overview") < toc.index("methods")
+    assert "Results at a glance" in (html / "generated" / "overview.html").read_text()
+    leaks = bookcheck.find_path_leaks(html, bookcheck.machine_paths(REPO) + [str(tmp_path)])
+    assert not leaks, "\n".join(leaks[:10])
+    exe = bookcheck.find_browser()
+    if exe is None:
+        warnings.warn("Chromium is not installed: the browser checks of the ci book were skipped "
+                      "(apt-get install -y chromium, or make book-check)")
+    else:
+        problems = bookcheck.browser_problems(html, exe, book / "_build" / "screenshots")
+        assert not problems, "\n".join(problems[:20])
 
     again = runner.run_study("ci", **kw)
     assert again.ok and again.executed == [] and again.index.is_file()
