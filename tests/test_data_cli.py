@@ -77,11 +77,14 @@ def test_empty_identity_folder(tiny, capsys):
                           "cam2/0003", "no images")
 
 
-def test_corrupt_image(tiny, capsys):
-    for f in tiny.glob("cam*/*/*.jpg"):
+def test_corrupt_images_are_problems_naming_the_file_and_fix(tiny, capsys):
+    for f in sorted(tiny.glob("cam*/*/*.jpg")):
         f.write_bytes(b"\xff\xd8broken")
-    assert_one_line_error(*run(capsys, "data", "check", "--dataset", "sysu", "--root", str(tiny), "--decode", "3")[::2],
-                          "cannot be decoded", ".jpg")
+    code, out, _ = run(capsys, "data", "check", "--dataset", "sysu", "--root", str(tiny), "--decode", "3")
+    assert code == 1
+    problem = [line for line in out.splitlines() if "PROBLEM" in line]
+    assert len(problem) == 1 and "cannot be decoded" in problem[0] and ".jpg" in problem[0]
+    assert "2 more image(s)" in problem[0] and "fix: re-extract" in problem[0]
 
 
 def test_regdb_missing_lists(tmp_path, capsys):

@@ -1,13 +1,46 @@
-"""`mace bench`: training images/s, step time and peak memory of a config on this machine."""
+"""`mace bench`: training images/s, step time and peak memory of a config on this machine.
+
+``--params FILE...`` times one config. ``--profile paper`` times the exact paper baseline (the
+profile plus experiment 0) with AMP and channels_last on and off, then the full test protocol,
+and prints JSON: the figures to compare with the book's projection on a GPU.
+"""
 from __future__ import annotations
 
 import json
 
 
+def _profile_config(args):
+    import dataclasses
+    import os
+
+    from mace_core.config import from_dict, merge, parse_override
+    from mace_core.study.variants import resolve
+
+    v = resolve("00_baseline", "baseline", args.profile, args.params_dir)
+    merged = v.config.to_dict()
+    if args.data_root:
+        merged = merge(merged, {"data": {"root": os.path.abspath(os.path.expanduser(args.data_root))}})
+    for text in args.set or []:
+        merged = merge(merged, parse_override(text))
+    if args.device:
+        merged = merge(merged, {"train": {"device": args.device}})
+    cfg = from_dict(merged)
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=os.path.abspath(cfg.data.root)))
+
+
 def _bench(args) -> int:
     from mace_core.config import load_config
-    from mace_core.engine.bench import bench
+    from mace_core.engine.bench import bench, profile_bench
+    from mace_core.errors import MaceError
 
+    if bool(args.params) == bool(args.profile):
+        raise MaceError("pass exactly one of --params FILE... and --profile NAME",
+                        "e.g. mace bench --profile paper --data-root data/SYSU-MM01")
+    if args.profile:
+        report = profile_bench(_profile_config(args), steps=args.steps, warmup=args.warmup,
+                               evaluate_too=not args.no_eval)
+        print(json.dumps(report, indent=2))
+        return 0
     overrides = list(args.set or [])
     if args.device:
         overrides.append(f"train.device={args.device}")
@@ -24,12 +57,18 @@ def _bench(args) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser("bench", help="measure training throughput of a config on this device",
                               description="Time training steps (data loading, AMP, channels_last, workers as "
-                                          "configured). Example for a GPU: mace bench --params params/profiles/paper.yaml "
-                                          "--device cuda --set data.workers=8 --set train.deterministic=false")
-    p.add_argument("--params", nargs="+", required=True, metavar="FILE", help="YAML params files")
+                                          "configured). On a GPU: mace bench --profile paper --data-root "
+                                          "data/SYSU-MM01 --device cuda (JSON: images/s with AMP and channels_last "
+                                          "on/off, step time, full-protocol evaluation time, peak GPU memory)")
+    p.add_argument("--params", nargs="+", default=None, metavar="FILE", help="YAML params files")
+    p.add_argument("--profile", default=None,
+                   help="time the profile's baseline (e.g. paper) over AMP x channels_last, plus its evaluation")
+    p.add_argument("--params-dir", default="params", help="with --profile: the study's params folder")
+    p.add_argument("--data-root", default=None, help="with --profile: the SYSU-MM01 folder (overrides data.root)")
+    p.add_argument("--no-eval", action="store_true", help="with --profile: skip the evaluation timing")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one setting")
     p.add_argument("--steps", type=int, default=20, help="timed steps (default 20)")
     p.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps (default 3)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: train.device from the params)")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--json", action="store_true", help="print the report as JSON (always so with --profile)")
     p.set_defaults(func=_bench)

@@ -1,4 +1,5 @@
-"""`mace study run|book|list|exec`: the study runner, the book build, the status table, one Slurm task."""
+"""`mace study run|book|list|exec|dry-run`: the study runner, the book build, the status table, one Slurm task,
+the paper-profile dry run."""
 from __future__ import annotations
 
 import argparse
@@ -49,6 +50,19 @@ def register(subparsers) -> None:
     cfg.add_argument("--params-dir", default="params")
     cfg.add_argument("--data-root", default=None)
     cfg.set_defaults(func=cmd_config)
+
+    dry = sub.add_parser("dry-run", help="the exact paper config end to end with a few steps: timed stages, projection")
+    dry.add_argument("--profile", default="paper")
+    dry.add_argument("--data-root", required=True, help="a SYSU-MM01(-like) folder, e.g. from `mace data synth --like`")
+    dry.add_argument("--regdb-root", default=None, help="a RegDB(-like) folder: also evaluate RegDB both ways")
+    dry.add_argument("--steps", type=int, default=4, help="training steps (default 4)")
+    dry.add_argument("--json", default=None, metavar="OUT", help="report file (default runs/dry-run/<profile>.json)")
+    dry.add_argument("--params-dir", default="params")
+    dry.add_argument("--work-dir", default=None, help="the capped run's folder (default runs/dry-run/<profile>)")
+    dry.add_argument("--quick-check", action="store_true", help="decode a sample of 50 images, not every one")
+    dry.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="override a setting (then not the exact paper config, and the report says so)")
+    dry.set_defaults(func=cmd_dry_run)
 
     ex = sub.add_parser("exec", help="execute one pair of a --slurm manifest (used by the array jobs)")
     ex.add_argument("--manifest", required=True)
@@ -123,6 +137,18 @@ def cmd_config(args) -> int:
     layers = ", ".join(str(p) for p in v.layers)
     print(f"# {args.experiment}/{args.variant} on profile {args.profile}, from: {layers}")
     print(yaml.safe_dump(v.config.to_dict(), sort_keys=False), end="")
+    return 0
+
+
+def cmd_dry_run(args) -> int:
+    from mace_core.study.dryrun import dry_run, format_table
+    from mace_core.study.variants import resolve_path
+
+    out = args.json or resolve_path("runs", args.params_dir) / "dry-run" / f"{args.profile}.json"
+    report = dry_run(args.data_root, args.profile, args.regdb_root, args.steps, out, args.params_dir,
+                     tuple(args.set or ()), args.work_dir, args.quick_check, progress=sys.stderr.isatty())
+    print(format_table(report))
+    print(f"report: {out}")
     return 0
 
 

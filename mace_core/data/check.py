@@ -1,19 +1,35 @@
 """Dataset validator behind ``mace data check``: counts from the folder tree, inconsistencies.
 
-Counting never decodes an image (a copy of the tree with empty files counts the same); decoding
-is a separate, sampled check (``decode`` images, seeded) because reading 46k JPEGs takes minutes.
+Counting never decodes an image (a copy of the tree with empty files counts the same). Decoding is
+a separate step: ``decode="all"`` (the CLI's default) decodes every image of the tree in parallel,
+so one corrupt JPEG is named before any training; an integer decodes a seeded sample of that many
+(``--quick``: 50); 0 decodes none. The report also compares the counts with the real release's.
 """
 from __future__ import annotations
 
+import os
 import random
 import warnings
 from dataclasses import dataclass, field
 
 from mace_core.data import regdb, sysu
-from mace_core.data.records import Record
+from mace_core.data.images import DECODE_FIX, decode_all
+from mace_core.data.records import Record, is_image_name
 from mace_core.errors import MaceError
 
 DATASETS = ("sysu", "regdb")
+
+# The real releases' figures (SYSU-MM01: release + official splits; RegDB: 412 ids x 10 + 10, trial
+# lists of 206 ids), compared with what the tree holds.
+SYSU_RELEASE = {"RGB images": 30071, "IR images": 15792, "identities with both modalities": 491,
+                "train identities": 296, "val identities": 99, "test identities": 96,
+                "training identities (train+val)": 395, "training RGB images": 22258, "training IR images": 11909,
+                "queries (IR, test ids)": 3803, "gallery all-search 1-shot": 301, "gallery all-search 10-shot": 3010,
+                "gallery indoor-search 1-shot": 112, "gallery indoor-search 10-shot": 1120}
+REGDB_RELEASE = {"visible images": 4120, "thermal images": 4120, "identities": 412, "trials with all four lists": 10,
+                 "train visible images": 2060, "train visible identities": 206, "train thermal images": 2060,
+                 "train thermal identities": 206, "test visible images": 2060, "test visible identities": 206,
+                 "test thermal images": 2060, "test thermal identities": 206}
 
 
 @dataclass
@@ -35,24 +51,37 @@ class Report:
         return out
 
 
-def decode_sample(records: list[Record], n: int, seed: int = 0) -> int:
-    """Decode ``n`` seeded-random images; a missing or corrupt one raises MaceError naming it."""
-    from PIL import Image
+def decode_images(paths: list[str], decode, seed: int = 0, workers: int | None = None) -> tuple[int, list[str]]:
+    """Decode ``decode`` ("all", or a seeded sample of that many) of ``paths``: (number decoded, problems)."""
+    if decode in (None, 0) or not paths:
+        return 0, []
+    if decode != "all":
+        if not isinstance(decode, int) or decode < 0:
+            raise MaceError(f"decode must be 'all' or a number of images >= 0, got {decode!r}",
+                            "use --decode N, --quick, or neither (every image)")
+        paths = random.Random(seed).sample(sorted(paths), min(decode, len(paths)))
+    bad = decode_all(sorted(paths), workers)
+    if not bad:
+        return len(paths), []
+    more = f"; {len(bad) - 1} more image(s) cannot be decoded either, first: {bad[1]}" if len(bad) > 1 else ""
+    return len(paths), [f"{bad[0]}{more} — fix: {DECODE_FIX}"]
 
-    if n <= 0 or not records:
-        return 0
-    picks = random.Random(seed).sample(records, min(n, len(records)))
-    for r in picks:
-        try:
-            with Image.open(r.path) as im:
-                im.convert("RGB").load()
-        except Exception as exc:
-            raise MaceError(f"image {r.path!r} cannot be decoded ({type(exc).__name__}: {exc})",
-                            "re-extract this file from the dataset archive") from None
-    return len(picks)
+
+def compare_with_release(rep: Report, release: dict[str, int], name: str) -> None:
+    differ = [f"{k} {rep.counts.get(k, 0):,} (release {v:,})" for k, v in release.items() if rep.counts.get(k) != v]
+    if not differ:
+        rep.notes.append(f"every figure equals the real {name} release's ({', '.join(f'{k} {v:,}' for k, v in list(release.items())[:3])}, ...)")
+    else:
+        rep.notes.append(f"differs from the real {name} release in {len(differ)} of {len(release)} figures: "
+                         + "; ".join(differ[:4]) + ("; ..." if len(differ) > 4 else ""))
 
 
-def check_sysu(root, decode: int = 0, seed: int = 0) -> Report:
+def _decoded_note(rep: Report, n: int, decode) -> None:
+    if n and not rep.problems:
+        rep.notes.append(f"decoded {'every one of the' if decode == 'all' else 'a sample of'} {n:,} images without error")
+
+
+def check_sysu(root, decode=0, seed: int = 0, workers: int | None = None) -> Report:
     root = sysu.check_root(root)
     tree = sysu.scan(root)
     rep = Report("SYSU-MM01", str(root))
@@ -94,15 +123,39 @@ def check_sysu(root, decode: int = 0, seed: int = 0) -> Report:
     if no_indoor:
         rep.notes.append(f"{len(no_indoor)} test identities have no cam1/cam2 image: their queries have "
                          "no match in indoor search and are skipped there")
-    if decode:
-        n = decode_sample(train.rgb + train.ir + queries, decode, seed)
-        rep.notes.append(f"decoded {n} sampled images without error")
+    compare_with_release(rep, SYSU_RELEASE, "SYSU-MM01")
+    paths = [str(root / f"cam{c}" / f"{p:04d}" / n) for c in sysu.ALL_CAMS for p, names in tree[c].items() for n in names]
+    n, bad = decode_images(paths, decode, seed, workers)
+    rep.problems += bad
+    _decoded_note(rep, n, decode)
     return rep
 
 
-def check_regdb(root, trial: int = 1, decode: int = 0, seed: int = 0) -> Report:
+def _regdb_tree(root) -> tuple[dict[str, int], list[str]]:
+    """Counts of ``Visible/`` and ``Thermal/`` on disk (every image, listed or not) and their paths."""
+    counts, paths, ids = {}, [], set()
+    for kind in ("Visible", "Thermal"):
+        n = 0
+        for entry in sorted(os.listdir(root / kind)):
+            folder = root / kind / entry
+            if folder.is_dir():
+                names = [f for f in os.listdir(folder) if is_image_name(f)]
+                n += len(names)
+                paths += [str(folder / f) for f in names]
+                if names:
+                    ids.add(entry)
+        counts[f"{kind.lower()} images"] = n
+    counts["identities"] = len(ids)
+    counts["trials with all four lists"] = sum(
+        all((root / "idx" / f"{s}_{k}_{t}.txt").is_file() for s in ("train", "test") for k in ("visible", "thermal"))
+        for t in regdb.TRIALS)
+    return counts, paths
+
+
+def check_regdb(root, trial: int = 1, decode=0, seed: int = 0, workers: int | None = None) -> Report:
     root = regdb.check_root(root)
     rep = Report(f"RegDB (trial {trial})", str(root))
+    rep.counts, on_disk = _regdb_tree(root)
     everything: list[Record] = []
     for split in ("train", "test"):
         vis, th = regdb.regdb_split(root, trial, split)
@@ -115,9 +168,11 @@ def check_regdb(root, trial: int = 1, decode: int = 0, seed: int = 0) -> Report:
                 rep.problems.append(f"{len(missing)} {split} {kind} files listed but absent (first: {missing[0]})")
         if {r.pid for r in vis} != {r.pid for r in th}:
             rep.problems.append(f"{split} visible and thermal lists name different identities")
-    if decode:
-        n = decode_sample(everything, decode, seed)
-        rep.notes.append(f"decoded {n} sampled images without error")
+    compare_with_release(rep, REGDB_RELEASE, "RegDB")
+    listed = {r.path for r in everything if _exists(r.path)}
+    n, bad = decode_images(sorted(listed | set(on_disk)), decode, seed, workers)
+    rep.problems += bad
+    _decoded_note(rep, n, decode)
     return rep
 
 
@@ -127,9 +182,9 @@ def _exists(path: str) -> bool:
     return os.path.isfile(path)
 
 
-def check(dataset: str, root, trial: int = 1, decode: int = 0, seed: int = 0) -> Report:
+def check(dataset: str, root, trial: int = 1, decode=0, seed: int = 0, workers: int | None = None) -> Report:
     if dataset not in DATASETS:
         raise MaceError(f"unknown dataset {dataset!r}", "use --dataset sysu or --dataset regdb")
     if dataset == "sysu":
-        return check_sysu(root, decode=decode, seed=seed)
-    return check_regdb(root, trial=trial, decode=decode, seed=seed)
+        return check_sysu(root, decode=decode, seed=seed, workers=workers)
+    return check_regdb(root, trial=trial, decode=decode, seed=seed, workers=workers)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mace_core.data.cache import cached_images
+from mace_core.data.cache import cached_images, preflight
 from mace_core.data.records import Record
 from mace_core.data.sampler import identity_subset
 from mace_core.errors import MaceError
@@ -83,9 +83,26 @@ def _records_for(dataset: str, root, include_val: bool, trial: int) -> tuple[lis
     return regdb_split(root, trial, "train")
 
 
+def test_cache_groups(dataset: str, root, trial: int = 1) -> list[tuple[list[Record], str]]:
+    """The ``(records, desc)`` of the test-time caches that evaluation builds (names as in
+    :mod:`mace_core.engine.evaluate`), so their space is checked before training starts."""
+    if dataset == "sysu":
+        from mace_core.data import sysu
+
+        return [(sysu.query_set(root), "sysu-query")] + [
+            (sysu.gallery_candidates(root, mode), f"sysu-gallery-{mode}") for mode in sysu.MODES]
+    from mace_core.data.regdb import regdb_split
+
+    visible, thermal = regdb_split(root, trial, "test")
+    return [(visible, f"regdb-visible-test-{trial}"), (thermal, f"regdb-thermal-test-{trial}")]
+
+
 def load_training_data(dataset: str, root, size, cache_dir=None, include_val: bool = True, trial: int = 1,
                        id_fraction: float = 1.0, fraction_seed: int = 0) -> TrainData:
-    """Training records of ``dataset`` → cached arrays, optionally restricted to a nested id fraction."""
+    """Training records of ``dataset`` → cached arrays, optionally restricted to a nested id fraction.
+
+    First checks that every cache of the run (training and test, both SYSU search modes) fits on
+    disk and can be written: a run never fails for space after hours of training."""
     if dataset not in DATASETS:
         raise MaceError(f"unknown dataset {dataset!r}", "use sysu or regdb")
     rgb, ir = _records_for(dataset, root, include_val, trial)
@@ -99,6 +116,11 @@ def load_training_data(dataset: str, root, size, cache_dir=None, include_val: bo
     tag = f"{dataset}-train{'+val' if include_val and dataset == 'sysu' else ''}"
     if dataset == "regdb":
         tag += f"-t{trial}"
+    try:
+        tests = test_cache_groups(dataset, root, trial)
+    except MaceError:
+        tests = []  # a broken test split is reported by the evaluation, in its own words
+    preflight([(rgb, f"{tag}-rgb"), (ir, f"{tag}-ir"), *tests], size, cache_dir)
     return TrainData(
         rgb_images=cached_images(rgb, size, cache_dir, desc=f"{tag}-rgb"),
         rgb_labels=np.array([label_of[r.pid] for r in rgb], dtype=np.int64),

@@ -262,53 +262,36 @@ def _splits(ids: int, seed: int, knobs: Knobs):
 
 
 def _write_identity(job) -> None:
-    out, seed, pid, cams, images_per_cam, size, knobs = job
+    """Render one identity: ``plan`` lists (camera, folder relative to ``out``, file names)."""
+    out, seed, pid, plan, size, knobs = job
     from PIL import Image
 
     ident = _identity(seed, pid)
-    for cam in cams:
+    for cam, folder, names in plan:
         bg = _camera_background(seed, cam, size, knobs.clutter, cam in IR_CAMS)
-        folder = Path(out) / f"cam{cam}" / f"{pid:04d}"
+        folder = Path(out) / folder
         folder.mkdir(parents=True, exist_ok=True)
-        for k in range(1, images_per_cam + 1):
-            rng = np.random.default_rng([seed, 2, pid, cam, k])
-            Image.fromarray(render(ident, cam, bg, rng, knobs)).save(folder / f"{k:04d}.jpg", quality=knobs.quality)
+        for k, name in enumerate(names, start=1):
+            rng = np.random.default_rng([seed, 2, pid, cam, k])  # keyed on the image, not the order
+            image = Image.fromarray(render(ident, cam, bg, rng, knobs))
+            if name.endswith(".jpg"):
+                image.save(folder / name, quality=knobs.quality)
+            else:
+                image.save(folder / name)
 
 
-def _validate(ids, images_per_cam, size, knobs: Knobs):
-    if not isinstance(ids, (int, np.integer)) or ids < 4 or ids > 9999:
-        raise MaceError(f"--ids must be an integer in 4..9999, got {ids!r}", "pass e.g. --ids 200")
-    if not isinstance(images_per_cam, (int, np.integer)) or images_per_cam < 1 or images_per_cam > 9999:
-        raise MaceError(f"--images-per-cam must be an integer in 1..9999, got {images_per_cam!r}",
-                        "pass e.g. --images-per-cam 8")
-    if len(size) != 2 or min(size) < 16:
-        raise MaceError(f"--size must be HxW with both sides >= 16, got {size!r}", "pass e.g. --size 128x64")
-    for name in ("coupling", "clutter", "test_fraction", "val_fraction", "indoor_missing"):
-        v = getattr(knobs, name)
-        if not 0 <= v <= 1:
-            raise MaceError(f"synthetic knob {name}={v!r} is outside [0, 1]", f"pass {name} between 0 and 1")
-    if knobs.jitter < 0 or knobs.ir_noise < 0:
-        raise MaceError("synthetic knobs jitter and ir_noise must be >= 0", "pass non-negative values")
+def sysu_plan(pid: int, counts: dict[int, int]) -> list:
+    """The SYSU-MM01 layout of one identity: ``camK/NNNN/NNNN.jpg`` for each camera with images."""
+    return [(cam, f"cam{cam}/{pid:04d}", [f"{k:04d}.jpg" for k in range(1, n + 1)])
+            for cam, n in sorted(counts.items()) if n > 0]
 
 
-def generate(root, ids: int = 200, images_per_cam: int = 8, seed: int = 0, size=(128, 64),
-             workers: int | None = None, **knobs) -> Path:
-    """Write a synthetic SYSU-MM01 tree (cam1..cam6, exp/*.txt) under ``root``; return its path.
+def write_tree(root: Path, params: dict, jobs: list, write_extras, workers: int | None, desc: str) -> Path:
+    """Render ``jobs`` into a sibling temp folder, let ``write_extras(tmp)`` add the lists, write the
+    marker (``params``) last and rename the folder into place. An existing tree with the same
+    marker is reused; our own tree with other parameters is replaced; anything else is refused."""
+    from tqdm.auto import tqdm
 
-    Knobs: see :class:`Knobs`. The tree is built in a sibling temp folder and renamed into
-    place, with ``synthetic.json`` (the parameters) inside: an existing dataset with the same
-    parameters is reused, one with other parameters is replaced; any other non-empty ``root`` is
-    refused (never overwrite someone's data).
-    """
-    try:
-        k = Knobs(**knobs)
-    except TypeError as exc:
-        raise MaceError(f"unknown synthetic knob ({exc})", f"use only {', '.join(Knobs.__dataclass_fields__)}") from None
-    size = tuple(int(s) for s in size)
-    _validate(ids, images_per_cam, size, k)
-    root = Path(root).expanduser().resolve()
-    params = {"format": FORMAT_VERSION, "ids": int(ids), "images_per_cam": int(images_per_cam),
-              "seed": int(seed), "size": list(size), "knobs": asdict(k)}
     marker = root / MARKER
     if root.exists():
         if marker.is_file():
@@ -320,26 +303,25 @@ def generate(root, ids: int = 200, images_per_cam: int = 8, seed: int = 0, size=
         elif not root.is_dir() or any(root.iterdir()):
             raise MaceError(f"{str(root)!r} exists and is not a synthetic dataset written by `mace data synth`",
                             "pass an empty or new folder as --root")
-    train, val, test, no_indoor = _splits(int(ids), int(seed), k)
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = root.parent / f".{root.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        jobs = []
-        for pid in range(1, ids + 1):
-            cams = tuple(c for c in (1, 2, 3, 4, 5, 6) if not (pid in no_indoor and c in (1, 2)))
-            jobs.append((str(tmp), int(seed), pid, cams, int(images_per_cam), size, k))
-        workers = workers or min(4, os.cpu_count() or 1)
+        jobs = [(str(tmp), *job) for job in jobs]
+        workers = max(1, workers or min(4, os.cpu_count() or 1))
+        bar = tqdm(total=len(jobs), desc=desc, unit="id", leave=False, mininterval=1.0,
+                   disable=None if len(jobs) >= 50 else True)  # None: only on a terminal
         if workers > 1:
             with ProcessPoolExecutor(workers) as pool:
-                list(pool.map(_write_identity, jobs, chunksize=8))
+                for _ in pool.map(_write_identity, jobs, chunksize=max(1, min(8, len(jobs) // (4 * workers)))):
+                    bar.update(1)
         else:
             for job in jobs:
                 _write_identity(job)
-        (tmp / "exp").mkdir()
-        for name, split in (("train", train), ("val", val), ("test", test)):
-            (tmp / "exp" / f"{name}_id.txt").write_text(",".join(str(i) for i in split) + "\n")
+                bar.update(1)
+        bar.close()
+        write_extras(tmp)
         (tmp / MARKER).write_text(json.dumps(params, indent=1) + "\n")
         old = None
         if root.exists():  # our own dataset with other parameters, or an empty folder
@@ -352,6 +334,62 @@ def generate(root, ids: int = 200, images_per_cam: int = 8, seed: int = 0, size=
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return root
+
+
+def _validate(ids, images_per_cam, size, knobs: Knobs, flag: str = "--images-per-cam"):
+    if not isinstance(ids, (int, np.integer)) or ids < 4 or ids > 9999:
+        raise MaceError(f"--ids must be an integer in 4..9999, got {ids!r}", "pass e.g. --ids 200")
+    if not isinstance(images_per_cam, (int, np.integer)) or images_per_cam < 1 or images_per_cam > 9999:
+        raise MaceError(f"{flag} must be an integer in 1..9999, got {images_per_cam!r}",
+                        f"pass e.g. {flag} 8")
+    if len(size) != 2 or min(size) < 16:
+        raise MaceError(f"--size must be HxW with both sides >= 16, got {size!r}", "pass e.g. --size 128x64")
+    for name in ("coupling", "clutter", "test_fraction", "val_fraction", "indoor_missing"):
+        v = getattr(knobs, name)
+        if not 0 <= v <= 1:
+            raise MaceError(f"synthetic knob {name}={v!r} is outside [0, 1]", f"pass {name} between 0 and 1")
+    if knobs.jitter < 0 or knobs.ir_noise < 0:
+        raise MaceError("synthetic knobs jitter and ir_noise must be >= 0", "pass non-negative values")
+
+
+def generate(root, ids: int = 200, images_per_cam: int = 8, seed: int = 0, size=(128, 64),
+             workers: int | None = None, ir_images_per_cam: int | None = None, **knobs) -> Path:
+    """Write a synthetic SYSU-MM01 tree (cam1..cam6, exp/*.txt) under ``root``; return its path.
+
+    ``images_per_cam`` images per identity per RGB camera, ``ir_images_per_cam`` per IR camera (None:
+    the same number). Knobs: see :class:`Knobs`. The tree is built in a sibling temp folder and
+    renamed into place, with ``synthetic.json`` (the parameters) inside: an existing dataset with
+    the same parameters is reused, one with other parameters is replaced; any other non-empty
+    ``root`` is refused (never overwrite someone's data).
+    """
+    try:
+        k = Knobs(**knobs)
+    except TypeError as exc:
+        raise MaceError(f"unknown synthetic knob ({exc})", f"use only {', '.join(Knobs.__dataclass_fields__)}") from None
+    size = tuple(int(s) for s in size)
+    _validate(ids, images_per_cam, size, k)
+    if ir_images_per_cam is not None:
+        _validate(ids, ir_images_per_cam, size, k, flag="--ir-images-per-cam")
+    root = Path(root).expanduser().resolve()
+    params = {"format": FORMAT_VERSION, "ids": int(ids), "images_per_cam": int(images_per_cam),
+              "seed": int(seed), "size": list(size), "knobs": asdict(k)}
+    n_ir = int(images_per_cam if ir_images_per_cam is None else ir_images_per_cam)
+    if n_ir != int(images_per_cam):  # only then: markers of the earlier parameters stay as they were
+        params["ir_images_per_cam"] = n_ir
+    train, val, test, no_indoor = _splits(int(ids), int(seed), k)
+    jobs = []
+    for pid in range(1, ids + 1):
+        counts = {c: (n_ir if c in IR_CAMS else int(images_per_cam)) for c in (1, 2, 3, 4, 5, 6)
+                  if not (pid in no_indoor and c in (1, 2))}
+        jobs.append((int(seed), pid, sysu_plan(pid, counts), size, k))
+    return write_tree(root, params, jobs, lambda tmp: write_sysu_splits(tmp, train, val, test), workers,
+                      "rendering identities")
+
+
+def write_sysu_splits(tmp: Path, train, val, test) -> None:
+    (tmp / "exp").mkdir()
+    for name, split in (("train", train), ("val", val), ("test", test)):
+        (tmp / "exp" / f"{name}_id.txt").write_text(",".join(str(i) for i in split) + "\n")
 
 
 def montage(root, out_png, n_ids: int = 4, seed: int = 0) -> Path:

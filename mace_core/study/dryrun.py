@@ -1,0 +1,314 @@
+"""`mace study dry-run`: the exact paper configuration end to end, with a capped number of steps.
+
+What a first real run would do, in order, each stage timed: resolve the config (profile +
+experiment 0, as the study resolves it), check the disk space of every cache, check the data
+(every image decoded), build the image caches, train ``steps`` steps with the real trainer (which
+ends with its full all-search evaluation: 3,803 queries, 10 trials on the real release), evaluate
+indoor search, and RegDB in both directions when a RegDB root is given. Per stage it records the
+wall time, the peak memory of the process and of its loader workers (sampled), the cache size on
+disk and images/s; from the measured step time it projects the full run on this device. The
+table is printed and written as JSON (atomically).
+
+ImageNet weights that cannot be loaded here (offline) are replaced by random init *only* in this
+dry run, and the JSON and the table say so: timings and memory do not depend on the weights.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from mace_core.config import RunConfig, from_dict, merge, parse_override
+from mace_core.errors import MaceError
+from mace_core.utils.atomic import atomic_write_json
+
+EXPERIMENT, VARIANT = "00_baseline", "baseline"
+
+
+class MemorySampler:
+    """Peak resident and private (USS) memory of this process and its children, sampled in a thread."""
+
+    def __init__(self, interval: float = 0.5):
+        import psutil
+
+        self.proc, self.interval = psutil.Process(), interval
+        self.peak_rss = self.peak_private = self.peak_workers_private = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        import psutil
+
+        try:
+            me = self.proc.memory_full_info()
+            workers = 0
+            for child in self.proc.children(recursive=True):
+                try:
+                    workers += child.memory_full_info().uss
+                except psutil.Error:
+                    pass  # a worker that just exited
+        except psutil.Error:
+            return
+        self.peak_rss = max(self.peak_rss, me.rss)
+        self.peak_private = max(self.peak_private, me.uss + workers)
+        self.peak_workers_private = max(self.peak_workers_private, workers)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self):
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+
+def paper_config(profile: str, data_root, params_dir="params", overrides=(), steps: int = 4) -> RunConfig:
+    """The study's config of experiment 0 on ``profile``, data at ``data_root``, ``overrides``
+    (``key=value``, for tests) applied, capped at one epoch of ``steps`` steps, no mid-run evaluation."""
+    from mace_core.study.variants import resolve
+
+    if not isinstance(steps, int) or steps < 1:
+        raise MaceError(f"--steps must be a positive integer, got {steps!r}", "pass e.g. --steps 4")
+    v = resolve(EXPERIMENT, VARIANT, profile, params_dir)
+    merged = merge(v.config.to_dict(), {"data": {"root": str(Path(data_root).expanduser().resolve())}})
+    for text in overrides:
+        merged = merge(merged, parse_override(text))
+    merged = merge(merged, {"train": {"epochs": 1, "steps_per_epoch": steps, "eval_every": 0,
+                                      "early_stop_patience": 0}})
+    return from_dict(merged)
+
+
+def _disk_bytes(files) -> int:
+    total = 0
+    for f in files:
+        try:
+            total += os.stat(f).st_blocks * 512
+        except OSError:
+            pass
+    return total
+
+
+def _mb(n: float | None) -> float | None:
+    return None if n is None else round(n / 2**20, 1)
+
+
+class _Stages:
+    def __init__(self, progress: bool):
+        self.rows: list[dict[str, Any]] = []
+        self.progress = progress
+
+    def run(self, name: str, fn, images: int | None = None):
+        """Run ``fn() -> (result, extra dict)``; record wall time, memory and images/s."""
+        if self.progress:
+            print(f"dry run: {name} ...", flush=True)
+        start = time.perf_counter()
+        with MemorySampler() as mem:
+            result, extra = fn()
+        wall = time.perf_counter() - start
+        n = extra.pop("images", images)
+        row = {"stage": name, "wall_s": round(wall, 2), "peak_rss_mb": _mb(mem.peak_rss),
+               "peak_private_mb": _mb(mem.peak_private), "workers_private_mb": _mb(mem.peak_workers_private),
+               "images": n, "images_per_s": round(n / wall, 1) if n and wall > 0 else None}
+        row.update(extra)
+        self.rows.append(row)
+        return result
+
+
+def dry_run(data_root, profile: str = "paper", regdb_root=None, steps: int = 4, json_out=None,
+            params_dir="params", overrides=(), work_dir=None, quick_check: bool = False,
+            progress: bool = True) -> dict[str, Any]:
+    """Run the stages (module doc) and return the report; ``json_out`` receives it as JSON."""
+    from mace_core.engine.bench import cache_only_hub_when_offline
+
+    with cache_only_hub_when_offline():
+        return _dry_run(data_root, profile, regdb_root, steps, json_out, params_dir, tuple(overrides), work_dir,
+                        quick_check, progress)
+
+
+def _dry_run(data_root, profile, regdb_root, steps, json_out, params_dir, overrides, work_dir, quick_check,
+             progress) -> dict[str, Any]:
+    from mace_core.data import cache as cache_mod
+    from mace_core.data import check as check_mod
+    from mace_core.data.datasets import load_training_data, test_cache_groups
+    from mace_core.data.sysu import training_set
+    from mace_core.engine.bench import resolve_pretrained
+    from mace_core.engine.device import resolve_device
+    from mace_core.engine.train import evaluate, train
+    from mace_core.study.variants import resolve_path
+
+    stages = _Stages(progress)
+    started = time.strftime("%Y-%m-%dT%H:%M:%S")
+    cfg = stages.run("config", lambda: (paper_config(profile, data_root, params_dir, overrides, steps), {}))
+    cfg, weights_note = stages.run("ImageNet weights", lambda: (resolve_pretrained(cfg), {}))
+    d = cfg.data
+    size = (d.height, d.width)
+    regdb_cfg = None
+    if regdb_root is not None:
+        regdb_cfg = dataclasses.replace(cfg, data=dataclasses.replace(
+            d, dataset="regdb", root=str(Path(regdb_root).expanduser().resolve()), trial=1))
+
+    def groups():
+        ts = training_set(d.root, include_val=d.include_val)
+        tag = f"sysu-train{'+val' if d.include_val else ''}"
+        out = [(ts.rgb, f"{tag}-rgb"), (ts.ir, f"{tag}-ir"), *test_cache_groups("sysu", d.root)]
+        if regdb_cfg is not None:
+            out += test_cache_groups("regdb", regdb_cfg.data.root, 1)
+        return out
+
+    def preflight():
+        plan = cache_mod.preflight(groups(), size, d.cache_dir)
+        free = shutil.disk_usage(Path(plan["files"][0]["file"]).parent).free
+        return plan, {"cache_needed_mb": _mb(plan["bytes"]), "cache_to_build_mb": _mb(plan["to_build_bytes"]),
+                      "disk_free_mb": _mb(free)}
+
+    plan = stages.run("disk space and writability", preflight)
+
+    def data_check():
+        decode = 50 if quick_check else "all"
+        reports = [check_mod.check("sysu", d.root, decode=decode)]
+        if regdb_cfg is not None:
+            reports.append(check_mod.check("regdb", regdb_cfg.data.root, trial=1, decode=decode))
+        problems = [f"{r.dataset}: {p}" for r in reports for p in r.problems]
+        if problems:
+            raise MaceError(f"the data check found {len(problems)} problem(s): {problems[0]}",
+                            "fix the dataset (see `mace data check`) before a real run")
+        decoded = [n for r in reports for n in r.notes if n.startswith("decoded")]
+        release = [n for r in reports for n in r.notes if "release" in n]
+        return reports, {"images": sum(r.counts.get("RGB images", 0) + r.counts.get("IR images", 0)
+                                       + r.counts.get("visible images", 0) + r.counts.get("thermal images", 0)
+                                       for r in reports) if not quick_check else None,
+                         "note": "; ".join(decoded + release)}
+
+    stages.run("data check (every image decoded)" if not quick_check else "data check (quick)", data_check)
+
+    def build_caches():
+        load_training_data("sysu", d.root, size, cache_dir=d.cache_dir, include_val=d.include_val)
+        for records, desc in groups()[2:]:
+            if records:
+                cache_mod.cached_images(records, size, d.cache_dir, desc=desc)
+        files = [f["file"] for f in plan["files"]]
+        return None, {"images": sum(f["images"] for f in plan["files"] if not f["built"]),
+                      "cache_on_disk_mb": _mb(_disk_bytes(files)),
+                      "note": f"{len(files)} cache files at {size[0]}x{size[1]} uint8"}
+
+    stages.run(f"image caches ({size[0]}x{size[1]})", build_caches)
+
+    run_dir = Path(work_dir) if work_dir is not None else resolve_path("runs", params_dir) / "dry-run" / profile
+    shutil.rmtree(run_dir, ignore_errors=True)  # a dry run's own folder: the previous dry run
+    kept: dict[str, Any] = {}
+
+    def training():
+        results = train(cfg, run_dir, progress=progress, keep=kept)
+        step_s = results["train_time_s"] / max(1, results["steps"])
+        return results, {"images": None, "images_per_s_train": round(results["images_per_s"], 1),
+                         "step_time_s": round(step_s, 3), "amp": results["amp"], "device": results["device"],
+                         "note": f"{results['steps']} steps (first included), then the trainer's final evaluation "
+                                 f"(all-search, {cfg.eval.trials} trials)"}
+
+    t0 = time.perf_counter()
+    results = stages.run(f"train {steps} steps + all-search evaluation", training)
+    train_row = stages.rows[-1]
+    train_row["images_per_s"] = train_row.pop("images_per_s_train")
+    eval_all_s = time.perf_counter() - t0 - results["train_time_s"]
+    protocol = (results.get("metrics") or {}).get("protocol", {})
+    device = resolve_device(cfg.train.device)
+    model = kept["model"]
+
+    def sysu_eval(mode: str):
+        def fn():
+            m = evaluate(model, dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, mode=mode)), device)
+            p = m["protocol"]
+            return m, {"images": p["num_query_images"] + p["num_candidates"],
+                       "note": f"{p['num_query_images']} queries, {p['num_candidates']} candidates, {p['trials']} trials, "
+                               f"Rank-1 {100 * m['mean']['rank1']:.1f} %"}
+        return fn
+
+    indoor = stages.run("evaluation indoor-search", sysu_eval("indoor"))
+    regdb = {}
+    if regdb_cfg is not None:
+        for direction in ("v2t", "t2v"):
+            def fn(direction=direction):
+                c = dataclasses.replace(regdb_cfg, eval=dataclasses.replace(regdb_cfg.eval, direction=direction))
+                m = evaluate(model, c, device)
+                return m, {"images": 2 * len(test_cache_groups("regdb", regdb_cfg.data.root, 1)[0][0]),
+                           "note": f"RegDB trial 1 {direction}, Rank-1 {100 * m['mean']['rank1']:.1f} %"}
+            regdb[direction] = stages.run(f"RegDB {direction}", fn)
+
+    full_steps = cfg_full_steps(profile, params_dir, results["num_classes"], d.root, d.include_val)
+    step_s = train_row["step_time_s"]
+    evals = full_steps["evaluations"]
+    report = {
+        "profile": profile, "config": f"{EXPERIMENT}/{VARIANT}", "started": started,
+        "data_root": str(d.root), "regdb_root": regdb_cfg.data.root if regdb_cfg else None,
+        "device": train_row["device"], "amp": train_row["amp"], "backbone": cfg.model.backbone,
+        "last_stride1": cfg.model.last_stride1, "input": f"{size[0]}x{size[1]}", "steps": steps,
+        "pretrained": cfg.model.pretrained, "weights_note": weights_note,
+        "overrides": list(overrides), "exact_paper_config": not overrides,
+        "stages": stages.rows,
+        "all_search": {"queries": protocol.get("num_query_images"), "candidates": protocol.get("num_candidates"),
+                       "trials": protocol.get("trials"), "seconds_estimate": round(eval_all_s, 1),
+                       "rank1": (results.get("metrics") or {}).get("mean", {}).get("rank1")},
+        "indoor_search": {"queries": indoor["protocol"]["num_query_images"], "trials": indoor["protocol"]["trials"]},
+        "regdb": {k: {"rank1": v["mean"]["rank1"]} for k, v in regdb.items()},
+        "projection": {
+            "full_run_steps": full_steps["steps"], "epochs": full_steps["epochs"],
+            "steps_per_epoch": full_steps["steps_per_epoch"], "step_time_s": step_s,
+            "train_hours": round(full_steps["steps"] * step_s / 3600, 2),
+            "evaluations": evals, "eval_hours": round(evals * eval_all_s / 3600, 2),
+            "total_hours": round((full_steps["steps"] * step_s + evals * eval_all_s) / 3600, 2),
+            "rule": "full-run steps x measured step time, plus evaluations x measured all-search evaluation time",
+        },
+        "run_dir": str(run_dir),
+    }
+    if json_out is not None:
+        atomic_write_json(json_out, report)
+    return report
+
+
+def cfg_full_steps(profile: str, params_dir, num_classes: int, root, include_val: bool) -> dict[str, int]:
+    """Steps and evaluations of the uncapped run: epochs × steps per epoch (the reference epoch
+    length ``max(#RGB, #IR) // (P·K)`` unless the profile sets one); one evaluation every
+    ``eval_every`` epochs plus the last."""
+    from mace_core.data.sysu import training_set
+    from mace_core.study.variants import resolve
+
+    full = resolve(EXPERIMENT, VARIANT, profile, params_dir).config
+    per_epoch = full.train.steps_per_epoch
+    if per_epoch is None:
+        ts = training_set(root, include_val=include_val)
+        per_epoch = max(len(ts.rgb), len(ts.ir)) // (full.data.ids_per_batch * full.data.images_per_id)
+    epochs = full.train.epochs
+    every = full.train.eval_every
+    evals = (epochs // every if every > 0 else 0) + (0 if every > 0 and epochs % every == 0 else 1)
+    return {"epochs": epochs, "steps_per_epoch": per_epoch, "steps": epochs * per_epoch, "evaluations": evals}
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The per-stage table in Markdown (printed, and pasted into the book)."""
+    head = "| stage | wall s | peak RSS MB | peak private MB (with workers) | cache on disk MB | images/s | note |"
+    lines = [head, "|---|---:|---:|---:|---:|---:|---|"]
+    for r in report["stages"]:
+        cells = [r["stage"], r["wall_s"], r["peak_rss_mb"], r["peak_private_mb"], r.get("cache_on_disk_mb") or "",
+                 r["images_per_s"] or "", r.get("note") or ""]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    p = report["projection"]
+    lines.append("")
+    lines.append(f"Projected full run on {report['device']} (amp {report['amp']}): {p['full_run_steps']:,} steps "
+                 f"({p['epochs']} epochs x {p['steps_per_epoch']}) x {p['step_time_s']} s = {p['train_hours']} h "
+                 f"training + {p['evaluations']} evaluations x {report['all_search']['seconds_estimate']} s = "
+                 f"{p['eval_hours']} h; total {p['total_hours']} h.")
+    if report.get("weights_note"):
+        lines.append(f"NOTE: {report['weights_note']}.")
+    if not report["exact_paper_config"]:
+        lines.append(f"NOTE: not the exact paper config: overrides {', '.join(report['overrides'])}.")
+    return "\n".join(lines)
