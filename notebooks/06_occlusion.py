@@ -32,10 +32,9 @@ from mace_core.study import evaluate_variant, run_variant
 
 run = run_variant("06_occlusion", variant, profile, params_dir, runs_dir)
 kinds = run.study["occlusion"]["types"]
-evals = [{"model": variant, "occlusion": None, "results": run.results}]
-evals += [{"model": variant, "occlusion": kind,
-           "results": evaluate_variant("06_occlusion", variant, profile, params_dir, runs_dir, occlusion=kind)}
-          for kind in kinds]
+evals = [{"seed": run.seed, "model": variant, "occlusion": kind,
+          "results": evaluate_variant("06_occlusion", variant, profile, params_dir, runs_dir, occlusion=kind)}
+         for kind in kinds]
 
 # %% [markdown]
 # ## Occlusion types

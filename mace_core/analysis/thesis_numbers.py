@@ -129,8 +129,8 @@ AMBIGUITIES: tuple[Ambiguity, ...] = (
     Ambiguity("Baseline reference value",
               "Table 3 gives R1 45.59 / mAP 43.25 (one run on a Kaggle copy of the dataset); "
               "Table 9's baseline clean R1 is 44.65; Table 8's 100 % row is 45.6 / 43.3.",
-              "One baseline run per profile reused by experiments 4 and 6; several trials "
-              "(gallery draws) reported as mean ± std.",
+              "One baseline run per training seed, reused by experiments 4 and 6; mean ± std over "
+              "training seeds (each run averaged over its gallery trials).",
               ("eval.trials",)),
     Ambiguity("Input size",
               "The MACE paper uses 384×192; the thesis uses 288×144.",
