@@ -33,8 +33,8 @@ from mace_core.study import evaluate_variant, run_variant
 
 run = run_variant("04_multi_query", variant, profile, params_dir, runs_dir)
 sweep = run.study["multi_query"]
-evals = [{"seed": run.seed, "n": n, "fusion": f, "results": evaluate_variant("04_multi_query", variant, profile, params_dir,
-                                                             runs_dir, multi_query=n, fusion=f)}
+evals = [{"seed": run.seed, "n": n, "fusion": f,
+          "results": evaluate_variant("04_multi_query", variant, profile, params_dir, runs_dir, multi_query=n, fusion=f)}
          for n in sweep["n"] for f in sweep["fusion"]]
 tables.show(tables.multi_query_table(evals, run))
 
