@@ -20,6 +20,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -153,19 +154,28 @@ def cached_images(records: list[Record], size=(288, 144), cache_dir=None, desc: 
     except OSError as exc:
         raise MaceError(f"cannot write the image cache in {str(folder)!r} ({exc})",
                         "pass a writable --cache-dir (data.cache_dir=PATH)") from None
-    pool = ThreadPoolExecutor(max(1, workers))  # PIL decodes/resizes without the GIL
+    workers = max(1, workers)
+    pool = ThreadPoolExecutor(workers)  # PIL decodes/resizes without the GIL
+    window: deque = deque()  # a bounded number in flight: a corrupt file stops the build at once
     try:
-        for i, img in enumerate(tqdm(pool.map(lambda p: _load(p, size), paths), total=len(paths),
-                                     desc=f"caching {desc or 'images'} {size[0]}x{size[1]}",
-                                     leave=False, mininterval=1.0, disable=None)):  # bar on a terminal only
-            out[i] = img
+        bar = tqdm(total=len(paths), desc=f"caching {desc or 'images'} {size[0]}x{size[1]}", leave=False,
+                   mininterval=1.0, disable=None)  # a bar on a terminal only
+        done = 0
+        for i, path in enumerate(paths):
+            window.append(pool.submit(_load, path, size))
+            while len(window) > 4 * workers or (i == len(paths) - 1 and window):
+                out[done] = window.popleft().result()
+                done += 1
+                bar.update(1)
+        bar.close()
         out.flush()
         del out
         os.replace(tmp, final)
     except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)  # a corrupt file stops the build at once
+        for future in window:
+            future.cancel()
         Path(tmp).unlink(missing_ok=True)
         raise
     finally:
-        pool.shutdown(wait=True)
+        pool.shutdown(wait=True, cancel_futures=True)
     return np.load(final, mmap_mode="r")

@@ -183,7 +183,7 @@ def _dry_run(data_root, profile, regdb_root, steps, json_out, params_dir, overri
             raise MaceError(f"the data check found {len(problems)} problem(s): {problems[0]}",
                             "fix the dataset (see `mace data check`) before a real run")
         decoded = [n for r in reports for n in r.notes if n.startswith("decoded")]
-        release = [n for r in reports for n in r.notes if "release" in n]
+        release = [n.split(":")[0].split(" (")[0] for r in reports for n in r.notes if "release" in n]
         return reports, {"images": sum(r.counts.get("RGB images", 0) + r.counts.get("IR images", 0)
                                        + r.counts.get("visible images", 0) + r.counts.get("thermal images", 0)
                                        for r in reports) if not quick_check else None,
@@ -236,13 +236,31 @@ def _dry_run(data_root, profile, regdb_root, steps, json_out, params_dir, overri
     indoor = stages.run("evaluation indoor-search", sysu_eval("indoor"))
     regdb = {}
     if regdb_cfg is not None:
-        for direction in ("v2t", "t2v"):
-            def fn(direction=direction):
-                c = dataclasses.replace(regdb_cfg, eval=dataclasses.replace(regdb_cfg.eval, direction=direction))
-                m = evaluate(model, c, device)
-                return m, {"images": 2 * len(test_cache_groups("regdb", regdb_cfg.data.root, 1)[0][0]),
-                           "note": f"RegDB trial 1 {direction}, Rank-1 {100 * m['mean']['rank1']:.1f} %"}
-            regdb[direction] = stages.run(f"RegDB {direction}", fn)
+        def regdb_eval():
+            # The trial's test images embedded once; both directions rank the same features (v2t, and
+            # t2v on the transposed distances), as evaluate_regdb_model does for each direction.
+            from mace_core.data.cache import cached_images
+            from mace_core.data.regdb import regdb_split
+            from mace_core.data.transforms import test_transform
+            from mace_core.engine.evaluate import extract_features
+            from mace_core.engine.retrieval import regdb_trial
+
+            e = cfg.eval
+            visible, thermal = regdb_split(regdb_cfg.data.root, 1, "test")
+            tf = test_transform(size)
+            feats = {}
+            for kind, recs, modality in (("visible", visible, "rgb"), ("thermal", thermal, "ir")):
+                images = cached_images(recs, size, d.cache_dir, desc=f"regdb-{kind}-test-1")
+                feats[kind] = extract_features(model, images, modality, tf, e.batch_size, device, e.flip)
+            out = {}
+            for direction in ("v2t", "t2v"):
+                out[direction] = regdb_trial(feats["visible"], [r.pid for r in visible], feats["thermal"],
+                                             [r.pid for r in thermal], 1, direction, e.distance).to_dict()
+            return out, {"images": len(visible) + len(thermal),
+                         "note": f"trial 1, {len(visible)} visible + {len(thermal)} thermal; Rank-1 v2t "
+                                 f"{100 * out['v2t']['mean']['rank1']:.1f} %, t2v {100 * out['t2v']['mean']['rank1']:.1f} %"}
+
+        regdb = stages.run("RegDB both directions", regdb_eval)
 
     full_steps = cfg_full_steps(profile, params_dir, results["num_classes"], d.root, d.include_val)
     step_s = train_row["step_time_s"]

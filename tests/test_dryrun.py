@@ -1,0 +1,94 @@
+"""`mace study dry-run` and `mace bench --profile` on small release-shaped trees (tiny images)."""
+from __future__ import annotations
+
+import json
+from collections import namedtuple
+
+import pytest
+
+from mace_core.cli import main
+from mace_core.data import cache as cache_mod
+from mace_core.data.synthetic_like import generate_regdb_like, generate_sysu_like
+from mace_core.errors import MaceError
+from mace_core.study.dryrun import dry_run, paper_config
+from mace_core.study.variants import resolve
+
+# tiny images and no loader workers keep it fast; everything else is the paper config
+TINY = ("data.height=32", "data.width=16", "data.workers=0")
+STAGES = ["config", "ImageNet weights", "disk space and writability", "data check (every image decoded)",
+          "image caches (32x16)", "train 2 steps + all-search evaluation", "evaluation indoor-search",
+          "RegDB both directions"]
+
+
+@pytest.fixture(scope="module")
+def trees(tmp_path_factory):
+    base = tmp_path_factory.mktemp("dry")
+    # without structure.json: the release's camera totals, so this test runs without ../shared
+    sysu = generate_sysu_like(base / "sysu", scale=0.02, size=(32, 16), workers=2)
+    regdb = generate_regdb_like(base / "regdb", scale=0.03, size=(32, 16), workers=2)
+    return sysu, regdb
+
+
+def test_default_is_the_exact_paper_config(trees):
+    cfg = paper_config("paper", trees[0], steps=3)
+    study = resolve("00_baseline", "baseline", "paper").config
+    assert (cfg.model, cfg.loss, cfg.eval) == (study.model, study.loss, study.eval)
+    assert (cfg.data.height, cfg.data.width, cfg.data.workers) == (288, 144, study.data.workers)
+    assert cfg.model.backbone == "resnet50" and cfg.model.last_stride1 and cfg.train.amp == "auto"
+    assert (cfg.train.epochs, cfg.train.steps_per_epoch, cfg.train.eval_every) == (1, 3, 0)
+    assert cfg.data.root == str(trees[0])
+    with pytest.raises(MaceError, match="--steps"):
+        paper_config("paper", trees[0], steps=0)
+
+
+def test_dry_run_writes_every_stage(trees, tmp_path, capsys):
+    out = tmp_path / "report.json"
+    code = main(["study", "dry-run", "--data-root", str(trees[0]), "--regdb-root", str(trees[1]), "--steps", "2",
+                 "--json", str(out), "--work-dir", str(tmp_path / "run"), *sum((["--set", s] for s in TINY), [])])
+    printed = capsys.readouterr().out
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert [r["stage"] for r in report["stages"]] == STAGES
+    for row in report["stages"]:
+        assert row["wall_s"] >= 0 and row["peak_rss_mb"] > 0 and row["stage"] in printed
+    rows = {r["stage"]: r for r in report["stages"]}
+    assert rows["image caches (32x16)"]["cache_on_disk_mb"] > 0
+    train = rows["train 2 steps + all-search evaluation"]
+    assert train["step_time_s"] > 0 and train["images_per_s"] > 0
+    p = report["projection"]
+    assert p["epochs"] == 60 and p["full_run_steps"] == 60 * p["steps_per_epoch"] > 0
+    assert p["train_hours"] == pytest.approx(p["full_run_steps"] * p["step_time_s"] / 3600, abs=0.01)
+    assert report["all_search"]["trials"] == 10 and report["all_search"]["queries"] > 0
+    assert set(report["regdb"]) == {"v2t", "t2v"}
+    assert report["exact_paper_config"] is False and "data.height=32" in printed
+    if report["pretrained"] == "none":   # offline: said in the JSON and in the table
+        assert "RANDOM INIT" in report["weights_note"] and "RANDOM INIT" in printed
+    assert (tmp_path / "run" / "results.json").is_file()
+
+
+def test_full_disk_stops_before_any_long_work(trees, tmp_path, monkeypatch, capsys):
+    Usage = namedtuple("Usage", "total used free")
+    monkeypatch.setattr(cache_mod.shutil, "disk_usage", lambda p: Usage(10**9, 10**9 - 10**6, 10**6))
+    cache = tmp_path / "cache"
+    code = main(["study", "dry-run", "--data-root", str(trees[0]), "--steps", "1", "--work-dir", str(tmp_path / "run"),
+                 "--json", str(tmp_path / "r.json"), "--set", f"data.cache_dir={cache}", *sum((["--set", s] for s in TINY), [])])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "GB are free" in err and "data.cache_dir" in err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "r.json").exists()
+    assert [p.name for p in cache.iterdir()] == []
+
+
+def test_bench_profile_paper_on_cpu(trees, capsys):
+    code = main(["bench", "--profile", "paper", "--data-root", str(trees[0]), "--steps", "1", "--warmup", "0",
+                 *sum((["--set", s] for s in TINY), [])])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert [(r["amp"], r["channels_last"]) for r in report["training"]] == [("off", True), ("off", False)]  # CPU: auto = off
+    assert all(r["images_per_s"] > 0 and r["step_time_ms_mean"] > 0 for r in report["training"])
+    assert report["eval_trials"] == 10 and report["eval_queries"] > 0 and report["eval_s"] > 0
+    assert report["backbone"] == "resnet50" and report["input"] == "32x16"
+
+
+def test_bench_needs_params_or_profile(capsys):
+    assert main(["bench"]) == 2
+    assert "--profile" in capsys.readouterr().err
