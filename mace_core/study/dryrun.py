@@ -29,8 +29,28 @@ from mace_core.utils.atomic import atomic_write_json
 EXPERIMENT, VARIANT = "00_baseline", "baseline"
 
 
+def unreclaimable_bytes(pid: int) -> int:
+    """Anonymous + shared-memory PSS of a process: what the kernel cannot drop under pressure (the
+    memory-mapped image cache is page cache, which it can). Linux; elsewhere psutil's USS."""
+    try:
+        fields = {}
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                key, _, rest = line.partition(":")
+                if key in ("Pss_Anon", "Pss_Shmem"):
+                    fields[key] = int(rest.split()[0]) * 1024
+        if fields:
+            return sum(fields.values())
+    except OSError:
+        pass
+    import psutil
+
+    return psutil.Process(pid).memory_full_info().uss
+
+
 class MemorySampler:
-    """Peak resident and private (USS) memory of this process and its children, sampled in a thread."""
+    """Peak resident memory of this process, and peak unreclaimable memory of it plus its children
+    (loader workers), sampled in a thread."""
 
     def __init__(self, interval: float = 0.5):
         import psutil
@@ -44,17 +64,18 @@ class MemorySampler:
         import psutil
 
         try:
-            me = self.proc.memory_full_info()
+            rss = self.proc.memory_info().rss
+            mine = unreclaimable_bytes(self.proc.pid)
             workers = 0
             for child in self.proc.children(recursive=True):
                 try:
-                    workers += child.memory_full_info().uss
-                except psutil.Error:
+                    workers += unreclaimable_bytes(child.pid)
+                except (psutil.Error, OSError):
                     pass  # a worker that just exited
-        except psutil.Error:
+        except (psutil.Error, OSError):
             return
-        self.peak_rss = max(self.peak_rss, me.rss)
-        self.peak_private = max(self.peak_private, me.uss + workers)
+        self.peak_rss = max(self.peak_rss, rss)
+        self.peak_private = max(self.peak_private, mine + workers)
         self.peak_workers_private = max(self.peak_workers_private, workers)
 
     def _run(self) -> None:
@@ -313,7 +334,7 @@ def cfg_full_steps(profile: str, params_dir, num_classes: int, root, include_val
 
 def format_table(report: dict[str, Any]) -> str:
     """The per-stage table in Markdown (printed, and pasted into the book)."""
-    head = "| stage | wall s | peak RSS MB | peak private MB (with workers) | cache on disk MB | images/s | note |"
+    head = "| stage | wall s | peak RSS MB | peak unreclaimable MB (with workers) | cache on disk MB | images/s | note |"
     lines = [head, "|---|---:|---:|---:|---:|---:|---|"]
     for r in report["stages"]:
         cells = [r["stage"], r["wall_s"], r["peak_rss_mb"], r["peak_private_mb"], r.get("cache_on_disk_mb") or "",
