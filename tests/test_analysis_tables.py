@@ -84,7 +84,7 @@ def test_rows_with_different_seed_counts_state_n_per_row_and_single_runs_say_so(
     runs = seeded("baseline", [30, 33, 39]) + [seeded_run("cam", r1=35.0, model__attention="cam")]
     df = tables.attention_table(runs)
     assert list(df[("n", "")]) == ["3", "1"]
-    assert df.iloc[1][("Rank-1", "ours")] == "35.0" and df.iloc[1][("verdict", "")] == fd.NO_ESTIMATE
+    assert df.iloc[1][("Rank-1", "ours")] == "35.0" and df.iloc[1][("verdict", "")] == "no estimate (n = 1)"
     assert "n = 1–3" in df.attrs["caption"]
     single = tables.attention_table([seeded_run("baseline"), seeded_run("sam", model__attention="sam")])
     assert fd.SINGLE_RUN_NOTE in single.attrs["caption"]
@@ -185,7 +185,7 @@ def test_occlusion_table_rows_per_model_and_condition():
     frame = tables.occlusion_frame(runs, evals)
     assert frame.set_index(["model", "occlusion"]).loc[("baseline", "random_rect"), "R1_drop"] == pytest.approx(21.0)
     text = tables.occlusion_finding(runs, evals)
-    assert "for 1 of 2 occlusion types" in text and "**random_rect**, 21.0 pp" in text
+    assert "for 1 of 2 occlusion types, beyond the seed noise for 1" in text and "**random_rect**, 21.0 pp" in text
     assert "**occlusion_random_rect** scores +13.0 pp" in text and "thesis gained +23.8 pp" in text
     assert tables.show(df).caption.startswith("Table 9")
 

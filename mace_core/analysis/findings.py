@@ -123,7 +123,8 @@ def n_note(sizes: Sequence[int]) -> str:
         return SINGLE_RUN_NOTE + "."
     if len(sizes) == 1:
         return f"Mean ± std over n = {sizes[0]} training seeds."
-    return f"Mean ± std over each row's n training seeds (n = {sizes[0]}–{sizes[-1]}; no ± where n = 1)."
+    return f"Mean ± std over each row's n training seeds (n = {sizes[0]}–{sizes[-1]})" + \
+        ("; n = 1: no training-variance estimate, no ±." if sizes[0] == 1 else ".")
 
 
 # ---------------------------------------------------------------------------------------------

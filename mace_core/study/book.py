@@ -200,7 +200,7 @@ def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs
     book_dir = Path(book_dir)
     head = ["chapter", "headline", "ours", "thesis", "Δ ours", "Δ thesis", "vs seed noise", "direction"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    findings, sources, sizes = [], set(), set()
+    found, sources, sizes = [], set(), set()
     for experiment in list_experiments(params_dir):
         runs = load_results(experiment, profile, params_dir, runs_dir)
         if not runs:
@@ -217,7 +217,7 @@ def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs
             continue
         lines.append("| " + " | ".join(_cell(c) for c in [link, h.measure, h.ours, h.thesis, h.diff,
                                                           h.thesis_diff, h.noise, h.direction]) + " |")
-        findings.append(f"- {link}: {h.finding}")
+        found.append(f"- {link}: {h.finding}")
     source = ", ".join(sorted(sources)) or "no"
     text = [f"# Results at a glance ({source} data, {profile} profile)", "",
             "Every experiment's headline comparison, generated from the stored runs. Ours: IR→RGB Rank-1 in %. "
@@ -227,7 +227,7 @@ def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs
     if len(lines) == 2:
         text += ["No completed runs yet."]
     else:
-        text += lines + ["", "## Findings", ""] + findings
+        text += lines + ["", "## Findings", ""] + found
     path = book_dir / GENERATED / "overview.md"
     atomic_write_text(path, "\n".join(text) + "\n")
     return path
