@@ -12,6 +12,7 @@ as returned by ``mace_core.study.load_results``, so the functions work on fakes 
 """
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -679,9 +680,17 @@ def occlusion_finding(runs: Sequence[Any], evals: Iterable[Mapping[str, Any]]) -
 TABLE_CLASS = "mace-table"
 
 
+_LABEL_COLUMNS = ("variant", "model", "queries", "backbone", "identities")
+
+
 def show(frame: pd.DataFrame):
-    """A Styler with the caption and no index (CSS class ``mace-table``: book/_static/mace.css)."""
+    """A Styler with the caption and no index (CSS class ``mace-table``: book/_static/mace.css).
+    Label columns may break after an underscore (long variant names), numbers never break."""
     styler = frame.style.hide(axis="index").set_table_attributes(f'class="{TABLE_CLASS}"')
+    labels = [c for c in frame.columns if (c[0] if isinstance(c, tuple) else c) in _LABEL_COLUMNS]
+    if labels:
+        styler = styler.format(lambda v: html.escape(str(v)).replace("_", "_<wbr>"), subset=labels)
+        styler = styler.set_properties(subset=labels, **{"white-space": "normal"})
     caption = frame.attrs.get("caption")
     if caption:
         styler = styler.set_caption(caption)
