@@ -1,0 +1,64 @@
+"""The results-at-a-glance page: one row per experiment from stored results, findings, TOC position."""
+import dataclasses
+import json
+
+from _tables_helpers import seeded
+
+from mace_core.analysis import thesis_numbers as tn
+from mace_core.study import api, book, variants
+
+
+def _book(tmp_path):
+    root = tmp_path / "book"
+    (root / "chapters").mkdir(parents=True)
+    (root / "intro.md").write_text("# Intro\n")
+    (root / "methods.md").write_text("# Methods\n")
+    (root / "chapters" / "02_attention.md").write_text("# Experiment 2: attention\n\ntext\n")
+    return root
+
+
+def _store_eval(run, overrides, results):
+    """An evaluation cached as evaluate_variant writes it: <run>/evals/<hash>.json."""
+    settings = {**dataclasses.asdict(run.config.eval), **overrides}
+    path = run.run_dir / "evals" / f"{len(list(run.run_dir.glob('evals/*.json')))}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"run": run.key, "eval": settings, "results": results}))
+
+
+def test_overview_has_a_row_per_experiment_with_findings_and_follows_the_intro(tmp_path, monkeypatch):
+    root = _book(tmp_path)
+    base = seeded("baseline", [30, 33, 39])
+    attention = seeded("cam", [40, 44, 48], model__attention="cam")
+    multi = seeded("baseline", [30, 33, 39])
+    for run in multi:
+        run.run_dir, run.key = tmp_path / "runs" / f"s{run.seed}", f"key{run.seed}"
+        run.study = {"multi_query": {"n": [1, 5], "fusion": ["avg"]}}
+        for n in (1, 5):
+            _store_eval(run, {"multi_query": n, "fusion": "avg"}, {"R1": (30 + 2 * n + run.seed) / 100, "mAP": 0.2})
+    occlusion = seeded("baseline", [30, 33, 39])
+    for run in occlusion:   # no stored occluded evaluation: the row says so, the page still builds
+        run.run_dir, run.key, run.study = tmp_path / "runs" / f"o{run.seed}", f"o{run.seed}", {"occlusion": {"types": ["random_rect"]}}
+    stored = {"00_baseline": base, "02_attention": base + attention, "03_fusion": [], "04_multi_query": multi,
+              "06_occlusion": occlusion}
+    monkeypatch.setattr(variants, "list_experiments", lambda params_dir: list(stored))
+    monkeypatch.setattr(api, "load_results", lambda experiment, *a, **k: list(stored[experiment]))
+
+    text = book.write_overview(root, "smoke", "params", "runs").read_text()
+    assert text.startswith("# Results at a glance (synthetic data, smoke profile)")
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == 4                                        # 03 has no runs: no row
+    attention_row = next(r for r in rows if "attention" in r)
+    assert "[Experiment 2: attention](../chapters/02_attention.md)" in attention_row
+    assert "cam vs baseline" in attention_row and "44.0 ± 4.0" in attention_row and "42.3" in attention_row
+    assert "+10.0 ± 2.5" in attention_row and "exceeds" in attention_row and "opposite" in attention_row
+    multi_row = next(r for r in rows if r.startswith("| 04_multi_query"))   # no chapter page: plain title
+    assert "n = 5, avg vs n = 1" in multi_row and f"{tn.TABLE7[(5, 'avg')]['R1']:.1f}" in multi_row
+    assert "no occluded evaluation" in next(r for r in rows if r.startswith("| 06_occlusion"))
+    assert "## Findings" in text and "- [Experiment 2: attention](../chapters/02_attention.md): Best: **cam**" in text
+    assert "n = 3 training seeds" in text
+
+    (root / "generated" / "00_baseline").mkdir(parents=True, exist_ok=True)
+    (root / "generated" / "00_baseline" / "summary.ipynb").write_text("{}")
+    toc = book.write_toc(root, {"00_baseline": ["summary"]}).read_text()
+    assert toc.index("root: intro") < toc.index("generated/overview") < toc.index("methods") \
+        < toc.index("generated/00_baseline/summary")
