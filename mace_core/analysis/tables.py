@@ -250,6 +250,10 @@ SPECS: dict[str, Spec] = {
 }
 
 
+# Experiments whose baseline is another experiment's run (the summary loads both)
+BASELINE_FROM = {"02_attention": "00_baseline"}
+
+
 def _spec(experiment: str) -> Spec:
     if experiment not in SPECS:
         raise MaceError(f"no thesis table for experiment {experiment!r}", f"use one of {', '.join(SPECS)}")

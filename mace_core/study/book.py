@@ -205,6 +205,8 @@ def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs
         runs = load_results(experiment, profile, params_dir, runs_dir)
         if not runs:
             continue
+        if experiment in tables.BASELINE_FROM:
+            runs = load_results(tables.BASELINE_FROM[experiment], profile, params_dir, runs_dir) + runs
         title = _chapter_title(book_dir, experiment)
         link = f"[{title}](../chapters/{experiment}.md)" if _page(book_dir, f"chapters/{experiment}") else title
         sources |= {tables.data_source(r) for r in runs}
