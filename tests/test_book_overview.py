@@ -38,7 +38,8 @@ def test_overview_has_a_row_per_experiment_with_findings_and_follows_the_intro(t
     occlusion = seeded("baseline", [30, 33, 39])
     for run in occlusion:   # no stored occluded evaluation: the row says so, the page still builds
         run.run_dir, run.key, run.study = tmp_path / "runs" / f"o{run.seed}", f"o{run.seed}", {"occlusion": {"types": ["random_rect"]}}
-    stored = {"00_baseline": base, "02_attention": attention,   # its baseline is experiment 0's "03_fusion": [], "04_multi_query": multi,
+    # experiment 2's baseline is experiment 0's run; experiment 3 has no runs yet
+    stored = {"00_baseline": base, "02_attention": attention, "03_fusion": [], "04_multi_query": multi,
               "06_occlusion": occlusion}
     monkeypatch.setattr(variants, "list_experiments", lambda params_dir: list(stored))
     monkeypatch.setattr(api, "load_results", lambda experiment, *a, **k: list(stored[experiment]))
