@@ -214,7 +214,7 @@ def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs
         try:
             h = tables.headline(experiment, runs, _experiment_evals(experiment, runs))
         except MaceError as err:   # e.g. a summary not executed yet: say so instead of failing the book
-            lines.append("| " + " | ".join([link, _cell(err.args[0]) if err.args else "not available"]
+            lines.append("| " + " | ".join([link, "not available: " + _cell(getattr(err, "what", err))]
                                            + [tables.MISSING] * 6) + " |")
             continue
         lines.append("| " + " | ".join(_cell(c) for c in [link, h.measure, h.ours, h.thesis, h.diff,
