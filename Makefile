@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 data: $(STAMP)
-	$(VENV)/bin/mace data synth --root $(DATA)
+	$(VENV)/bin/mace study data --profile $(PROFILE) --data-root $(DATA)
 	$(VENV)/bin/mace data check --dataset sysu --root $(DATA)
 	$(VENV)/bin/mace data montage --root $(DATA) --out book/_static/synthetic_montage.png
 

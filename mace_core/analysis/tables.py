@@ -210,7 +210,7 @@ def backbone_family(name: str) -> str:
     name = name.lower()
     if "seresnet" in name or "se_resnet" in name or "seresnext" in name:
         return "seresnet50"
-    if "efficientnet" in name:
+    if "efficientnet" in name or name.startswith("tinynet"):  # TinyNets: scaled-down EfficientNet-B0
         return "efficientnet_b3"
     if "tresnet" in name:
         return "tresnet_m"

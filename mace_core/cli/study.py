@@ -64,6 +64,13 @@ def register(subparsers) -> None:
                      help="override a setting (then not the exact paper config, and the report says so)")
     dry.set_defaults(func=cmd_dry_run)
 
+    data = sub.add_parser("data", help="write the profile's synthetic dataset (study.synthetic) unless it is "
+                                       "already there with the same parameters; check a real one exists")
+    data.add_argument("--profile", required=True)
+    data.add_argument("--params-dir", default="params")
+    data.add_argument("--data-root", default=None, help="dataset folder (default: the profile's data.root)")
+    data.set_defaults(func=cmd_data)
+
     ex = sub.add_parser("exec", help="execute one pair of a --slurm manifest (used by the array jobs)")
     ex.add_argument("--manifest", required=True)
     ex.add_argument("--wave", type=int, required=True)
@@ -121,6 +128,18 @@ def cmd_list(args) -> int:
             continue
         trained = "trained" if registry.is_complete(pair.run_dir) else "not trained"
         print(f"{pair.label:40s} {pair.run_key:18s} {trained:12s} {'up to date' if is_fresh(pair) else 'to run'}")
+    return 0
+
+
+def cmd_data(args) -> int:
+    import os
+
+    from mace_core.study.runner import ensure_data
+    from mace_core.study.variants import DATA_ROOT_ENV
+
+    if args.data_root:
+        os.environ[DATA_ROOT_ENV] = os.path.abspath(os.path.expanduser(args.data_root))
+    print(f"dataset of profile {args.profile} ready at {ensure_data(args.profile, args.params_dir)}")
     return 0
 
 
