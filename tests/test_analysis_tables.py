@@ -88,6 +88,7 @@ def test_rows_with_different_seed_counts_state_n_per_row_and_single_runs_say_so(
     assert "n = 1–3" in df.attrs["caption"]
     single = tables.attention_table([seeded_run("baseline"), seeded_run("sam", model__attention="sam")])
     assert fd.SINGLE_RUN_NOTE in single.attrs["caption"]
+    assert "verdict" not in single.columns.get_level_values(0) and single.iloc[1][("Δ Rank-1", "ours")] == "+0.0"
 
 
 def test_finding_follows_the_numbers():

@@ -336,6 +336,9 @@ def comparison_table(experiment: str, runs: Sequence[Any]) -> pd.DataFrame:
             cells[("verdict", "")] = "" if baseline or entry is None else _VERDICT_CELL.get(entry.diff.verdict,
                                                                                            entry.diff.verdict)
         out.append(cells)
+    if all(len(row.runs) == 1 for row in rows):   # no verdict anywhere: the caption says why, once
+        for cells in out:
+            cells.pop(("verdict", ""), None)
     flat = [r for row in rows for r in row.runs]
     return _frame(out, _caption(spec.title, flat, [len(r.runs) for r in rows], rule=_baseline_row(rows) is not None))
 
