@@ -1,11 +1,12 @@
 """Time the release-shaped synthetic sets (issue 9): full-size SYSU-MM01 and RegDB, then check them.
 
-    flock /tmp/mace-cpu.lock .venv/bin/python benchmarks/bench_synth_like.py --out /tmp/$USER/like \
-        [--structure ../shared/sysu_mm01_eval/structure.json] [--workers 2] [--scale 1]
+    .venv/bin/python benchmarks/bench_synth_like.py --out OUT [--workers 2] [--scale 1] \
+        [--structure ../shared/sysu_mm01_eval/structure.json]
 
 Goal: the full-size SYSU-MM01-like tree (45,863 JPEGs at 288x144) in <= 10 minutes on 2 cores.
 Writes (and replaces) the trees under --out, prints and saves <out>/bench_synth_like.json with the
-generation and full-decode check times. The trees are large (~0.8 GB): keep --out outside the repo.
+generation and full-decode check times. The trees are large (~0.8 GB): give an --out folder outside
+the repo, and run it alone on the machine (it uses every core it is given).
 """
 from __future__ import annotations
 

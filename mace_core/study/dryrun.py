@@ -334,7 +334,7 @@ def cfg_full_steps(profile: str, params_dir, num_classes: int, root, include_val
 
 def format_table(report: dict[str, Any]) -> str:
     """The per-stage table in Markdown (printed, and pasted into the book)."""
-    head = "| stage | wall s | peak RSS MB | peak unreclaimable MB (with workers) | cache on disk MB | images/s | note |"
+    head = "| stage | wall s | peak RSS MiB | peak unreclaimable MiB (with workers) | cache on disk MiB | images/s | note |"
     lines = [head, "|---|---:|---:|---:|---:|---:|---|"]
     for r in report["stages"]:
         cells = [r["stage"], r["wall_s"], r["peak_rss_mb"], r["peak_private_mb"], r.get("cache_on_disk_mb") or "",
