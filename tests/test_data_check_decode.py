@@ -58,8 +58,6 @@ def test_clean_tree_decodes_every_image(tree, capsys):
 
 def test_every_image_means_those_outside_the_splits_too(tree):
     # an identity in no split is never trained on, yet a corrupt copy of it means a broken tree
-    (tree / "exp" / "val_id.txt").write_text("")
-    (tree / "exp" / "val_id.txt").unlink()
     stray = tree / "cam1" / "0099"
     stray.mkdir()
     (stray / "0001.jpg").write_bytes(b"garbage")

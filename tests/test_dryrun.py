@@ -10,7 +10,7 @@ from mace_core.cli import main
 from mace_core.data import cache as cache_mod
 from mace_core.data.synthetic_like import generate_regdb_like, generate_sysu_like
 from mace_core.errors import MaceError
-from mace_core.study.dryrun import dry_run, paper_config
+from mace_core.study.dryrun import paper_config
 from mace_core.study.variants import resolve
 
 # tiny images and no loader workers keep it fast; everything else is the paper config

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mace_core.data.synthetic import FORMAT_VERSION, IR_CAMS, Knobs, sysu_plan, write_sysu_splits, write_tree
+from mace_core.data.synthetic import FORMAT_VERSION, Knobs, sysu_plan, write_sysu_splits, write_tree
 from mace_core.errors import MaceError
 
 LIKES = ("sysu-mm01", "regdb")
@@ -231,5 +231,3 @@ def _size(size) -> tuple[int, int]:
 def _workers(workers: int | None) -> int:
     return max(1, workers or os.cpu_count() or 1)
 
-
-assert set(IR_CAMS) == {3, 6}  # the SYSU plan above renders cams 3 and 6 as infrared
