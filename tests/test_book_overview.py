@@ -46,16 +46,17 @@ def test_overview_has_a_row_per_experiment_with_findings_and_follows_the_intro(t
 
     text = book.write_overview(root, "smoke", "params", "runs").read_text()
     assert text.startswith("# Results at a glance (synthetic data, smoke profile)")
+    assert ":::{div} mace-overview" in text
     rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert len(rows) == 4                                        # 03 has no runs: no row
     attention_row = next(r for r in rows if "attention" in r)
-    assert "[Experiment 2: attention](../chapters/02_attention.md)" in attention_row
+    assert "[2: attention](../chapters/02_attention.md)" in attention_row
     assert "cam vs baseline" in attention_row and "44.0 ± 4.0" in attention_row and "42.3" in attention_row
     assert "+10.0 ± 2.5" in attention_row and "exceeds" in attention_row and "opposite" in attention_row
-    multi_row = next(r for r in rows if r.startswith("| 04_multi_query"))   # no chapter page: plain title
+    multi_row = next(r for r in rows if r.startswith("| 4: multi query"))   # no chapter page: plain title
     assert "n = 5, avg vs n = 1" in multi_row and f"{tn.TABLE7[(5, 'avg')]['R1']:.1f}" in multi_row
-    assert "no occluded evaluation" in next(r for r in rows if r.startswith("| 06_occlusion"))
-    assert "## Findings" in text and "- [Experiment 2: attention](../chapters/02_attention.md): Best: **cam**" in text
+    assert "no occluded evaluation" in next(r for r in rows if r.startswith("| 6: occlusion"))
+    assert "## Findings" in text and "- [2: attention](../chapters/02_attention.md): Best: **cam**" in text
     assert "n = 3 training seeds" in text
 
     (root / "generated" / "00_baseline").mkdir(parents=True, exist_ok=True)

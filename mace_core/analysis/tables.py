@@ -697,7 +697,7 @@ def show(frame: pd.DataFrame):
     labels = [c for c in frame.columns if (c[0] if isinstance(c, tuple) else c) in _LABEL_COLUMNS]
     if labels:
         styler = styler.format(lambda v: html.escape(str(v)).replace("_", "_<wbr>"), subset=labels)
-        styler = styler.set_properties(subset=labels, **{"white-space": "normal"})
+        styler = styler.set_properties(subset=labels, **{"white-space": "normal", "text-align": "left"})
     caption = frame.attrs.get("caption")
     if caption:
         styler = styler.set_caption(caption)
@@ -742,10 +742,10 @@ def _headline_of(entries: Sequence[fd.Entry], measure: str, baseline: str, findi
     others = [e for e in entries if e.diff is not None]
     if not others:
         e = entries[0]
-        return Headline(f"{measure}, {e.label}", fd.fmt_value(e.ours), _fmt(e.thesis), finding=finding)
+        return Headline(e.label, fd.fmt_value(e.ours), _fmt(e.thesis), finding=finding)
     best = max(others, key=lambda e: e.diff.mean)
     td = best.thesis_diff
-    return Headline(f"{measure}, {best.label} vs {baseline}", fd.fmt_value(best.ours), _fmt(best.thesis),
+    return Headline(f"{best.label} vs {baseline}", fd.fmt_value(best.ours), _fmt(best.thesis),
                     fd.fmt_difference(best.diff), MISSING if td is None else f"{td:+.1f}",
                     _NOISE[best.diff.verdict], _direction(best.diff.mean, td), finding)
 
@@ -776,7 +776,7 @@ def headline(experiment: str, runs: Sequence[Any], evals: Iterable[Mapping[str, 
         ref = tn.TABLE9.get(("baseline", worst.occlusion), {}).get("R1_drop")
         drop = fd.Difference(float(worst.R1_drop), worst.R1_drop_hw if pd.notna(worst.R1_drop_hw) else None,
                              int(worst.n), "paired")
-        return Headline(f"Rank-1 drop, baseline, {worst.occlusion}", _fmt_drop(drop).replace(" n.d.", ""),
+        return Headline(f"baseline drop, {worst.occlusion}", _fmt_drop(drop).replace(" n.d.", ""),
                         _fmt(ref), noise=_NOISE[drop.verdict], direction=_direction(drop.mean, ref),
                         finding=occlusion_finding(runs, evals))
     rows = experiment_rows(experiment, runs)

@@ -105,7 +105,7 @@ _MEASURE = r"""
     const scrolls = el.scrollWidth > el.clientWidth + 1 && ['auto', 'scroll', 'hidden', 'clip'].includes(ox);
     if (r.right > edge || scrolls) out.wide.push(`${name(el)} (${Math.round(Math.max(r.width, el.scrollWidth))} px)`);
   }
-  const result = document.querySelectorAll('table.mace-table td, table.mace-table th, section#results-at-a-glance table td');
+  const result = document.querySelectorAll('table.mace-table td, table.mace-table th, .mace-overview table td');
   for (const c of result) {
     const cs = getComputedStyle(c);
     const lh = parseFloat(cs.lineHeight) || 1.2 * parseFloat(cs.fontSize);
