@@ -70,7 +70,7 @@ def _cell(text: Any) -> str:
 def write_runs_table(book_dir: str | Path, run_dirs: Iterable[Path]) -> Path:
     """``generated/runs.md``: one row per run (hashes, code version, versions, hardware, timings),
     included by the reproducibility page."""
-    rows, packages = [], {}
+    rows, packages, profiles, codes = [], {}, set(), set()
     for run_dir in sorted(set(run_dirs), key=lambda p: p.name):
         if not registry.is_complete(run_dir):
             continue
@@ -82,16 +82,19 @@ def write_runs_table(book_dir: str | Path, run_dirs: Iterable[Path]) -> Path:
         git = env.get("git", {}) or {}
         commit = (git.get("commit") or "")[:10] + (" (dirty)" if git.get("dirty") else "")
         secs = rec.get("train_seconds")
-        rows.append([", ".join(rec.get("used_by", [])), rec.get("profile", run_dir.parent.name), f"`{run_dir.name}`",
-                     f"`{rec.get('config_hash', '')}`", f"`{rec.get('code_version', '')}`", commit or "n/a",
-                     f"{device}{' / ' + gpus if gpus else ''}, {hw.get('cpu_count', '?')} CPUs, "
-                     f"{hw.get('torch_threads', '?')} threads",
-                     f"{secs:.0f}" if isinstance(secs, (int, float)) else "n/a", rec.get("trained_at", "n/a")])
+        profiles.add(str(rec.get("profile", run_dir.parent.name)))
+        codes.add(str(rec.get("code_version", "")))
+        # few, short columns: the table must fit the page (the profile and code version are said above it)
+        rows.append([", ".join(rec.get("used_by", [])), f"`{run_dir.name}`", f"`{rec.get('config_hash', '')}`",
+                     commit or "n/a", f"{device}{' / ' + gpus if gpus else ''}, {hw.get('torch_threads', '?')} thr.",
+                     f"{secs:.0f}" if isinstance(secs, (int, float)) else "n/a",
+                     str(rec.get("trained_at", "n/a")).replace("T", " ")])
         for name, version in (env.get("packages") or {}).items():
             packages.setdefault(name, set()).add(str(version))
-    head = ["used by (experiment/variant)", "profile", "run key", "params hash", "code version", "git commit",
-            "hardware", "train time (s)", "trained at"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    head = ["used by (experiment/variant)", "run key", "params hash", "git commit", "device", "train (s)", "trained at"]
+    lines = [f"Profile: {', '.join(sorted(profiles))}; code version: "
+             f"{', '.join(f'`{c}`' for c in sorted(codes))}.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     if not rows:
         lines = ["No completed runs yet."]
