@@ -95,7 +95,8 @@ def _as_chw(img) -> tuple[torch.Tensor, bool]:
         if img.ndim != 3:
             raise MaceError(f"occlusion expects an (H, W, C) image array, got shape {img.shape}",
                             "pass one image at a time")
-        return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1), True
+        # a copy: cached images are read-only memory maps, which torch.from_numpy warns about
+        return torch.from_numpy(np.array(img, order="C")).permute(2, 0, 1), True
     if not isinstance(img, torch.Tensor) or img.ndim != 3:
         raise MaceError("occlusion expects a (C, H, W) uint8 tensor or an (H, W, C) uint8 array",
                         "apply occlusion before normalisation, on the uint8 image")

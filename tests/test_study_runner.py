@@ -153,7 +153,10 @@ def test_real_papermill_execution_and_failed_notebook_path(tmp_path, monkeypatch
     done = nbformat.read(root / "book" / "generated" / "00_baseline" / "baseline.ipynb", as_version=4)
     outputs = "".join(o.get("text", "") for c in done.cells for o in c.get("outputs", []))
     assert '"variant": "baseline", "profile": "tiny"' in outputs
-    assert any("injected-parameters" in c.metadata.get("tags", []) for c in done.cells)
+    injected = [c for c in done.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "remove-cell" in injected[0].metadata["tags"]   # hidden in the book
+    # the kernel gets project-relative folders: no absolute path of this machine reaches the book
+    assert 'params_dir = "params"' in injected[0].source and str(tmp_path) not in injected[0].source
 
 
 def test_variant_is_named_in_the_page_title():

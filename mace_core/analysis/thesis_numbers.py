@@ -108,7 +108,8 @@ AMBIGUITIES: tuple[Ambiguity, ...] = (
               "('effective 32'); §2.4.5: 16 × 4 = 64 samples per modality; the reference code "
               "uses 8 identities × 4 images = 32 per modality.",
               "8 identities × 4 images per modality (32 + 32 per step), no accumulation: batch-hard "
-              "mining needs the whole P×K batch in one step, which accumulation cannot provide.",
+              "mining needs the whole P×K batch in one step, which accumulation cannot provide. The CPU "
+              "smoke profile uses 8 × 2 (measured, see [the smoke recipe](smoke-recipe)).",
               ("data.ids_per_batch", "data.images_per_id", "train.grad_accum")),
     Ambiguity("Model selection",
               "Tables 4-9 report the 'best epoch', chosen on the test set (there is no validation "
@@ -134,7 +135,8 @@ AMBIGUITIES: tuple[Ambiguity, ...] = (
               ("eval.trials",)),
     Ambiguity("Input size",
               "The MACE paper uses 384×192; the thesis uses 288×144.",
-              "288×144 on the paper profile; 64×32 on the CPU smoke profile.",
+              "288×144 on the paper profile; 64×32 on the CPU smoke profile (its EfficientNet stand-in at "
+              "128×64, see [the smoke recipe](smoke-recipe)).",
               ("data.height", "data.width")),
     Ambiguity("Attention placement",
               "§3.2.3 places attention 'at the modality-specific extractor stage'; §3.5 places it "
@@ -184,8 +186,8 @@ AMBIGUITIES: tuple[Ambiguity, ...] = (
               "n = 2 (expected: two members are equally similar to their mean).",
               "n = 1, 2, 5, 10, 15, 20 with pools drawn per identity and IR camera; a group with fewer "
               "than n images forms one pool of all of them, so Table 7 also reports the mean pool "
-              "size actually fused (on the smoke data, with 8 IR images per identity and camera, "
-              "n = 10, 15 and 20 all fuse 8).",
+              "size actually fused (the smoke data holds 20 IR images per identity and IR camera, so "
+              "every n up to 20 is fused in full; the real release has about 16).",
               ("eval.multi_query", "eval.fusion")),
 )
 

@@ -8,16 +8,22 @@ Order: pairs that train a run (one per distinct run key) first, then pairs that 
 parallel: each worker process keeps one GPU (CUDA_VISIBLE_DEVICES) for its life, and on CPU each
 job gets an equal share of the threads.
 A failing pair leaves ``<name>.failed.ipynb`` beside where its notebook would go and does not stop
-the others. Notebooks are executed into a temp file and renamed, so an interrupted study re-run
-completes only what is missing.
+the others. Notebooks are executed into a hidden temp file beside their page (never a book source,
+see book/_config.yml) and renamed, so an interrupted study re-run completes only what is missing.
+Stopped by SIGINT/SIGTERM, the study ends its workers and kernels and removes its temp files; the
+temp files of a killed study (SIGKILL) are removed by the next one.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import shutil
+import signal
+import socket
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -177,13 +183,76 @@ def is_fresh(pair: Pair) -> bool:
 # ---------------------------------------------------------------------------------------------
 # Execution of one pair (in this process or a worker process)
 
+# Temp notebooks: ".<name>.partial-<host>-<pid>-<ns>.ipynb" beside the output, named after the study
+# process that writes them, so a later study can tell a dead study's leftovers from a live one's.
+# (Older ones had no host.) The book never reads them: book/_config.yml excludes hidden files.
+_PARTIAL = re.compile(r"^\.(?P<name>.+)\.partial-(?:(?P<host>.+)-)?(?P<pid>\d+)-\d+\.ipynb$")
+_STOP = None  # in pool workers: the study's "stopping" Event (set on SIGINT/SIGTERM), see _run_jobs
+
+
+def _stop_requested() -> bool:
+    return _STOP is not None and _STOP.is_set()
+
+
+def _partial_path(output: Path, name: str) -> Path:
+    return output.with_name(f".{name}.partial-{socket.gethostname()}-{os.getpid()}-{time.time_ns()}.ipynb")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_partials(book_dir: Path) -> list[Path]:
+    """Delete the temp notebooks of studies that were killed (SIGKILL, power loss) on this host:
+    those whose writing process is gone. Another host's are kept (a Slurm task may be writing them)."""
+    removed = []
+    for path in sorted(Path(book_dir, book.GENERATED).glob("*/.*.partial-*.ipynb")):
+        match = _PARTIAL.match(path.name)
+        if match and match["host"] in (None, socket.gethostname()) and not _alive(int(match["pid"])):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _kernel_manager_class():
+    """jupyter_client's kernel manager, except that shutting down a kernel that is not being stopped
+    sends no SIGINT first: jupyter_client always interrupts before a shutdown, and a kernel that is
+    between two messages then logs ``[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel``
+    although nothing failed. While the study is being stopped the interrupt stays (it ends a running
+    cell at once, e.g. a training)."""
+    import asyncio
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    class StudyKernelManager(AsyncKernelManager):
+        async def _async_interrupt_kernel(self) -> None:
+            if self.shutting_down and not _stop_requested():
+                if _STOP is None:
+                    return
+                await asyncio.sleep(0.05)  # a SIGTERM to the process group also reaches the study: let it say so
+                if not _stop_requested():
+                    return
+            await super()._async_interrupt_kernel()
+
+    return StudyKernelManager
+
+
 def kernel_dir(runs_dir: Path) -> Path:
     """A kernelspec pointing at this interpreter, so notebooks run with the study's own environment."""
     root = Path(runs_dir) / ".jupyter"
     # Log level ERROR: the kernel's start-up warnings (e.g. about its loopback TCP transport) would
     # otherwise be printed once per executed notebook; notebook errors still reach papermill.
-    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
-                     "--IPKernelApp.log_level=ERROR"],
+    # -W: `tqdm.auto` (the trainer's bars) warns in every kernel that trains, naming the absolute path
+    # of its own file, that ipywidgets is missing; papermill has no widget front end to show a bar in
+    # anyway (bars are off in notebooks), so the warning would only put noise into the book's pages.
+    spec = {"argv": [sys.executable, "-W", "ignore:IProgress not found", "-m", "ipykernel_launcher",
+                     "-f", "{connection_file}", "--IPKernelApp.log_level=ERROR"],
             "display_name": "Python (mace-study)", "language": "python"}
     path = root / "kernels" / KERNEL_NAME / "kernel.json"
     if not path.is_file() or json.loads(path.read_text()) != spec:
@@ -212,7 +281,25 @@ def papermill_execute(job: dict[str, Any]) -> None:
         title_with_variant(nb, job["parameters"]["variant"])
     nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python (mace-study)", "language": "python"}
     papermill.execute_notebook(nb, job["tmp"], parameters=job["parameters"], kernel_name=KERNEL_NAME,
-                               cwd=job["cwd"], progress_bar=False, log_output=False, start_timeout=120)
+                               cwd=job["cwd"], progress_bar=False, log_output=False, start_timeout=120,
+                               kernel_manager_class=_kernel_manager_class())
+    hide_injected_parameters(job["tmp"])
+
+
+def hide_injected_parameters(path: str | Path) -> None:
+    """Tag papermill's injected-parameters cell ``remove-cell``: the book shows narrative and outputs,
+    not the run's plumbing (the notebook file keeps it, for re-running by hand)."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    changed = False
+    for cell in nb.cells:
+        tags = list(cell.metadata.get("tags", []))
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = tags + ["remove-cell"]
+            changed = True
+    if changed:
+        nbformat.write(nb, str(path))
 
 
 def execute_job(job: dict[str, Any], execute: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -227,8 +314,13 @@ def execute_job(job: dict[str, Any], execute: Callable[[dict[str, Any]], None] |
     try:
         (execute or papermill_execute)(job)
     except BaseException as exc:  # a failing notebook must not stop the others
-        if isinstance(exc, KeyboardInterrupt):
-            raise
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)) or _stop_requested():
+            # stopped, not failed: nothing of it stays behind, and the next study executes it again
+            tmp.unlink(missing_ok=True)
+            if not isinstance(exc, Exception):
+                raise
+            return {"label": job["label"], "ok": False, "seconds": time.time() - start, "interrupted": True,
+                    "error": "interrupted", "notebook": None}
         if tmp.is_file():
             os.replace(tmp, failed)
         first = str(exc).strip().splitlines()
@@ -260,7 +352,7 @@ def execute_train_job(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _job(pair: Pair, cwd: Path, env: dict[str, str]) -> dict[str, Any]:
-    tmp = pair.output.with_name(f".{pair.name}.partial-{os.getpid()}-{time.time_ns()}.ipynb")
+    tmp = _partial_path(pair.output, pair.name)
     return {"label": pair.label, "notebook": str(pair.notebook), "output": str(pair.output), "tmp": str(tmp),
             "failed": str(pair.failed_path), "stamp_path": str(pair.stamp_path), "stamp": pair.stamp,
             "parameters": pair.parameters, "cwd": str(cwd), "env": dict(env)}
@@ -367,7 +459,8 @@ def ensure_data(profile: str, params_dir="params") -> Path:
 
         if not (root / MARKER).is_file():
             print(f"generating the synthetic dataset into {root} ...", file=sys.stderr)
-            generate(root, **synth)
+        # reused when its marker records the same parameters, regenerated when the profile changed them
+        generate(root, **synth)
         return root
     if not root.is_dir():
         raise MaceError(f"dataset folder {root} (data.root of profile {profile}) does not exist",
@@ -386,6 +479,9 @@ def run_study(profile: str, params_dir="params", runs_dir="runs", book_dir="book
     params = find_params_dir(params_dir)
     runs = resolve_path(runs_dir, params)
     books = resolve_path(book_dir, params)
+    stale = remove_stale_partials(books)  # left by a study that was killed; never part of the book
+    if stale and progress:
+        print(f"removed {len(stale)} temp notebook(s) left by an interrupted study", file=sys.stderr)
     pinned = {registry.CODE_VERSION_ENV: registry.source_version() if not os.environ.get(registry.CODE_VERSION_ENV)
               else os.environ[registry.CODE_VERSION_ENV]}
     if data_root:
@@ -462,23 +558,102 @@ def run_study(profile: str, params_dir="params", runs_dir="runs", book_dir="book
     return StudyReport(executed, skipped, failed, index, time.time() - start, trained)
 
 
+def _init_worker(counter, gpus: int, stop) -> None:
+    global _STOP
+    _STOP = stop
+    _claim_gpu(counter, gpus)
+
+
+def _signals_interrupt(state: dict[str, Any]) -> dict | None:
+    """SIGTERM, like SIGINT, raises KeyboardInterrupt in the study process, so that the clean-up of
+    :func:`_run_jobs` runs instead of the process just dying; ``state['signal']`` names it. A signal
+    during the clean-up (``state['cleaning']``) is only recorded, so it cannot cut the clean-up short.
+    Returns the handlers to restore (None off the main thread, where signals cannot be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum, frame):
+        state["signal"] = signal.Signals(signum).name
+        if not state.get("cleaning"):
+            state["cleaning"] = True
+            raise KeyboardInterrupt(state["signal"])
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in saved:
+        signal.signal(sig, stop)
+    return saved
+
+
+def _restore_signals(saved: dict | None) -> None:
+    for sig, handler in (saved or {}).items():
+        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def _stop_pool(pool: ProcessPoolExecutor, grace: float = 3.0, patience: float = 20.0) -> None:
+    """Stop the workers and their kernels. A SIGTERM to the whole process group has already reached
+    the workers, and papermill is shutting its kernel down (which ends a running cell); after
+    ``grace`` seconds the workers still there get SIGTERM, after ``patience`` more SIGKILL. A kernel
+    whose worker is gone exits by itself within a second (ipykernel watches its parent)."""
+    workers = list((pool._processes or {}).values())  # the executor has no public list of its processes
+    pool.shutdown(wait=False, cancel_futures=True)
+    for wait, end in ((grace, None), (patience, "terminate"), (5.0, "kill")):
+        if end:
+            for worker in workers:
+                if worker.is_alive():
+                    getattr(worker, end)()
+        deadline = time.monotonic() + wait
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        if not any(w.is_alive() for w in workers):
+            return
+
+
 def _run_jobs(jobs_now: list[dict[str, Any]], jobs: int, execute) -> Iterable[dict[str, Any]]:
-    if jobs <= 1 or len(jobs_now) <= 1:
-        saved = dict(os.environ)
-        try:
-            for job in jobs_now:
-                yield execute_job(job, execute)
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+    """Run the jobs, yielding each result as it ends. Notebooks always run in worker processes (papermill
+    replaces the signal handlers of the process it runs in, so the study process keeps its own); only
+    a test's ``execute`` stand-in with one job at a time runs here. Interrupted (SIGINT/SIGTERM), the
+    workers and kernels are stopped and the temp notebooks removed; the next study runs what is left."""
+    if not jobs_now:
         return
-    # spawn: a clean interpreter per worker, so each kernel inherits only its own slot's environment
-    context = get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_claim_gpu,
-                             initargs=(context.Value("i", 0), _gpu_count())) as pool:
-        futures = [pool.submit(execute_job, job, execute) for job in jobs_now]
-        for future in as_completed(futures):  # report each job when it ends, not in submission order
-            yield future.result()
+    state: dict[str, Any] = {}
+    saved_signals = _signals_interrupt(state)
+    try:
+        if execute is not None and (jobs <= 1 or len(jobs_now) <= 1):
+            saved = dict(os.environ)
+            try:
+                for job in jobs_now:
+                    yield execute_job(job, execute)
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
+            return
+        # spawn: a clean interpreter per worker, so each kernel inherits only its own slot's environment
+        context = get_context("spawn")
+        stop = context.Event()
+        gpus = _gpu_count() if jobs > 1 else 0  # one job at a time sees every GPU
+        pool = ProcessPoolExecutor(max_workers=min(jobs, len(jobs_now)), mp_context=context,
+                                   initializer=_init_worker, initargs=(context.Value("i", 0), gpus, stop))
+        try:
+            futures = [pool.submit(execute_job, job, execute) for job in jobs_now]
+            for future in as_completed(futures):  # report each job when it ends, not in submission order
+                yield future.result()
+        except BaseException as exc:  # a signal, or a worker that died: stop the others, remove temp files
+            state["cleaning"] = True
+            stop.set()
+            _stop_pool(pool)
+            for job in jobs_now:
+                if job.get("tmp"):
+                    Path(job["tmp"]).unlink(missing_ok=True)
+            if state.get("signal"):
+                tqdm.write(f"study stopped ({state['signal']}): its notebooks and kernels are ended and their temp "
+                           "files removed; run it again to execute only what is unfinished", file=sys.stderr)
+                if not isinstance(exc, KeyboardInterrupt):  # e.g. the pool saw its workers die first
+                    raise KeyboardInterrupt(state["signal"]) from exc
+            raise
+        finally:
+            pool.shutdown(wait=True)
+    finally:
+        _restore_signals(saved_signals)
 
 
 def execute_one(label: str, profile: str, params_dir="params", runs_dir="runs", book_dir="book",
