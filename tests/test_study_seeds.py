@@ -100,3 +100,18 @@ def test_invalid_seed_lists_name_the_layers(study, bad):
     with pytest.raises(MaceError, match="study.seeds must be a non-empty list") as err:
         api.seeds_of("01_lr", "low", "tiny")
     assert "low.yaml" in err.value.fix
+
+
+def test_slurm_manifest_trains_every_seed_and_exec_runs_a_replicate(study):
+    from mace_core.study import slurm
+
+    root, trainer = study
+    slurm.write_slurm("tiny", root / "slurm", root / "params", root / "runs", root / "book", root / "notebooks")
+    manifest = slurm.read_manifest(root / "slurm" / "manifest.json")
+    train = manifest["waves"][0]
+    assert train["name"] == "train"
+    assert {"00_baseline/baseline (seed 1)", "00_baseline/baseline (seed 2)", "01_lr/low (seed 2)"} <= set(train["pairs"])
+    result = runner.execute_one("01_lr/low (seed 2)", "tiny", root / "params", root / "runs", root / "book",
+                                root / "notebooks")
+    assert result["ok"] and trainer.calls == [("low", 2)]
+    assert registry.is_complete(api.run_dir_of("01_lr", "low", "tiny", seed=2))

@@ -46,7 +46,7 @@ def test_layers_profile_variant_and_profile_override():
     assert smoke.model.backbone == "seresnet18" and smoke.model.pooling == "gem" and smoke.data.height == 64
     # a layer naming a backbone replaces the previous backbone's kwargs instead of merging into them
     eff = resolve("01_backbones", "efficientnet_b3", "smoke", PARAMS).config
-    assert eff.model.backbone == "efficientnet_b0" and eff.model.backbone_kwargs == {}
+    assert eff.model.backbone == "tinynet_e" and eff.model.backbone_kwargs == {} and eff.data.height == 128
     assert (eff.name, eff.experiment) == ("efficientnet_b3", "01_backbones")
 
 
@@ -183,6 +183,6 @@ def test_cli_config_prints_a_config_that_mace_train_accepts(tmp_path, capsys):
     out = tmp_path / "cfg.yaml"
     out.write_text(capsys.readouterr().out)
     cfg = load_config([out])
-    assert cfg.model.backbone == "efficientnet_b0" and cfg.model.backbone_kwargs == {}
+    assert cfg.model.backbone == "tinynet_e" and cfg.model.backbone_kwargs == {}
     assert registry.config_hash(cfg) == registry.config_hash(
         resolve("01_backbones", "efficientnet_b3", "smoke", PARAMS).config)

@@ -658,13 +658,18 @@ def _run_jobs(jobs_now: list[dict[str, Any]], jobs: int, execute) -> Iterable[di
 
 def execute_one(label: str, profile: str, params_dir="params", runs_dir="runs", book_dir="book",
                 notebooks_dir="notebooks", data_root: str | None = None) -> dict[str, Any]:
-    """Execute one pair by label (``experiment/variant`` or ``experiment/summary``): a Slurm array task."""
+    """Execute one pair by label (``experiment/variant``, ``experiment/summary`` or a seed replicate's
+    ``experiment/variant (seed N)``): a Slurm array task."""
     if data_root:
         os.environ[DATA_ROOT_ENV] = str(Path(data_root).expanduser().resolve())
     params = find_params_dir(params_dir)
     runs = resolve_path(runs_dir, params)
     experiment = label.split("/", 1)[0]
-    pairs = [p for p in plan(profile, params, runs, book_dir, notebooks_dir, [experiment]) if p.label == label]
+    planned = plan(profile, params, runs, book_dir, notebooks_dir, [experiment])
+    replicate = [r for r in replicates_of(planned) if r.label == label]
+    if replicate:  # a further training seed: train it (a no-op when already complete)
+        return execute_train_job(_replicate_job(replicate[0], profile, params, runs, {}))
+    pairs = [p for p in planned if p.label == label]
     if not pairs:
         raise MaceError(f"{label!r} is not a pair of the study", "check the manifest against params/ and notebooks/")
     pair = pairs[0]

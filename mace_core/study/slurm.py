@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mace_core.errors import MaceError
-from mace_core.study.runner import is_fresh, plan, waves
+from mace_core.study.runner import is_fresh, plan, replicates_of, waves
 from mace_core.study.variants import find_params_dir, resolve_path
 from mace_core.utils.atomic import atomic_write_json, atomic_write_text
 
@@ -49,7 +49,7 @@ def write_slurm(profile: str, out_dir: str | Path | None = None, params_dir="par
     out = Path(out_dir) if out_dir else runs / profile / "slurm"
     pairs = plan(profile, params, runs, books, notebooks_dir, only)
     pending = [p for p in pairs if p.is_summary or not is_fresh(p)]
-    named = waves(pending)
+    named = waves(pending, replicates_of(pairs))   # further training seeds train in the first wave
     manifest: dict[str, Any] = {
         "profile": profile, "params_dir": str(params), "runs_dir": str(runs), "book_dir": str(books),
         "notebooks_dir": str(resolve_path(notebooks_dir, params)),
