@@ -59,6 +59,7 @@ class Pair:
     depends: list[str] = field(default_factory=list)   # run keys a summary reads
     stamp: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None        # the training seed the variant's page shows (its first)
+    sweeps: bool = False           # a summary that evaluates test-time sweeps (experiments 4, 6): slow
     replicates: list["SeedRun"] = field(default_factory=list)   # its other training seeds
 
     @property
@@ -136,9 +137,11 @@ def plan(profile: str, params_dir="params", runs_dir="runs", book_dir="book", no
             raise MaceError(f"experiment {experiment} has no notebook {source}", "write it, or leave it out with --only")
         out_dir = books / book.GENERATED / experiment
         keys = []
+        sweeps = False
         shown = {"params_dir": _shown(params, params.parent), "runs_dir": _shown(runs, params.parent)}
         for variant in list_variants(experiment, params):
             v = resolve(experiment, variant, profile, params)
+            sweeps = sweeps or bool(v.study.get("multi_query") or v.study.get("occlusion"))
             seeds = seeds_of_variant(v)
             seeded = [(s, registry.run_key(with_seed(v, s).config)) for s in seeds]
             key = seeded[0][1]
@@ -153,7 +156,7 @@ def plan(profile: str, params_dir="params", runs_dir="runs", book_dir="book", no
         if summary.is_file():
             parameters = {"profile": profile, **shown}
             pair = Pair(experiment, book.SUMMARY, summary, out_dir / f"{book.SUMMARY}.ipynb", parameters,
-                        depends=keys)
+                        depends=keys, sweeps=sweeps)
             pairs.append(pair)
     return pairs
 
@@ -420,6 +423,9 @@ def waves(pending: list[Pair], replicates: Iterable[SeedRun] = ()) -> list[tuple
         if rep.run_key not in seen and not registry.is_complete(rep.run_dir):
             seen.add(rep.run_key)
             producers.append(rep)
+    # the summaries that evaluate test-time sweeps take longest: start them first (the wave ends with its
+    # slowest job, so with several workers the short ones fill in beside them)
+    summaries.sort(key=lambda p: not p.sweeps)
     return [(n, w) for n, w in (("train", producers), ("reuse", consumers), ("summary", summaries)) if w]
 
 
