@@ -53,7 +53,7 @@ def test_ci_study_executes_every_notebook_and_builds_the_book(tmp_path, monkeypa
     assert not (book / "_static" / "mathjax").exists()
     runs_md = (book / "generated" / "runs.md").read_text()
     assert runs_md.count("\n| ") >= 15      # one row per distinct trained run (+ the package table)
-    assert "runs.md" not in (html / "reproducibility.html").read_text() or "params hash" in \
+    assert "runs.md" not in (html / "reproducibility.html").read_text() or "run key" in \
         (html / "reproducibility.html").read_text()
 
     # issue 10: the overview follows the intro; no machine path in the build; in a real browser no page

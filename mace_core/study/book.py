@@ -70,7 +70,7 @@ def _cell(text: Any) -> str:
 def write_runs_table(book_dir: str | Path, run_dirs: Iterable[Path]) -> Path:
     """``generated/runs.md``: one row per run (hashes, code version, versions, hardware, timings),
     included by the reproducibility page."""
-    rows, packages, profiles, codes = [], {}, set(), set()
+    rows, packages, profiles, codes, commits, devices = [], {}, set(), set(), set(), set()
     for run_dir in sorted(set(run_dirs), key=lambda p: p.name):
         if not registry.is_complete(run_dir):
             continue
@@ -84,16 +84,19 @@ def write_runs_table(book_dir: str | Path, run_dirs: Iterable[Path]) -> Path:
         secs = rec.get("train_seconds")
         profiles.add(str(rec.get("profile", run_dir.parent.name)))
         codes.add(str(rec.get("code_version", "")))
-        # few, short columns: the table must fit the page (the profile and code version are said above it)
-        rows.append([", ".join(rec.get("used_by", [])), f"`{run_dir.name}`", f"`{rec.get('config_hash', '')}`",
-                     commit or "n/a", f"{device}{' / ' + gpus if gpus else ''}, {hw.get('torch_threads', '?')} thr.",
+        commits.add(commit or "n/a")
+        # few, short columns: the table must fit the page (profile, code version and commit are said above it)
+        devices.add(f"{device}{' / ' + gpus if gpus else ''}, {hw.get('torch_threads', '?')} thread(s)")
+        rows.append([", ".join(rec.get("used_by", [])), str(rec.get("seed", "n/a")), f"`{run_dir.name}`",
                      f"{secs:.0f}" if isinstance(secs, (int, float)) else "n/a",
                      str(rec.get("trained_at", "n/a")).replace("T", " ")])
         for name, version in (env.get("packages") or {}).items():
             packages.setdefault(name, set()).add(str(version))
-    head = ["used by (experiment/variant)", "run key", "params hash", "git commit", "device", "train (s)", "trained at"]
+    head = ["used by (experiment/variant)", "seed", "run key", "train (s)", "trained at"]
     lines = [f"Profile: {', '.join(sorted(profiles))}; code version: "
-             f"{', '.join(f'`{c}`' for c in sorted(codes))}.", "",
+             f"{', '.join(f'`{c}`' for c in sorted(codes))}; git commit: {', '.join(sorted(commits))}; "
+             f"device: {'; '.join(sorted(devices))}. "
+             "A run key hashes the training config (the params hash) and the code version.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     if not rows:

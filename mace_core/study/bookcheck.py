@@ -177,8 +177,18 @@ class Browser:
         self.call("Page.navigate", url=url)
         deadline = time.time() + 20
         while time.time() < deadline:
-            state = self.call("Runtime.evaluate", expression="document.readyState", returnByValue=True)
-            if state.get("result", {}).get("value") == "complete":
+            # until the new page has committed, the old one may answer (or vanish mid-call): wait for
+            # the target URL to be loaded completely, retrying calls that raced the navigation
+            try:
+                state = self.call("Runtime.evaluate", expression="[location.href, document.readyState]",
+                                  returnByValue=True)
+            except MaceError as exc:
+                if "navigated" in str(exc) or "context" in str(exc).lower():
+                    time.sleep(0.1)
+                    continue
+                raise
+            href, ready = (state.get("result", {}).get("value") or ["", ""])
+            if ready == "complete" and href.split("#")[0] == url.split("#")[0]:
                 break
             time.sleep(0.1)
         time.sleep(0.3)   # fonts and late layout (MathJax typesetting)
