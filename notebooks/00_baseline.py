@@ -6,9 +6,9 @@
 #       format_name: percent
 #       format_version: '1.3'
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python (mace-study)
 #     language: python
-#     name: python3
+#     name: mace-study
 # ---
 
 # %% [markdown]
@@ -21,16 +21,19 @@
 # aggregates every seed.
 
 # %% tags=["parameters", "remove-cell"]
-profile = "smoke"
-variant = "baseline"
+profile = "smoke"         # a profile of params/profiles/ (smoke: CPU; paper: the thesis on real SYSU-MM01)
+variant = None            # a YAML of params/00_baseline/ (the study runner passes it); None: baseline
+seed = None               # a training seed of the variant's study.seeds; None: its first
+overrides = {}            # dotted config keys, e.g. {"train.epochs": 10, "data.root": "/data/SYSU-MM01"}
 params_dir = "params"
 runs_dir = "runs"
 
 # %% tags=["remove-input", "remove-stderr"]
 from mace_core.analysis import figures, tables
-from mace_core.study import run_variant
+from mace_core.study import notebook_run
 
-run = run_variant("00_baseline", variant, profile, params_dir, runs_dir)
+page = notebook_run("00_baseline", globals())   # checks the parameters before anything trains
+run = page.run()                                # trains, or reuses the cached run of the same config
 print(f"run: {run.run_dir.name}  data: {run.config.data.source}  selection: {run.results['model_selection']}")
 
 # %% [markdown]
@@ -47,4 +50,4 @@ tables.show(tables.baseline_table(run))
 # the test metrics at each evaluation.
 
 # %% tags=["remove-input", "remove-stderr"]
-fig = figures.training_curves(run.log, title=f"{variant} ({profile} profile)")
+fig = figures.training_curves(run.log, title=f"{page.name} ({profile} profile)")

@@ -6,9 +6,9 @@
 #       format_name: percent
 #       format_version: '1.3'
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python (mace-study)
 #     language: python
-#     name: python3
+#     name: mace-study
 # ---
 
 # %% [markdown]
@@ -21,16 +21,20 @@
 # aggregates every seed.
 
 # %% tags=["parameters", "remove-cell"]
-profile = "smoke"
-variant = "baseline"
+profile = "smoke"         # a profile of params/profiles/ (smoke: CPU; paper: the thesis on real SYSU-MM01)
+variant = None            # a YAML of params/01_backbones/ (the study runner passes it); None: resnet50
+backbone = None           # any timm resnet*/seresnet*/efficientnet_*/tresnet_* name, e.g. "resnet34"
+seed = None               # a training seed of the variant's study.seeds; None: its first
+overrides = {}            # dotted config keys, e.g. {"train.epochs": 10, "data.root": "/data/SYSU-MM01"}
 params_dir = "params"
 runs_dir = "runs"
 
 # %% tags=["remove-input", "remove-stderr"]
 from mace_core.analysis import figures, tables
-from mace_core.study import run_variant
+from mace_core.study import notebook_run
 
-run = run_variant("01_backbones", variant, profile, params_dir, runs_dir)
+page = notebook_run("01_backbones", globals())   # checks the parameters before anything trains
+run = page.run()
 print(f"backbone: {run.config.model.backbone} (pooling {run.config.model.pooling}), "
       f"{run.results['parameters'] / 1e6:.1f} M parameters")
 
@@ -41,4 +45,4 @@ tables.show(tables.backbone_table([run]))
 # ## Training curves
 
 # %% tags=["remove-input", "remove-stderr"]
-fig = figures.training_curves(run.log, title=f"{variant} ({run.config.model.backbone})")
+fig = figures.training_curves(run.log, title=f"{page.name} ({run.config.model.backbone})")

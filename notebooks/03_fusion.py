@@ -6,9 +6,9 @@
 #       format_name: percent
 #       format_version: '1.3'
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python (mace-study)
 #     language: python
-#     name: python3
+#     name: mace-study
 # ---
 
 # %% [markdown]
@@ -21,24 +21,27 @@
 # aggregates every seed.
 
 # %% tags=["parameters", "remove-cell"]
-profile = "smoke"
-variant = "baseline"
+profile = "smoke"         # a profile of params/profiles/ (smoke: CPU; paper: the thesis on real SYSU-MM01)
+variant = None            # a YAML of params/03_fusion/ (the study runner passes it); None: concat
+fusion = None             # concat | adaptive | transform
+seed = None               # a training seed of the variant's study.seeds; None: its first
+overrides = {}            # dotted config keys, e.g. {"train.epochs": 10, "data.root": "/data/SYSU-MM01"}
 params_dir = "params"
 runs_dir = "runs"
 
 # %% tags=["remove-input", "remove-stderr"]
 from mace_core.analysis import figures, runviews, tables
-from mace_core.study import run_variant
+from mace_core.study import notebook_run
 
-variant = "concat" if variant == "baseline" else variant
-run = run_variant("03_fusion", variant, profile, params_dir, runs_dir)
+page = notebook_run("03_fusion", globals())   # checks the parameters before anything trains
+run = page.run()
 tables.show(tables.fusion_table([run]))
 
 # %% [markdown]
 # ## Training curves
 
 # %% tags=["remove-input", "remove-stderr"]
-fig = figures.training_curves(run.log, title=f"{variant} fusion ({profile} profile)")
+fig = figures.training_curves(run.log, title=f"{page.name} fusion ({profile} profile)")
 
 # %% [markdown]
 # ## Gate weights and embedding map

@@ -6,9 +6,9 @@
 #       format_name: percent
 #       format_version: '1.3'
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python (mace-study)
 #     language: python
-#     name: python3
+#     name: mace-study
 # ---
 
 # %% [markdown]
@@ -17,13 +17,15 @@
 # Every fusion variant of this profile over its training seeds (concat is the baseline), beside Table 6.
 
 # %% tags=["parameters", "remove-cell"]
-profile = "smoke"
+profile = "smoke"         # a profile of params/profiles/
 params_dir = "params"
 runs_dir = "runs"
 
 # %% tags=["remove-cell"]
 from mace_core.analysis import figures, tables
-from mace_core.study import load_results
+from mace_core.study import check_summary, load_results
+
+profile, params_dir, runs_dir = check_summary("03_fusion", globals())  # refuses unknown parameters
 
 runs = load_results("03_fusion", profile, params_dir, runs_dir)
 

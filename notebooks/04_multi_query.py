@@ -6,9 +6,9 @@
 #       format_name: percent
 #       format_version: '1.3'
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python (mace-study)
 #     language: python
-#     name: python3
+#     name: mace-study
 # ---
 
 # %% [markdown]
@@ -22,19 +22,23 @@
 # aggregates every seed.
 
 # %% tags=["parameters", "remove-cell"]
-profile = "smoke"
-variant = "baseline"
+profile = "smoke"         # a profile of params/profiles/ (smoke: CPU; paper: the thesis on real SYSU-MM01)
+variant = None            # a YAML of params/04_multi_query/ (the study runner passes it); None: baseline
+pool_sizes = None         # queries per pool to sweep, e.g. [1, 5, 10]; None: the YAML's sweep
+fusions = None            # avg | max | weighted, a list; None: the YAML's sweep
+seed = None               # a training seed of the variant's study.seeds; None: its first
+overrides = {}            # dotted config keys, e.g. {"train.epochs": 10, "data.root": "/data/SYSU-MM01"}
 params_dir = "params"
 runs_dir = "runs"
 
 # %% tags=["remove-input", "remove-stderr"]
 from mace_core.analysis import figures, runviews, tables
-from mace_core.study import evaluate_variant, run_variant
+from mace_core.study import notebook_run
 
-run = run_variant("04_multi_query", variant, profile, params_dir, runs_dir)
-sweep = run.study["multi_query"]
-evals = [{"seed": run.seed, "n": n, "fusion": f,
-          "results": evaluate_variant("04_multi_query", variant, profile, params_dir, runs_dir, multi_query=n, fusion=f)}
+page = notebook_run("04_multi_query", globals())   # checks the parameters before anything trains
+run = page.run()
+sweep = page.study["multi_query"]
+evals = [{"seed": run.seed, "n": n, "fusion": f, "results": page.evaluate(run, multi_query=n, fusion=f)}
          for n in sweep["n"] for f in sweep["fusion"]]
 tables.show(tables.multi_query_table(evals, run))
 

@@ -6,9 +6,9 @@
 #       format_name: percent
 #       format_version: '1.3'
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python (mace-study)
 #     language: python
-#     name: python3
+#     name: mace-study
 # ---
 
 # %% [markdown]
@@ -21,17 +21,20 @@
 # aggregates every seed.
 
 # %% tags=["parameters", "remove-cell"]
-profile = "smoke"
-variant = "baseline"
+profile = "smoke"         # a profile of params/profiles/ (smoke: CPU; paper: the thesis on real SYSU-MM01)
+variant = None            # a YAML of params/05_data_efficiency/ (the study runner passes it); None: fraction_100
+fraction = None           # share of the training identities in (0, 1], e.g. 0.33
+seed = None               # a training seed of the variant's study.seeds; None: its first
+overrides = {}            # dotted config keys, e.g. {"train.epochs": 10, "data.root": "/data/SYSU-MM01"}
 params_dir = "params"
 runs_dir = "runs"
 
 # %% tags=["remove-input", "remove-stderr"]
 from mace_core.analysis import figures, tables
-from mace_core.study import run_variant
+from mace_core.study import notebook_run
 
-variant = "fraction_100" if variant == "baseline" else variant
-run = run_variant("05_data_efficiency", variant, profile, params_dir, runs_dir)
+page = notebook_run("05_data_efficiency", globals())   # checks the parameters before anything trains
+run = page.run()
 print(f"identity fraction {run.config.data.id_fraction:.0%}: {run.results['num_classes']} training identities")
 tables.show(tables.fraction_table([run]))
 

@@ -6,9 +6,9 @@
 #       format_name: percent
 #       format_version: '1.3'
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python (mace-study)
 #     language: python
-#     name: python3
+#     name: mace-study
 # ---
 
 # %% [markdown]
@@ -21,19 +21,23 @@
 # aggregates every seed.
 
 # %% tags=["parameters", "remove-cell"]
-profile = "smoke"
-variant = "baseline"
+profile = "smoke"         # a profile of params/profiles/ (smoke: CPU; paper: the thesis on real SYSU-MM01)
+variant = None            # a YAML of params/06_occlusion/ (the study runner passes it); None: baseline
+occlusion = None          # training augmentation: none | random_rect | horizontal_band | ...
+occlusion_types = None    # test-time occlusion types to sweep, a list; None: the YAML's sweep
+seed = None               # a training seed of the variant's study.seeds; None: its first
+overrides = {}            # dotted config keys, e.g. {"train.epochs": 10, "data.root": "/data/SYSU-MM01"}
 params_dir = "params"
 runs_dir = "runs"
 
 # %% tags=["remove-input", "remove-stderr"]
 from mace_core.analysis import figures, runviews, tables
-from mace_core.study import evaluate_variant, run_variant
+from mace_core.study import notebook_run
 
-run = run_variant("06_occlusion", variant, profile, params_dir, runs_dir)
-kinds = run.study["occlusion"]["types"]
-evals = [{"seed": run.seed, "model": variant, "occlusion": kind,
-          "results": evaluate_variant("06_occlusion", variant, profile, params_dir, runs_dir, occlusion=kind)}
+page = notebook_run("06_occlusion", globals())   # checks the parameters before anything trains
+run = page.run()
+kinds = page.study["occlusion"]["types"]
+evals = [{"seed": run.seed, "model": page.name, "occlusion": kind, "results": page.evaluate(run, occlusion=kind)}
          for kind in kinds]
 
 # %% [markdown]
@@ -49,7 +53,7 @@ examples = runviews.occlusion_examples_figure(run, kinds, seed=0)
 tables.show(tables.occlusion_table([run], evals))
 
 # %% tags=["remove-input", "remove-stderr"]
-fig = figures.occlusion_drops(tables.occlusion_frame([run], evals), title=f"{variant}: drop under occlusion")
+fig = figures.occlusion_drops(tables.occlusion_frame([run], evals), title=f"{page.name}: drop under occlusion")
 
 # %% [markdown]
 # ## Top-5 retrieval, clean vs occluded

@@ -6,9 +6,9 @@
 #       format_name: percent
 #       format_version: '1.3'
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python (mace-study)
 #     language: python
-#     name: python3
+#     name: mace-study
 # ---
 
 # %% [markdown]
@@ -18,13 +18,15 @@
 # clean and occluded IR queries, beside Table 9.
 
 # %% tags=["parameters", "remove-cell"]
-profile = "smoke"
+profile = "smoke"         # a profile of params/profiles/
 params_dir = "params"
 runs_dir = "runs"
 
 # %% tags=["remove-cell"]
 from mace_core.analysis import figures, tables
-from mace_core.study import evaluate_variant, load_results
+from mace_core.study import check_summary, evaluate_variant, load_results
+
+profile, params_dir, runs_dir = check_summary("06_occlusion", globals())  # refuses unknown parameters
 
 runs = load_results("06_occlusion", profile, params_dir, runs_dir)
 evals = [{"seed": run.seed, "model": run.variant, "occlusion": kind,

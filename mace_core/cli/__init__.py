@@ -1,4 +1,4 @@
-"""`mace` command line: `mace data|train|eval|bench|study ...`.
+"""`mace` command line: `mace data|train|eval|bench|study|kernel|lab ...`.
 
 Each sub-command group lives in its own module exposing ``register(subparsers)``; the module
 sets ``func`` on its parser. A :class:`~mace_core.errors.MaceError` is printed as one line
@@ -13,7 +13,7 @@ import sys
 from mace_core.errors import MaceError
 
 # Sub-command modules, in the order they appear in `mace --help`.
-_COMMAND_MODULES = ("data", "train", "eval", "bench", "study")
+_COMMAND_MODULES = ("data", "train", "eval", "bench", "study", "lab")
 
 
 def build_parser() -> argparse.ArgumentParser:

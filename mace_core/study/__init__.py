@@ -4,3 +4,6 @@ from mace_core.study.api import (RunResult, evaluate_variant, list_variants, loa
 
 __all__ = ["RunResult", "run_variant", "run_seeds", "load_results", "evaluate_variant", "list_variants",
            "run_dir_of", "seeds_of"]
+from mace_core.study.notebook import NotebookRun, check_summary, notebook_run  # noqa: E402
+
+__all__ += ["NotebookRun", "notebook_run", "check_summary"]

@@ -26,8 +26,8 @@ from mace_core.study import registry
 from mace_core.study.variants import list_variants, resolve, resolve_path, seeds_of_variant, with_seed
 from mace_core.utils.atomic import atomic_write_json
 
-__all__ = ["RunResult", "run_variant", "run_seeds", "load_results", "evaluate_variant", "list_variants",
-           "run_dir_of", "seeds_of"]
+__all__ = ["RunResult", "run_variant", "run_resolved", "run_seeds", "load_results", "evaluate_variant",
+           "evaluate_run", "list_variants", "run_dir_of", "seeds_of"]
 
 
 @dataclass
@@ -120,7 +120,13 @@ def run_variant(experiment: str, variant: str, profile: str, params_dir="params"
                 force: bool = False, seed: int | None = None) -> RunResult:
     """Train the variant (training seed ``seed``; None = its first seed) unless a completed run with
     the same config hash and code version exists."""
-    v = _seeded(experiment, variant, profile, params_dir, seed)
+    return run_resolved(_seeded(experiment, variant, profile, params_dir, seed), runs_dir, params_dir, force)
+
+
+def run_resolved(v, runs_dir="runs", params_dir="params", force: bool = False) -> RunResult:
+    """Train (or reuse) one resolved, seeded variant: a params/ YAML or a notebook's ad-hoc variant. A
+    run is cached by its training config and the code version, never by the variant's name."""
+    experiment, variant, profile = v.experiment, v.variant, v.profile
     key = registry.run_key(v.config)
     run_dir = registry.run_dir_for(resolve_path(runs_dir, params_dir), profile, key)
     with registry.run_lock(run_dir):
@@ -196,7 +202,11 @@ def evaluate_variant(experiment: str, variant: str, profile: str, params_dir="pa
     ``occlusion="upper_body"``), cached in ``<run>/evals/<hash>.json`` keyed by run and eval settings.
     ``seed`` picks the training-seed replicate (None = the first). Trains it first only if it has no
     completed run."""
-    run = run_variant(experiment, variant, profile, params_dir, runs_dir, seed=seed)
+    return evaluate_run(run_variant(experiment, variant, profile, params_dir, runs_dir, seed=seed), **eval_overrides)
+
+
+def evaluate_run(run: RunResult, **eval_overrides: Any) -> dict[str, Any]:
+    """Test-time evaluation of a completed run with ``eval.*`` overrides, cached beside the run."""
     eval_cfg = _eval_config(run.config.eval, eval_overrides)
     settings = dataclasses.asdict(eval_cfg)
     path = run.run_dir / "evals" / f"{registry.digest({'run': run.key, 'eval': settings})[:16]}.json"

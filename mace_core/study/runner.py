@@ -42,7 +42,8 @@ from mace_core.utils.atomic import atomic_write_json, atomic_write_text
 KERNEL_NAME = "mace-study"
 STAMPS = ".stamps"
 _ANALYSIS = Path(__file__).resolve().parents[1] / "analysis"
-_NOTEBOOK_API = Path(__file__).resolve().with_name("api.py")  # run_variant, evaluate_variant, load_results
+# what the notebooks call: run_variant, evaluate_variant, load_results; notebook_run (their parameters)
+_NOTEBOOK_API = [Path(__file__).resolve().with_name(n) for n in ("api.py", "notebook.py")]
 
 
 @dataclass
@@ -105,7 +106,7 @@ def _sha(paths: Iterable[Path]) -> str:
 def notebook_hash(notebook: Path) -> str:
     """The notebook's source plus the code it calls to fetch and draw results (the notebook API and
     the analysis package): a change re-executes, never retrains."""
-    return _sha([notebook, _NOTEBOOK_API, *sorted(_ANALYSIS.rglob("*.py"))])
+    return _sha([notebook, *_NOTEBOOK_API, *sorted(_ANALYSIS.rglob("*.py"))])
 
 
 def parse_only(only: str | Iterable[str] | None, experiments: list[str]) -> list[str]:

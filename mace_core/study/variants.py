@@ -111,8 +111,12 @@ def _profile_chain(root: Path, profile: str, seen: tuple[str, ...] = ()) -> list
     return chain + [profile]
 
 
-def resolve(experiment: str, variant: str, profile: str, params_dir: str | Path = "params") -> Variant:
-    """Merge profile chain, variant and profile overrides; validate; absolutise ``data.root``."""
+def resolve(experiment: str, variant: str, profile: str, params_dir: str | Path = "params",
+            extra: dict[str, Any] | None = None, name: str | None = None) -> Variant:
+    """Merge profile chain, variant and profile overrides; validate; absolutise ``data.root``.
+
+    ``extra`` is one more layer merged last (a notebook's ad-hoc settings, e.g. another backbone); it may
+    hold a ``study:`` section like a file. ``name`` labels the result (default: the variant's name)."""
     root = find_params_dir(params_dir)
     variant_file = root / experiment / f"{variant}.yaml"
     if not variant_file.is_file():
@@ -123,21 +127,21 @@ def resolve(experiment: str, variant: str, profile: str, params_dir: str | Path 
     layers += [f for p in chain if (f := root / "profiles" / p / experiment / f"{variant}.yaml").is_file()]
     merged: dict[str, Any] = {}
     study: dict[str, Any] = {}
-    for layer in layers:
-        data, section = _split(read_yaml(layer))
+    for layer in [*(read_yaml(f) for f in layers), *([extra] if extra else [])]:
+        data, section = _split(layer)
         merged = merge_layer(merged, data)
         study = merge(study, section)
     study.pop("extends", None)
     # Labels come from the file names, never from the YAML, so a run is always named for what ran it.
-    merged = merge(merged, {"name": variant, "experiment": experiment})
+    merged = merge(merged, {"name": name or variant, "experiment": experiment})
     if os.environ.get(DATA_ROOT_ENV):
         merged = merge(merged, {"data": {"root": os.environ[DATA_ROOT_ENV]}})
     try:
         cfg = from_dict(merged)
     except MaceError as exc:
-        raise MaceError(f"{experiment}/{variant} on profile {profile}: {exc.what}", exc.fix) from None
+        raise MaceError(f"{experiment}/{name or variant} on profile {profile}: {exc.what}", exc.fix) from None
     cfg.data.root = str(resolve_path(cfg.data.root, root))
-    out = Variant(experiment, variant, profile, cfg, study, layers)
+    out = Variant(experiment, name or variant, profile, cfg, study, layers)
     seeds_of_variant(out)  # validate study.seeds early, with the layer names in the message
     return out
 
