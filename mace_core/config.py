@@ -53,7 +53,8 @@ class DataConfig:
 class ModelConfig:
     backbone: str = "resnet50"
     backbone_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to timm.create_model
-    pretrained: str = "imagenet"          # imagenet | none | PATH to a local weights file
+    pretrained: str = "imagenet"          # timm tag (e.g. resnet50.tv_in1k) | imagenet (timm's default tag for
+                                          # the backbone) | none (random init) | PATH to a local weights file
     specific_stages: int = 0              # 0 = stem only (thesis/reference); 1, 2 = also first stages
     last_stride1: bool = True
     pooling: str = "avg"                  # avg | gem
@@ -63,6 +64,8 @@ class ModelConfig:
     attention_positions: list[str] = field(default_factory=lambda: ["stem", "prepool"])
     fusion: str = "concat"                # concat | adaptive | transform
     retrieval_feature: str = "fused"      # fused | pool | shared
+    concat_bn: str = "necks"              # concat fusion's BN: necks (the two BN necks side by side, 2D) |
+                                          # single (one BN over the 2D concatenation, thesis §3.6 wording)
     normalize_feature: bool = True
 
 
@@ -72,8 +75,14 @@ class LossConfig:
     kd_weight: float = 1.0                # lambda_2 (fixed value, or the ramp's maximum)
     kd_schedule: str = "sigmoid"          # sigmoid (thesis 2.4.5: ramp to 1.0 over 60 epochs) | fixed (thesis exp 0: 0.1)
     kd_rampup_epochs: int = 60
-    kd_temperature: float = 3.0
+    kd_temperature: float = 3.0           # T of eqs 7-8 (thesis gives no value; 3 as Ye's DDAG/CAJ code)
+    kd_t2_scaling: bool = True            # multiply the KD weights by T^2 (DDAG/CAJ code; thesis eq 7 prints
+                                          # none): effective weight lambda_2 * T^2 = 9 * kd_weight at T = 3
     kd_detach_teacher: bool = True
+    ens_kd_weight: float = 0.0            # lambda_3: MACE abstract's ensemble learning (ensemble output ->
+                                          # each classifier); 0 = off = the thesis's equations
+    ens_kd_schedule: str = "sigmoid"      # sigmoid | fixed, as kd_schedule
+    ens_kd_rampup_epochs: int = 60
     triplet_weight: float = 1.0
     triplet_margin: float = 0.3
     label_smoothing: float = 0.0
