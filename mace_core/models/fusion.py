@@ -16,8 +16,8 @@ baseline as "simple concatenation followed by batch normalization"; BatchNorm1d 
 two choices fit those words (``model.concat_bn``):
 
 * ``necks`` (default): ``post = [neck(spec), neck_S(shared)]``, the two BN necks side by side: the
-  BN layers the classifiers are trained through (the AGW reference code's BNNeck: retrieval uses the
-  feature the identity loss shaped), so no third, untrained BN is added.
+  BN layers the classifiers are trained through (the AGW reference code's BNNeck, whose post-BN
+  feature AGW evaluates beside the pooled one), so no third, untrained BN is added.
 * ``single``: one BatchNorm1d over the 2D concatenation, ``post = BN([spec, shared])``, with its own
   running statistics and no affine parameters (no loss reaches it: only the triplet loss sees the
   fused feature, and that before BN). It standardises each channel but lacks the necks' learnt scales.
