@@ -31,7 +31,7 @@ class DataConfig:
     source: str = "synthetic"             # synthetic | real: printed next to every metric
     height: int = 288
     width: int = 144
-    include_val: bool = True              # SYSU training ids = train + val (395), the reference set
+    include_val: bool = True              # SYSU training ids = train + val (395), AGW's set
     trial: int = 1                        # RegDB trial (1..10): one model per trial
     id_fraction: float = 1.0              # experiment 5: seeded, nested identity subsets
     fraction_seed: int = 0
@@ -55,7 +55,7 @@ class ModelConfig:
     backbone_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to timm.create_model
     pretrained: str = "imagenet"          # timm tag (e.g. resnet50.tv_in1k) | imagenet (timm's default tag for
                                           # the backbone) | none (random init) | PATH to a local weights file
-    specific_stages: int = 0              # 0 = stem only (thesis/reference); 1, 2 = also first stages
+    specific_stages: int = 0              # 0 = stem only (thesis §2.4.1, AGW); 1, 2 = also first stages
     last_stride1: bool = True
     pooling: str = "avg"                  # avg | gem
     gem_p: float = 3.0
@@ -101,7 +101,7 @@ class TrainConfig:
     milestones: list[int] = field(default_factory=lambda: [20, 30])
     gamma: float = 0.1
     epochs: int = 60
-    steps_per_epoch: int | None = None    # None = reference epoch length (~max(#RGB, #IR) / (P*K))
+    steps_per_epoch: int | None = None    # None = AGW's epoch length (~max(#RGB, #IR) / (P*K))
     grad_accum: int = 1
     early_stop_patience: int = 0          # 0 = off; counts eval rounds without improvement of the selection metric
     amp: str = "auto"                     # auto (bf16 on CUDA, off on CPU) | off | bf16 | fp16

@@ -14,7 +14,7 @@ tresnet_*       body.s2d (SpaceToDepth), conv1      body.layer1..body.layer4    
 
 ``specific_stages`` (0/1/2) moves the first N stages into the modality-specific part as well.
 
-Last stride 1 (the reference re-ID trick, on by default) removes the downsampling of the last stage
+Last stride 1 (the AGW reference code's re-ID trick, on by default) removes the downsampling of the last stage
 that still downsamples: every stride-2 convolution becomes stride 1, a stride-2 average/max pool
 becomes identity and TResNet's anti-alias BlurPool keeps its blur but stops subsampling. Paddings of
 these layers are stride-independent for odd kernels, so output sizes simply double.

@@ -9,7 +9,7 @@ Layout::
 * The modality-specific part is the backbone stem plus the first ``specific_stages`` stages, deep
   copied per modality after the pretrained weights are loaded (both start from the same weights).
 * During training the two modalities pass the shared trunk as one joint batch of 2B images (RGB rows
-  first), so shared BatchNorm statistics mix modalities as in the reference two-stream code.
+  first), so shared BatchNorm statistics mix modalities as in the AGW two-stream reference code.
 * phi_S, its BN neck and W_S are single modules applied to both modalities (tied weights).
 * Ensemble prediction (eqs 5–6): ``p_V + p_VS`` for RGB, ``p_I + p_IS`` for IR.
 * ``triplet_feat`` is the fused embedding *before* BN (see :mod:`mace_core.models.fusion`); for the
