@@ -31,7 +31,7 @@ class DataConfig:
     source: str = "synthetic"             # synthetic | real: printed next to every metric
     height: int = 288
     width: int = 144
-    include_val: bool = True              # SYSU training ids = train + val (395), the reference set
+    include_val: bool = True              # SYSU training ids = train + val (395), AGW's set
     trial: int = 1                        # RegDB trial (1..10): one model per trial
     id_fraction: float = 1.0              # experiment 5: seeded, nested identity subsets
     fraction_seed: int = 0
@@ -53,8 +53,9 @@ class DataConfig:
 class ModelConfig:
     backbone: str = "resnet50"
     backbone_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to timm.create_model
-    pretrained: str = "imagenet"          # imagenet | none | PATH to a local weights file
-    specific_stages: int = 0              # 0 = stem only (thesis/reference); 1, 2 = also first stages
+    pretrained: str = "imagenet"          # timm tag (e.g. resnet50.tv_in1k) | imagenet (timm's default tag for
+                                          # the backbone) | none (random init) | PATH to a local weights file
+    specific_stages: int = 0              # 0 = stem only (thesis §2.4.1, AGW); 1, 2 = also first stages
     last_stride1: bool = True
     pooling: str = "avg"                  # avg | gem
     gem_p: float = 3.0
@@ -63,6 +64,8 @@ class ModelConfig:
     attention_positions: list[str] = field(default_factory=lambda: ["stem", "prepool"])
     fusion: str = "concat"                # concat | adaptive | transform
     retrieval_feature: str = "fused"      # fused | pool | shared
+    concat_bn: str = "necks"              # concat fusion's BN: necks (the two BN necks side by side, 2D) |
+                                          # single (one BN over the 2D concatenation, thesis §3.6 wording)
     normalize_feature: bool = True
 
 
@@ -72,8 +75,14 @@ class LossConfig:
     kd_weight: float = 1.0                # lambda_2 (fixed value, or the ramp's maximum)
     kd_schedule: str = "sigmoid"          # sigmoid (thesis 2.4.5: ramp to 1.0 over 60 epochs) | fixed (thesis exp 0: 0.1)
     kd_rampup_epochs: int = 60
-    kd_temperature: float = 3.0
+    kd_temperature: float = 3.0           # T of eqs 7-8 (thesis gives no value; 3 as Ye's DDAG/CAJ code)
+    kd_t2_scaling: bool = True            # multiply the KD weights by T^2 (DDAG/CAJ code; thesis eq 7 prints
+                                          # none): effective weight lambda_2 * T^2 = 9 * kd_weight at T = 3
     kd_detach_teacher: bool = True
+    ens_kd_weight: float = 0.0            # lambda_3: MACE abstract's ensemble learning (ensemble output ->
+                                          # each classifier); 0 = off = the thesis's equations
+    ens_kd_schedule: str = "sigmoid"      # sigmoid | fixed, as kd_schedule
+    ens_kd_rampup_epochs: int = 60
     triplet_weight: float = 1.0
     triplet_margin: float = 0.3
     label_smoothing: float = 0.0
@@ -92,7 +101,7 @@ class TrainConfig:
     milestones: list[int] = field(default_factory=lambda: [20, 30])
     gamma: float = 0.1
     epochs: int = 60
-    steps_per_epoch: int | None = None    # None = reference epoch length (~max(#RGB, #IR) / (P*K))
+    steps_per_epoch: int | None = None    # None = AGW's epoch length (~max(#RGB, #IR) / (P*K))
     grad_accum: int = 1
     early_stop_patience: int = 0          # 0 = off; counts eval rounds without improvement of the selection metric
     amp: str = "auto"                     # auto (bf16 on CUDA, off on CPU) | off | bf16 | fp16

@@ -2,20 +2,34 @@
 
 * Identity: cross-entropy on p_V and p_VS with the RGB labels, on p_I and p_IS with the IR labels
   (eqs 9–10), optional label smoothing. ``id`` is the sum of the four terms.
-* Distillation (eqs 7–8), between index-paired rows (RGB row i and IR row i share an identity):
-  ``kd_v2i = T² · KL(σ(p_V/T) ‖ σ(p_IS/T))`` — the visible *specific* classifier p_V is the teacher,
-  the infrared *shared* prediction p_IS the student; ``kd_i2v = T² · KL(σ(p_I/T) ‖ σ(p_VS/T))`` —
-  p_I teaches p_VS. KL is Σ teacher·log(teacher/student), averaged over rows; T² keeps gradient
-  magnitudes independent of T (Hinton et al.). With ``kd_detach_teacher`` (default, as Ye's released
-  code) no gradient flows into the teacher side.
-* Weight λ₂ (:func:`kd_weight_at`): ``fixed`` = ``kd_weight`` every epoch (the thesis' experiment 0
-  used 0.1); ``sigmoid`` = ``kd_weight · exp(-5 (1 - t)²)``, ``t = min(epoch / kd_rampup_epochs, 1)``
-  (thesis §2.4.5: ramp to 1.0 over 60 epochs). The two thesis statements conflict; the default is
-  the ramp, and the released reference code has no ramp at all.
+* Distillation (eqs 7–8, as printed: no T² factor), between index-paired rows (RGB row i and IR row i
+  share an identity): ``kd_v2i = KL(σ(p_V/T) ‖ σ(p_IS/T))`` — the visible *specific* classifier p_V is
+  the teacher, the infrared *shared* prediction p_IS the student; ``kd_i2v = KL(σ(p_I/T) ‖ σ(p_VS/T))``
+  — p_I teaches p_VS. KL is Σ teacher·log(teacher/student), averaged over rows. The thesis names
+  neither the teacher side nor the pairing (inferred: the specific branch teaches, rows are paired by
+  the identity sampler). With ``kd_detach_teacher`` (default) no gradient flows into the teacher side,
+  as in Ye's released distillation code (DDAG, CAJ: teacher probabilities detached).
+* T² scaling (``kd_t2_scaling``, default on): the distillation weight is multiplied by T², the form of
+  Ye's released distillation code (DDAG, CAJ: temperature 3, loss × T²); it keeps the soft-target
+  gradients' magnitude independent of T (Hinton et al. 2015). Eq. 7 of the thesis prints no T², so
+  ``kd_t2_scaling: false`` runs the equation as printed. The weight actually applied is
+  :func:`kd_effective_weight_at` = λ₂(t)·T² (or λ₂(t)); with T = 3 a ``kd_weight`` of 1.0 applies 9.0.
+* Weight λ₂ (:func:`kd_weight_at`): ``fixed`` = ``kd_weight`` every epoch (thesis §3.3.1, experiment 0,
+  lists 0.1); ``sigmoid`` = ``kd_weight · exp(-5 (1 - t)²)``, ``t = min(epoch / kd_rampup_epochs, 1)``
+  (thesis §2.4.5: ramp from 0 to 1.0 over τ = 60 epochs; the exp(-5(1-t)²) shape is the common
+  "sigmoid ramp-up" form, inferred: the thesis names the schedule, not its formula). The two thesis
+  statements conflict; the default is the ramp. Ye's released code (DDAG, CAJ) has no ramp at all.
+* Ensemble learning (``ens_kd_weight`` > 0; off by default, so the default is the thesis's form): the
+  MACE abstract (Ye et al., TIP 2020) says its collaborative learning "regularizes modality-specific
+  identity predictions and the ensemble outputs"; the thesis's equations only have eqs 7–8. The form
+  here is inferred (no MACE code was released): each image's ensemble output p_spec + p_shared (eqs
+  5–6), detached, teaches both of that image's classifiers, ``kd_ens = Σ_modality KL(σ(p_ens/T) ‖
+  σ(p_spec/T)) + KL(σ(p_ens/T) ‖ σ(p_shared/T))``, weighted by λ₃(t) (:func:`ens_weight_at`, its own
+  ``ens_kd_schedule`` / ``ens_kd_rampup_epochs``; × T² with ``kd_t2_scaling``).
 * Batch-hard triplet (eq 12) over the joint 2B batch on the pre-BN fused embedding with Euclidean
-  distances (not squared, as the reference): per anchor the farthest positive and nearest negative,
-  hinge with margin α = 0.3, mean over anchors. Cross-modal pairs are valid candidates.
-* Total (eq 13): ``id_weight·id + λ₂·kd + triplet_weight·triplet``.
+  distances (not squared; the AGW reference code's form): per anchor the farthest positive and nearest
+  negative, hinge with margin α = 0.3, mean over anchors. Cross-modal pairs are valid candidates.
+* Total (eq 13): ``id_weight·id + λ₂_eff·kd + λ₃_eff·kd_ens + triplet_weight·triplet``.
 """
 from __future__ import annotations
 
@@ -28,30 +42,62 @@ from torch import Tensor, nn
 from mace_core.config import LossConfig
 from mace_core.errors import MaceError
 
-TERMS = ("id_v", "id_vs", "id_i", "id_is", "id", "kd_v2i", "kd_i2v", "kd", "triplet", "kd_weight", "total", "acc")
+TERMS = ("id_v", "id_vs", "id_i", "id_is", "id", "kd_v2i", "kd_i2v", "kd", "kd_ens", "triplet", "kd_weight",
+         "ens_weight", "total", "acc")
+
+
+def _ramp(epoch: float, weight: float, schedule: str, rampup_epochs: int, key: str) -> float:
+    if schedule == "fixed":
+        return float(weight)
+    if schedule != "sigmoid":
+        raise MaceError(f"loss.{key} {schedule!r} is not known", "use sigmoid or fixed")
+    if rampup_epochs <= 0:
+        return float(weight)
+    t = min(max(epoch, 0.0) / rampup_epochs, 1.0)
+    return float(weight * math.exp(-5.0 * (1.0 - t) ** 2))
 
 
 def kd_weight_at(epoch: float, cfg: LossConfig) -> float:
-    """λ₂ at a (fractional) epoch: fixed, or the sigmoid ramp-up ``exp(-5(1-t)²)`` to ``cfg.kd_weight``."""
-    if cfg.kd_schedule == "fixed":
-        return float(cfg.kd_weight)
-    if cfg.kd_schedule != "sigmoid":
-        raise MaceError(f"loss.kd_schedule {cfg.kd_schedule!r} is not known", "use sigmoid or fixed")
-    if cfg.kd_rampup_epochs <= 0:
-        return float(cfg.kd_weight)
-    t = min(max(epoch, 0.0) / cfg.kd_rampup_epochs, 1.0)
-    return float(cfg.kd_weight * math.exp(-5.0 * (1.0 - t) ** 2))
+    """λ₂ at a (fractional) epoch: fixed, or the sigmoid ramp-up ``exp(-5(1-t)²)`` to ``cfg.kd_weight``
+    (the schedule value, before the T² factor: see :func:`kd_effective_weight_at`)."""
+    return _ramp(epoch, cfg.kd_weight, cfg.kd_schedule, cfg.kd_rampup_epochs, "kd_schedule")
+
+
+def kd_scale(cfg: LossConfig) -> float:
+    """The factor on every distillation weight: T² with ``kd_t2_scaling`` (Ye's DDAG/CAJ code), else 1."""
+    return float(cfg.kd_temperature) ** 2 if cfg.kd_t2_scaling else 1.0
+
+
+def kd_effective_weight_at(epoch: float, cfg: LossConfig) -> float:
+    """The weight actually applied to ``kd`` (eqs 7–8): λ₂(t)·T² with ``kd_t2_scaling``, else λ₂(t)."""
+    return kd_weight_at(epoch, cfg) * kd_scale(cfg)
+
+
+def ens_weight_at(epoch: float, cfg: LossConfig) -> float:
+    """λ₃(t), the ensemble-learning weight (MACE abstract; off at 0), times T² with ``kd_t2_scaling``."""
+    return _ramp(epoch, cfg.ens_kd_weight, cfg.ens_kd_schedule, cfg.ens_kd_rampup_epochs,
+                 "ens_kd_schedule") * kd_scale(cfg)
 
 
 def distillation(teacher_logits: Tensor, student_logits: Tensor, temperature: float, detach_teacher: bool) -> Tensor:
-    """``T² · KL(σ(teacher/T) ‖ σ(student/T))`` averaged over rows."""
+    """``KL(σ(teacher/T) ‖ σ(student/T))`` averaged over rows (no T² factor: that is in the weight)."""
     if detach_teacher:
         teacher_logits = teacher_logits.detach()
     t = temperature
     log_student = F.log_softmax(student_logits.float() / t, dim=1)
     log_teacher = F.log_softmax(teacher_logits.float() / t, dim=1)
-    kl = F.kl_div(log_student, log_teacher, reduction="batchmean", log_target=True)
-    return kl * (t * t)
+    return F.kl_div(log_student, log_teacher, reduction="batchmean", log_target=True)
+
+
+def ensemble_distillation(out, temperature: float) -> Tensor:
+    """Each image's detached ensemble output ``p_spec + p_shared`` distilled into its specific and its
+    shared classifier, summed over both modalities (four KL terms, each averaged over rows)."""
+    total = None
+    for spec, shared in ((out.logits_v, out.logits_vs), (out.logits_i, out.logits_is)):
+        ens = (spec + shared).detach()
+        pair = distillation(ens, spec, temperature, True) + distillation(ens, shared, temperature, True)
+        total = pair if total is None else total + pair
+    return total
 
 
 def batch_hard_triplet(feat: Tensor, labels: Tensor, margin: float) -> Tensor:
@@ -85,7 +131,10 @@ class MaceLoss(nn.Module):
             raise MaceError(f"loss.kd_temperature={cfg.kd_temperature} must be positive", "use e.g. 3")
         if not 0.0 <= cfg.label_smoothing < 1.0:
             raise MaceError(f"loss.label_smoothing={cfg.label_smoothing} is outside [0, 1)", "use e.g. 0 or 0.1")
-        kd_weight_at(0.0, cfg)  # validates the schedule name
+        kd_weight_at(0.0, cfg)  # validates the schedule names
+        ens_weight_at(0.0, cfg)
+        if cfg.ens_kd_weight < 0:
+            raise MaceError(f"loss.ens_kd_weight={cfg.ens_kd_weight} is negative", "use 0 (off) or a positive weight")
         self.cfg = cfg
 
     def forward(self, out, rgb_labels: Tensor, ir_labels: Tensor, epoch: float) -> tuple[Tensor, dict[str, float]]:
@@ -103,23 +152,26 @@ class MaceLoss(nn.Module):
         kd_v2i = distillation(out.logits_v, out.logits_is, t, detach)
         kd_i2v = distillation(out.logits_i, out.logits_vs, t, detach)
         kd_total = kd_v2i + kd_i2v
-        lam2 = kd_weight_at(epoch, cfg)
+        lam2 = kd_effective_weight_at(epoch, cfg)
+        lam3 = ens_weight_at(epoch, cfg)
+        kd_ens = ensemble_distillation(out, t) if cfg.ens_kd_weight > 0 else kd_total.new_zeros(())
 
         labels = torch.cat([rgb_labels, ir_labels])
         triplet = batch_hard_triplet(out.triplet_feat, labels, cfg.triplet_margin)
-        total = cfg.id_weight * id_total + lam2 * kd_total + cfg.triplet_weight * triplet
+        total = cfg.id_weight * id_total + lam2 * kd_total + lam3 * kd_ens + cfg.triplet_weight * triplet
 
         with torch.no_grad():
             pred_v = (out.logits_v + out.logits_vs).argmax(dim=1)
             pred_i = (out.logits_i + out.logits_is).argmax(dim=1)
             acc = torch.cat([pred_v == rgb_labels, pred_i == ir_labels]).float().mean()
             paired = (rgb_labels == ir_labels).all()
-            values = torch.stack([id_v, id_vs, id_i, id_is, id_total, kd_v2i, kd_i2v, kd_total, triplet,
+            values = torch.stack([id_v, id_vs, id_i, id_is, id_total, kd_v2i, kd_i2v, kd_total, kd_ens, triplet,
                                   total, acc, paired.float()]).detach().cpu().tolist()
         if values[-1] != 1.0:
             raise MaceError("RGB and IR labels are not index-paired (distillation compares row i of each)",
                             "use the cross-modal identity sampler, which aligns RGB and IR rows by identity")
-        terms = dict(zip(("id_v", "id_vs", "id_i", "id_is", "id", "kd_v2i", "kd_i2v", "kd", "triplet",
+        terms = dict(zip(("id_v", "id_vs", "id_i", "id_is", "id", "kd_v2i", "kd_i2v", "kd", "kd_ens", "triplet",
                           "total", "acc"), values[:-1]))
-        terms["kd_weight"] = lam2
+        terms["kd_weight"] = lam2       # effective weights (λ₂·T², λ₃·T² with kd_t2_scaling)
+        terms["ens_weight"] = lam3
         return total, terms

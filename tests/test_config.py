@@ -12,6 +12,20 @@ def test_defaults_follow_the_thesis():
     assert (cfg.data.height, cfg.data.width) == (288, 144)
 
 
+def test_fidelity_switches_default_to_the_documented_forms():
+    cfg = RunConfig()
+    # T^2 scaling on (Ye's DDAG/CAJ form), ensemble learning off (the thesis's equations), the two BN
+    # necks side by side as the concat retrieval feature: see the methods page
+    assert cfg.loss.kd_t2_scaling is True and cfg.loss.ens_kd_weight == 0.0
+    assert cfg.loss.ens_kd_schedule == "sigmoid" and cfg.model.concat_bn == "necks"
+    on = load_config([], ["loss.kd_t2_scaling=false", "loss.ens_kd_weight=0.5", "model.concat_bn=single",
+                          "model.pretrained=resnet50.tv_in1k"])
+    assert (on.loss.kd_t2_scaling, on.loss.ens_kd_weight, on.model.concat_bn, on.model.pretrained) == \
+        (False, 0.5, "single", "resnet50.tv_in1k")
+    with pytest.raises(MaceError, match="loss.kd_t2_scaling"):
+        load_config([], ["loss.kd_t2_scaling=1"])
+
+
 def test_layers_merge_and_overrides_win(tmp_path):
     base = tmp_path / "profile.yaml"
     base.write_text("data:\n  height: 64\n  width: 32\ntrain:\n  epochs: 5\n")

@@ -8,7 +8,15 @@ import torch
 
 from mace_core.config import LossConfig
 from mace_core.errors import MaceError
-from mace_core.losses import MaceLoss, batch_hard_triplet, distillation, kd_weight_at
+from mace_core.losses import (
+    MaceLoss,
+    batch_hard_triplet,
+    distillation,
+    ens_weight_at,
+    ensemble_distillation,
+    kd_effective_weight_at,
+    kd_weight_at,
+)
 from mace_core.models import ModelOutput
 from tests._models_helpers import images, tiny_model
 
@@ -47,8 +55,8 @@ def test_distillation_temperature_scaling_and_batch_mean():
     p = torch.softmax(teacher[0] / t, 0)
     q = torch.softmax(student[0] / t, 0)
     kl_row0 = float((p * (p / q).log()).sum())
-    # Row 1 has identical distributions (KL 0); batch mean halves row 0, T^2 scales.
-    assert distillation(teacher, student, t, True).item() == pytest.approx(t * t * kl_row0 / 2, rel=1e-5)
+    # Row 1 has identical distributions (KL 0); batch mean halves row 0; no T^2 here (it is in the weight).
+    assert distillation(teacher, student, t, True).item() == pytest.approx(kl_row0 / 2, rel=1e-5)
 
 
 @pytest.mark.parametrize("detach", [True, False])
@@ -94,8 +102,8 @@ def test_mace_loss_terms_and_total():
     out = _fake_output()
     y = torch.tensor([0, 0, 3, 3])
     total, terms = MaceLoss(cfg)(out, y, y.clone(), epoch=1.0)
-    expected_keys = {"id_v", "id_vs", "id_i", "id_is", "id", "kd_v2i", "kd_i2v", "kd", "triplet", "kd_weight",
-                     "total", "acc"}
+    expected_keys = {"id_v", "id_vs", "id_i", "id_is", "id", "kd_v2i", "kd_i2v", "kd", "kd_ens", "triplet",
+                     "kd_weight", "ens_weight", "total", "acc"}
     assert set(terms) == expected_keys and all(isinstance(v, float) for v in terms.values())
     ce = torch.nn.functional.cross_entropy
     assert terms["id_v"] == pytest.approx(ce(out.logits_v, y).item(), rel=1e-6)
@@ -105,12 +113,86 @@ def test_mace_loss_terms_and_total():
     assert terms["kd_i2v"] == pytest.approx(distillation(out.logits_i, out.logits_vs, 3.0, True).item(), rel=1e-6)
     trip = batch_hard_triplet(out.triplet_feat, torch.cat([y, y]), 0.3).item()
     assert terms["triplet"] == pytest.approx(trip, rel=1e-6)
-    assert terms["kd_weight"] == 2.0
-    assert total.item() == pytest.approx(0.5 * terms["id"] + 2.0 * terms["kd"] + 0.25 * trip, rel=1e-5)
+    assert terms["kd_weight"] == 2.0 * 9.0   # effective: lambda_2 x T^2 (kd_t2_scaling on by default)
+    assert terms["kd_ens"] == 0.0 and terms["ens_weight"] == 0.0   # ensemble learning off by default
+    assert total.item() == pytest.approx(0.5 * terms["id"] + 18.0 * terms["kd"] + 0.25 * trip, rel=1e-5)
     assert terms["total"] == pytest.approx(total.item(), rel=1e-6)
     pred_v = (out.logits_v + out.logits_vs).argmax(1)
     pred_i = (out.logits_i + out.logits_is).argmax(1)
     assert terms["acc"] == pytest.approx(((pred_v == y).sum() + (pred_i == y).sum()).item() / 8)
+
+
+def _kd_only_output(teacher, student, d=3):
+    """Specific logits = ``teacher`` and shared logits = ``student`` for both modalities (2 rows)."""
+    t = torch.tensor(teacher).repeat(2, 1)
+    s_ = torch.tensor(student).repeat(2, 1)
+    return ModelOutput(t.clone(), t.clone(), s_.clone(), s_.clone(), torch.zeros(4, d), None)
+
+
+@pytest.mark.parametrize("scaling,factor", [(True, 4.0), (False, 1.0)])
+def test_kd_t2_scaling_on_and_off_hand_computed(scaling, factor):
+    # T = 2: teacher [0, 2 ln 3] / T -> softmax [1/4, 3/4]; student [0, 0] -> [1/2, 1/2]
+    kl = 0.25 * math.log(0.25 / 0.5) + 0.75 * math.log(0.75 / 0.5)
+    out = _kd_only_output([0.0, 2 * math.log(3.0)], [0.0, 0.0])
+    y = torch.tensor([0, 1])
+    cfg = LossConfig(id_weight=0.0, triplet_weight=0.0, kd_weight=0.1, kd_schedule="fixed", kd_temperature=2.0,
+                     kd_t2_scaling=scaling)
+    total, terms = MaceLoss(cfg)(out, y, y, epoch=0)
+    assert terms["kd_v2i"] == pytest.approx(kl, rel=1e-6) and terms["kd"] == pytest.approx(2 * kl, rel=1e-6)
+    assert terms["kd_weight"] == pytest.approx(0.1 * factor)
+    assert kd_effective_weight_at(0, cfg) == pytest.approx(0.1 * factor)
+    assert total.item() == pytest.approx(0.1 * factor * 2 * kl, rel=1e-6)
+
+
+def test_thesis_experiment0_weight_applies_0_9_with_scaling_and_0_1_without():
+    fixed = dict(kd_schedule="fixed", kd_weight=0.1, kd_temperature=3.0)
+    assert kd_effective_weight_at(5, LossConfig(**fixed)) == pytest.approx(0.9)
+    assert kd_effective_weight_at(5, LossConfig(**fixed, kd_t2_scaling=False)) == pytest.approx(0.1)
+
+
+def test_ensemble_distillation_hand_computed_and_teacher_detached():
+    # T = 1: specific [0, ln 3] -> [1/4, 3/4]; shared [0, 0] -> [1/2, 1/2]; ensemble = sum = [0, ln 3]
+    # equals the specific logits, so KL(ens || spec) = 0 and KL(ens || shared) = kl, per modality.
+    kl = 0.25 * math.log(0.25 / 0.5) + 0.75 * math.log(0.75 / 0.5)
+    out = _kd_only_output([0.0, math.log(3.0)], [0.0, 0.0])
+    for name in ("logits_v", "logits_vs", "logits_i", "logits_is"):
+        getattr(out, name).requires_grad_(True)
+    value = ensemble_distillation(out, 1.0)
+    assert value.item() == pytest.approx(2 * kl, rel=1e-6)
+    value.backward()
+    # students get d KL / d z = (q - p) / rows; the detached teacher passes nothing back to the specific
+    # logits through the ensemble (their own KL term is zero-gradient here: q = p)
+    expected = (torch.tensor([0.5, 0.5]) - torch.tensor([0.25, 0.75])) / 2
+    assert torch.allclose(out.logits_vs.grad, expected.repeat(2, 1), atol=1e-6)
+    assert torch.allclose(out.logits_is.grad, expected.repeat(2, 1), atol=1e-6)
+    assert out.logits_v.grad.abs().max() < 1e-7 and out.logits_i.grad.abs().max() < 1e-7
+
+
+@pytest.mark.parametrize("scaling", [True, False])
+def test_ensemble_term_weighted_into_total(scaling):
+    out = _kd_only_output([0.0, math.log(3.0)], [0.0, 0.0])
+    y = torch.tensor([0, 1])
+    base = dict(id_weight=0.0, triplet_weight=0.0, kd_weight=0.0, kd_schedule="fixed", kd_temperature=1.0,
+                kd_t2_scaling=scaling)
+    off_total, off = MaceLoss(LossConfig(**base))(out, y, y, epoch=0)
+    cfg = LossConfig(**base, ens_kd_weight=0.5, ens_kd_schedule="fixed")
+    total, terms = MaceLoss(cfg)(out, y, y, epoch=0)
+    assert off["kd_ens"] == 0.0 and off_total.item() == 0.0
+    assert terms["kd_ens"] == pytest.approx(ensemble_distillation(out, 1.0).item(), rel=1e-6)
+    assert terms["ens_weight"] == 0.5 and total.item() == pytest.approx(0.5 * terms["kd_ens"], rel=1e-6)
+
+
+def test_ensemble_weight_has_its_own_ramp_and_t2_factor():
+    cfg = LossConfig(ens_kd_weight=2.0, ens_kd_schedule="sigmoid", ens_kd_rampup_epochs=10, kd_temperature=3.0,
+                     kd_schedule="fixed", kd_weight=0.1)
+    assert ens_weight_at(0, cfg) == pytest.approx(2.0 * math.exp(-5) * 9.0)
+    assert ens_weight_at(5, cfg) == pytest.approx(2.0 * math.exp(-1.25) * 9.0)
+    assert ens_weight_at(10, cfg) == pytest.approx(18.0)
+    assert kd_weight_at(0, cfg) == 0.1      # lambda_2 keeps its own (fixed) schedule
+    with pytest.raises(MaceError, match="ens_kd_schedule"):
+        MaceLoss(LossConfig(ens_kd_schedule="linear"))
+    with pytest.raises(MaceError, match="ens_kd_weight"):
+        MaceLoss(LossConfig(ens_kd_weight=-1.0))
 
 
 def test_mace_loss_label_smoothing_changes_ce():

@@ -136,6 +136,35 @@ def test_concat_fused_feature_is_the_two_bn_necks_side_by_side():
         assert torch.allclose(model.extract(x, "ir"), expected, atol=1e-5)
 
 
+def test_concat_single_bn_standardises_the_concatenation_with_running_stats():
+    model = tiny_model(normalize_feature=False, concat_bn="single")
+    bn = model.fusion.bn
+    assert bn.num_features == 64 and not bn.affine and model.feature_dim == 64
+    model.train()
+    model(images(B, 1), images(B, 2))   # the training forward updates its running statistics
+    assert int(bn.num_batches_tracked) == 1 and bn.running_var.ne(1).any()
+    model.eval()
+    x = images(B, 1)
+    with torch.no_grad():
+        fmap = model.feature_map(x, "rgb")
+        pre = torch.cat([model.pool(model.phi_v(fmap)), model.pool(model.phi_s(fmap))], dim=1)
+        expected = (pre - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps)
+        feat = model.extract(x, "rgb")
+    assert torch.allclose(feat, expected, atol=1e-5)
+    # the default (necks) is a different feature: the necks' learnt scales, not this BN's statistics
+    necks = tiny_model(normalize_feature=False).eval()
+    necks.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("fusion.")})
+    with torch.no_grad():
+        assert not torch.allclose(necks.extract(x, "rgb"), feat, atol=1e-3)
+
+
+def test_unknown_concat_bn_is_an_error():
+    with pytest.raises(MaceError, match="concat_bn"):
+        tiny_model(concat_bn="joint")
+    with pytest.raises(MaceError, match="concat_bn"):
+        tiny_model(concat_bn="joint", fusion="adaptive")
+
+
 def test_bad_modality_and_unpaired_batch_are_errors():
     model = tiny_model()
     with pytest.raises(MaceError, match="modality"):

@@ -1,6 +1,7 @@
 """Pretrained weights: imagenet failures are clear errors (no download in tests), local files arrive."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from safetensors.torch import save_file
 
 from mace_core.errors import MaceError
 from mace_core.models import CPU_EQUIVALENTS, cpu_equivalent
-from mace_core.models.backbones import family_of
+from mace_core.models.backbones import family_of, resolve_weights
 from tests._models_helpers import TINY_BACKBONES, tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,3 +94,64 @@ def test_smoke_profile_trains_the_documented_cpu_equivalent(paper):
 
     model = resolve("01_backbones", paper, "smoke", REPO / "params").config.model
     assert (model.backbone, model.backbone_kwargs) == CPU_EQUIVALENTS[paper]
+
+
+# ---------------------------------------------------------------- named weights (timm tags)
+REFERENCE_TAGS = {"resnet50": "resnet50.tv_in1k", "seresnet50": "seresnet50.a1_in1k",
+                  "efficientnet_b3": "efficientnet_b3.ra2_in1k", "tresnet_m": "tresnet_m.miil_in1k"}
+
+
+@pytest.mark.parametrize("backbone", sorted(REFERENCE_TAGS))
+def test_paper_profile_backbones_name_existing_timm_tags(backbone):
+    from mace_core.study.variants import resolve
+
+    model = resolve("01_backbones", backbone, "paper", REPO / "params").config.model
+    assert model.pretrained == REFERENCE_TAGS[backbone]
+    assert model.pretrained in timm.list_pretrained(f"{backbone}.*")   # exists in this timm (no download)
+    assert resolve_weights(model.backbone, model.pretrained) == model.pretrained
+
+
+def test_paper_baseline_starts_from_the_torchvision_lineage_weights():
+    from mace_core.study.variants import resolve
+
+    model = resolve("00_baseline", "baseline", "paper", REPO / "params").config.model
+    assert model.pretrained == "resnet50.tv_in1k"
+    cfg = timm.models.get_pretrained_cfg("resnet50.tv_in1k")
+    assert "download.pytorch.org" in (cfg.url or "")   # torchvision's file, not timm's default a1_in1k
+
+
+@pytest.mark.parametrize("backbone", sorted(REFERENCE_TAGS))
+def test_smoke_profile_backbones_train_from_scratch(backbone):
+    from mace_core.study.variants import resolve
+
+    assert resolve("01_backbones", backbone, "smoke", REPO / "params").config.model.pretrained == "none"
+
+
+def test_resolve_weights_imagenet_is_timms_default_tag_and_errors_are_clear(tmp_path):
+    assert resolve_weights("resnet50", "imagenet") == "resnet50.a1_in1k"
+    assert resolve_weights("resnet50", "resnet50.tv_in1k") == "resnet50.tv_in1k"
+    assert resolve_weights("resnet50", "none") == "none"
+    with pytest.raises(MaceError, match="holds weights for resnet50, but model.backbone is seresnet50"):
+        resolve_weights("seresnet50", "resnet50.tv_in1k")
+    with pytest.raises(MaceError, match="neither a timm weights tag") as info:
+        resolve_weights("resnet50", "resnet50.made_up_tag")
+    assert "timm.list_pretrained('resnet50.*')" in info.value.fix
+
+
+def test_named_tag_offline_is_a_clear_error_naming_the_tag(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(timm_builder, "load_pretrained", _offline)
+    with pytest.raises(MaceError) as info:
+        tiny_model(pretrained="resnet18.tv_in1k")
+    assert "resnet18.tv_in1k" in str(info.value) and "model.pretrained" in str(info.value)
+
+
+def test_loaded_weights_are_named_on_the_model(tmp_path, monkeypatch):
+    assert tiny_model().pretrained_weights == "none"
+    path, _ = _saved_backbone(tmp_path, ".safetensors")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert tiny_model(pretrained=str(path)).pretrained_weights == f"file weights.safetensors sha256:{digest}"
+    # a tag resolves and loads through timm (loader stubbed: no download here)
+    monkeypatch.setattr(timm_builder, "load_pretrained", lambda *a, **k: None)
+    assert tiny_model(pretrained="resnet18.tv_in1k").pretrained_weights == "resnet18.tv_in1k"
+    assert tiny_model(pretrained="imagenet").pretrained_weights == "resnet18.a1_in1k"

@@ -61,7 +61,7 @@ def test_paper_profile_follows_the_thesis():
     c = resolve("00_baseline", "baseline", "paper", PARAMS).config
     assert (c.data.height, c.data.width, c.data.ids_per_batch, c.data.images_per_id) == (288, 144, 8, 4)
     assert (c.model.backbone, c.model.pretrained, c.train.lr, c.train.milestones, c.train.epochs) == \
-        ("resnet50", "imagenet", 0.1, [20, 30], 60)
+        ("resnet50", "resnet50.tv_in1k", 0.1, [20, 30], 60)
     assert (c.train.warmup_epochs, c.eval.trials, c.eval.mode, c.eval.gallery) == (10, 10, "all", "agw")
 
 

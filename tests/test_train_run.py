@@ -45,6 +45,9 @@ def test_run_directory_is_complete_and_labelled(tiny_root, tmp_path):
     assert log["lr"].tolist()[:2] == pytest.approx([0.05, 0.005])
     assert log["lr_backbone"].tolist()[0] == pytest.approx(0.005)
     assert log["lambda2"].iloc[0] < log["lambda2"].iloc[-1] == pytest.approx(1.0)
+    # the weight applied to loss.kd is lambda_2 x T^2 (T = 3, kd_t2_scaling on by default)
+    assert log["kd_weight_effective"].tolist() == pytest.approx((9 * log["lambda2"]).tolist())
+    assert "loss.kd_ens" not in log.columns and "ens_weight_effective" not in log.columns  # ensemble term off
     assert log["eval.rank1.mean"].notna().tolist() == [False, False, True]  # eval_every 0: after the last only
 
     saved = json.loads((run / "results.json").read_text())
@@ -53,6 +56,9 @@ def test_run_directory_is_complete_and_labelled(tiny_root, tmp_path):
     assert results["data_source"] == "synthetic" and results["steps"] == 9 and results["parameters"] > 0
     assert results["metrics"] == results["final_epoch_metrics"]
     assert FINAL_EPOCH in train_config_summary(results) and "synthetic" in train_config_summary(results)
+    assert results["pretrained_weights"] == "none" and results["kd_weight_effective"] == pytest.approx(9.0)
+    assert "weights: none" in train_config_summary(results)
+    assert "KD weight λ₂·T² = 1 × 9 = 9" in train_config_summary(results)
 
     # the checkpoint alone rebuilds the model: same retrieval features as the trained one in memory
     model, cfg = load_for_eval(run / "checkpoints" / "last.pt")
@@ -75,6 +81,17 @@ def test_select_on_test_is_labelled_and_keeps_best(tiny_root, tmp_path):
     assert BEST_ON_TEST in train_config_summary(results)
     log = pd.read_csv(run / "log.csv")
     assert log["eval.rank1.mean"].notna().all()  # evaluated every epoch
+
+
+def test_unscaled_kd_and_ensemble_learning_are_logged_as_applied(tiny_root, tmp_path):
+    cfg = tiny_config(tiny_root, ["loss.kd_t2_scaling=false", "loss.ens_kd_weight=0.5",
+                                  "loss.ens_kd_schedule=fixed", "train.epochs=1"])
+    results = train(cfg, tmp_path / "run", progress=False)
+    log = pd.read_csv(tmp_path / "run" / "log.csv")
+    assert log["kd_weight_effective"].tolist() == pytest.approx(log["lambda2"].tolist())
+    assert log["ens_weight_effective"].tolist() == [0.5] and log["loss.kd_ens"].iloc[0] > 0
+    assert "KD weight λ₂ = 1, no T² scaling" in train_config_summary(results)
+    assert "ensemble KD weight λ₃ = 0.5" in train_config_summary(results)
 
 
 def test_grad_accumulation_counts_optimizer_steps(tiny_root, tmp_path):

@@ -95,8 +95,43 @@ AMBIGUITIES: tuple[Ambiguity, ...] = (
               "§3.3.1 lists 0.1 for knowledge distillation; §2.4.5 says λ₂ follows a sigmoid ramp-up "
               "from 0 to 1.0 over τ = 60 epochs.",
               "Sigmoid ramp to 1.0 over 60 epochs by default (the method chapter); the fixed 0.1 of "
-              "experiment 0 is one setting away.",
+              "experiment 0 is one setting away. Ye's released distillation code (DDAG, CAJ) has no ramp. "
+              "Either value is multiplied by T² (next row).",
               ("loss.kd_schedule", "loss.kd_weight", "loss.kd_rampup_epochs")),
+    Ambiguity("Distillation scale T²",
+              "Eqs. 7-8 print KL(σ(p/T), σ(p/T)) with no T² factor and give no value of T.",
+              "T = 3 and the weight multiplied by T², the form of Ye's released distillation code (DDAG, "
+              "CAJ), the lineage of the code the thesis adapted (§3.3.1); T² keeps the soft targets' "
+              "gradients independent of T. The weight applied is λ₂·T²: 9.0 at the end of the default ramp, "
+              "0.9 for experiment 0's fixed 0.1; logs and summaries show it. `loss.kd_t2_scaling: false` "
+              "runs eqs. 7-8 as printed.",
+              ("loss.kd_t2_scaling", "loss.kd_temperature")),
+    Ambiguity("Ensemble learning",
+              "Eqs. 7-13 distil only each specific classifier into the other modality's shared prediction. "
+              "The MACE abstract (Ye et al., TIP 2020) says the collaborative learning also regularizes "
+              "'the ensemble outputs'.",
+              "The thesis's equations by default. `loss.ens_kd_weight` > 0 adds MACE as published, in a form "
+              "inferred from the abstract (no MACE code was released): each image's ensemble output "
+              "p_spec + p_shared, detached, is distilled into both of its classifiers, with its own weight "
+              "and ramp.",
+              ("loss.ens_kd_weight", "loss.ens_kd_schedule", "loss.ens_kd_rampup_epochs")),
+    Ambiguity("ImageNet weights",
+              "§2.4.1: 'pre-training on ImageNet', without naming the weights.",
+              "The paper profile's ResNet-50 starts from torchvision's original ImageNet weights (timm "
+              "`resnet50.tv_in1k`), which AGW, DDAG and CAJ load; timm's default `resnet50` weights "
+              "(`a1_in1k`) are another recipe. The other backbones name their ImageNet-1k tag "
+              "(`seresnet50.a1_in1k`, `efficientnet_b3.ra2_in1k`, `tresnet_m.miil_in1k`). Each run records "
+              "the tag it loaded (or a local file's sha256) in results.json and the runs table.",
+              ("model.pretrained",)),
+    Ambiguity("Retrieval feature",
+              "§2.4.1 pools the trunk output to 'a 2048-dimensional embedding vector'; §3.6 calls the "
+              "baseline 'simple concatenation followed by batch normalization'.",
+              "The 4096-d concatenation of the specific and shared features (2 × 2048 on ResNet-50), each "
+              "half through its own BN neck, the BN the classifiers are trained through (AGW's BNNeck). "
+              "`model.concat_bn: single` applies one batch norm (running statistics, no learnt scale) to "
+              "the concatenation instead; `model.retrieval_feature: shared` retrieves with the 2048-d "
+              "shared embedding alone.",
+              ("model.concat_bn", "model.retrieval_feature")),
     Ambiguity("Number of epochs",
               "§3.3.1 trains for 60 epochs with early stopping; §3.3.3 reports Table 3 from "
               "'a complete 40-epoch training run'; experiment 5 describes ~60-epoch curves.",
@@ -160,18 +195,19 @@ AMBIGUITIES: tuple[Ambiguity, ...] = (
               "Eq. 12 sums squared-distance hinge terms over all triplets; the text says hard "
               "negatives are mined over the joint batch.",
               "Batch-hard triplet (hardest positive and negative per anchor) on plain Euclidean distances "
-              "between pre-BN fused embeddings of the joint RGB+IR batch, margin 0.3, as in the reference code.",
+              "between pre-BN fused embeddings of the joint RGB+IR batch, margin 0.3, as in the AGW reference code.",
               ("loss.triplet_margin", "loss.triplet_weight")),
     Ambiguity("Distillation direction",
               "Eqs. 7-8 write KL(σ(p_V/T), σ(p_IS/T)) without saying which side is the teacher or "
               "how pairs are formed.",
-              "Index-paired RGB/IR samples of the same identity; the specific branch is the teacher "
-              "(detached); T = 3 with T² scaling.",
+              "Index-paired RGB/IR samples of the same identity; the specific branch is the teacher, "
+              "detached as in Ye's DDAG/CAJ code (inferred: the thesis does not say); T = 3 with T² "
+              "scaling (see above).",
               ("loss.kd_detach_teacher", "loss.kd_temperature")),
     Ambiguity("Learning-rate schedule",
               "lr 0.1, ×0.1 after epochs 20 and 30; no warm-up is mentioned; experiment 5 links a "
               "loss spike at epochs 8-10 to 'the scheduled learning rate decay'.",
-              "Milestones 20/30 with the reference's 10-epoch linear warm-up and a 0.1 backbone lr "
+              "Milestones 20/30 with the AGW reference code's 10-epoch linear warm-up and a 0.1 backbone lr "
               "multiplier.",
               ("train.milestones", "train.warmup_epochs", "train.backbone_lr_mult")),
     Ambiguity("Gallery and test counts",

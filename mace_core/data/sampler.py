@@ -19,7 +19,7 @@ class CrossModalIdentitySampler:
 
     Identities are drawn without replacement within a batch; each identity's K images per
     modality are drawn without replacement when it has at least K, else with replacement.
-    ``num_batches`` (all ranks together) defaults to ``max(#RGB, #IR) // (P·K)``, the reference
+    ``num_batches`` (all ranks together) defaults to ``max(#RGB, #IR) // (P·K)``, the AGW reference
     epoch length; rank r takes batches r, r + world_size, … of the first
     ``num_batches // world_size * world_size`` (equal counts per rank).
     """

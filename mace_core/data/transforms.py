@@ -1,6 +1,6 @@
 """Train/test transforms (torchvision.transforms.v2) on uint8 CHW tensors from the cache.
 
-Train follows the reference recipe: pad 10, random crop back to size, horizontal flip; random
+Train follows the AGW reference code's recipe: pad 10, random crop back to size, horizontal flip; random
 erasing and random grayscale are optional. ``extra`` is a hook for the occlusion augmentation: a
 callable on the uint8 CHW tensor. The train transform stops at uint8: loader workers ship uint8
 batches (4x less to move between processes and to the device) and the trainer normalises a

@@ -141,17 +141,19 @@ def cache_only_hub_when_offline():
 
 
 def resolve_pretrained(cfg: RunConfig) -> tuple[RunConfig, str | None]:
-    """``cfg`` unchanged when its ImageNet weights load here; else ``model.pretrained=none`` and a note
-    saying so. Only for measurements (bench, dry run): training never falls back silently."""
-    from mace_core.models.backbones import create_timm_model
+    """``cfg`` unchanged when its timm ImageNet weights (``imagenet`` or a named tag) load here; else
+    ``model.pretrained=none`` and a note saying so. Only for measurements (bench, dry run): training never
+    falls back silently. Local files and ``none`` pass unchanged."""
+    from mace_core.models.backbones import create_timm_model, resolve_weights
 
-    if cfg.model.pretrained != "imagenet":
+    chosen = cfg.model.pretrained
+    if chosen == "none" or (chosen != "imagenet" and resolve_weights(cfg.model.backbone, chosen) == "file"):
         return cfg, None
     try:
         with cache_only_hub_when_offline():
-            create_timm_model(cfg.model.backbone, "imagenet", cfg.model.backbone_kwargs)
+            create_timm_model(cfg.model.backbone, cfg.model.pretrained, cfg.model.backbone_kwargs)
     except MaceError as exc:
-        note = (f"ImageNet weights for {cfg.model.backbone} are unavailable here ({exc.what}); this measurement "
+        note = (f"ImageNet weights {cfg.model.pretrained} for {cfg.model.backbone} are unavailable here ({exc.what}); this measurement "
                 "uses RANDOM INIT, which changes no timing or memory figure but every metric")
         return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pretrained="none")), note
     return cfg, None

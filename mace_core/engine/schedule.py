@@ -4,7 +4,7 @@ The schedule is a pure function of training progress measured in (fractional) ep
 before every optimiser step: linear warm-up over ``warmup_epochs``, then either ``step`` (x gamma at
 each milestone epoch, as the thesis: 20, 30) or ``cosine`` (to zero at the last epoch). Being a
 function of progress it needs no state of its own, so resume restores it exactly from the epoch and
-step counters. Per-step warm-up is smoother than the reference's per-epoch one; the milestones
+step counters. Per-step warm-up is smoother than the AGW reference code's per-epoch one; the milestones
 still fall on epoch boundaries.
 """
 from __future__ import annotations

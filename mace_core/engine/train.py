@@ -215,7 +215,7 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
     """Train ``cfg`` into ``run_dir`` (default: :func:`rundir.default_run_dir`); return results.json's content
     (an empty dict on ranks other than 0). ``keep``, when given, receives the trained ``model`` (every rank)."""
     from mace_core.data.transforms import normalize_batch
-    from mace_core.losses import MaceLoss, kd_weight_at
+    from mace_core.losses import MaceLoss, ens_weight_at, kd_effective_weight_at, kd_weight_at
     from mace_core.models import build_model, count_parameters
 
     tc = cfg.train
@@ -295,6 +295,8 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
                                cfg.data.pin_memory and device.type == "cuda", cfg.data.persistent_workers)
     fault = _fault_point()
     label = selection_label(cfg)
+    if progress and info.is_main:
+        tqdm.write(f"{cfg.name}: {model.pretrained_weights} weights; {kd_weight_line(cfg)}")
     final_metrics: dict[str, Any] | None = None
 
     # a run killed after its early-stop checkpoint resumes as stopped, not training on
@@ -334,7 +336,8 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
                 optimizer.zero_grad(set_to_none=True)
                 state["global_step"] += 1
             for k, v in terms.items():
-                if k != "kd_weight":  # lambda_2 is logged once per epoch
+                # the weights are logged once per epoch; the ensemble term only when it is on
+                if k not in ("kd_weight", "ens_weight") and (k != "kd_ens" or cfg.loss.ens_kd_weight > 0):
                     name = "train_acc" if k == "acc" else "loss" if k == "total" else f"loss.{k}"
                     sums[name] = sums.get(name, 0.0) + float(v)
             bar.update(1)
@@ -355,10 +358,14 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
             "lr": optimizer.param_groups[-1]["lr"],
             "lr_backbone": optimizer.param_groups[0]["lr"],
             "lambda2": float(kd_weight_at(epoch, cfg.loss)),
+            # the weight actually applied to loss.kd: lambda_2 x T^2 with loss.kd_t2_scaling
+            "kd_weight_effective": float(kd_effective_weight_at(epoch, cfg.loss)),
             "epoch_time_s": elapsed,
             "images_per_s": images / elapsed if elapsed > 0 else None,
             "peak_gpu_mem_mb": peak_memory_mb(device),
         })
+        if cfg.loss.ens_kd_weight > 0:
+            record["ens_weight_effective"] = float(ens_weight_at(epoch, cfg.loss))
 
         # every rank holds rank 0's BatchNorm statistics from here on: one model, whatever the rank
         broadcast_buffers(model, info)
@@ -438,6 +445,8 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
             "world_size": info.world_size,
             "device": str(device),
             "amp": str(dtype).replace("torch.", "") if dtype is not None else "off",
+            "pretrained_weights": model.pretrained_weights,   # resolved timm tag, file sha256 or "none"
+            "kd_weight_effective": kd_effective_weight_at(state["epoch"] - 1, cfg.loss),  # at the last epoch
             "config": cfg.to_dict(),
         }
         rundir.write_results(run_dir, results)  # last: its presence marks the run complete
@@ -445,14 +454,40 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
     return results
 
 
+def kd_weight_line(cfg: RunConfig) -> str:
+    """The distillation weights as applied, e.g. ``KD weight λ₂·T² = 1 × 9 = 9 (sigmoid ramp over 60
+    epochs)``; the ensemble-learning weight too when it is on."""
+    from mace_core.losses import kd_scale
+
+    lc = cfg.loss
+    scale = kd_scale(lc)
+    ramp = f"sigmoid ramp over {lc.kd_rampup_epochs} epochs" if lc.kd_schedule == "sigmoid" else "fixed"
+    factor = f"·T² = {lc.kd_weight:g} × {scale:g} = {lc.kd_weight * scale:g}" if lc.kd_t2_scaling else \
+        f" = {lc.kd_weight:g}, no T² scaling"
+    line = f"KD weight λ₂{factor} ({ramp})"
+    if lc.ens_kd_weight > 0:
+        line += f"; ensemble KD weight λ₃{'·T²' if lc.kd_t2_scaling else ''} = {lc.ens_kd_weight * scale:g}"
+    return line
+
+
 def train_config_summary(results: dict[str, Any]) -> str:
-    """One line for the terminal, always naming the data source and the model-selection rule."""
+    """One line for the terminal, always naming the data source and the model-selection rule, and
+    the starting weights and distillation weight as applied."""
     m = results.get("metrics") or {}
     try:
         score = f"IR->RGB Rank-1 {100 * headline(m):.1f} %"
     except MaceError:
         score = "no metrics"
+    extra = ""
+    if isinstance(results.get("config"), dict):
+        from mace_core.config import from_dict
+
+        try:
+            cfg = from_dict(results["config"])
+            extra = f"; weights: {results.get('pretrained_weights', cfg.model.pretrained)}; {kd_weight_line(cfg)}"
+        except MaceError:  # a results.json from another code version: the line stays as it was
+            extra = ""
     return (f"{results['name']}: {score} [{results['model_selection']}, epoch {results['selected_epoch']}; "
-            f"data: {results['data_source']}; {results['steps']} steps, {results['train_time_s']:.0f} s]")
+            f"data: {results['data_source']}; {results['steps']} steps, {results['train_time_s']:.0f} s{extra}]")
 
 

@@ -14,7 +14,7 @@ tresnet_*       body.s2d (SpaceToDepth), conv1      body.layer1..body.layer4    
 
 ``specific_stages`` (0/1/2) moves the first N stages into the modality-specific part as well.
 
-Last stride 1 (the reference re-ID trick, on by default) removes the downsampling of the last stage
+Last stride 1 (the AGW reference code's re-ID trick, on by default) removes the downsampling of the last stage
 that still downsamples: every stride-2 convolution becomes stride 1, a stride-2 average/max pool
 becomes identity and TResNet's anti-alias BlurPool keeps its blur but stops subsampling. Paddings of
 these layers are stride-independent for odd kernels, so output sizes simply double.
@@ -31,14 +31,22 @@ smallest member of its family that keeps the family's defining mechanism:
 * ``tresnet_m``       → ``tresnet_m`` with ``layers=[1, 1, 1, 1]``, ``width_factor=0.5``
   (SpaceToDepth stem, anti-alias downsampling and SE kept)
 
-Pretrained weights: ``imagenet`` asks timm for its weights (``pretrained=True``); a PATH loads a local
-``.safetensors``/``.pth`` with timm's reader (``weights_only=True``); ``none`` is random init. Both
-weighted loads are strict (every backbone tensor must arrive; only the classifier is ignored) and any
-failure is a :class:`MaceError`: the network is never silently left (partly) at random init.
+Pretrained weights (``model.pretrained``): a timm *tag* ``<architecture>.<tag>`` loads exactly those
+weights (e.g. ``resnet50.tv_in1k``, torchvision's original ImageNet weights, the starting point of the
+AGW/DDAG/CAJ reference code; the architecture part must be the backbone); ``imagenet`` loads timm's
+*default* tag for the backbone (for ``resnet50`` that is ``resnet50.a1_in1k``, the "ResNet strikes back"
+recipe, not the torchvision weights); a PATH loads a local ``.safetensors``/``.pth`` with timm's reader
+(``weights_only=True``); ``none`` is random init. Every weighted load is strict (every backbone tensor
+must arrive; only the classifier is ignored) and any failure (offline hub included) is a
+:class:`MaceError`: the network is never silently left (partly) at random init. What was loaded is
+returned as :attr:`BackboneParts.weights` (the resolved tag, ``file <name> sha256:<hex>`` or ``none``)
+and recorded in the run's results.json (``pretrained_weights``).
 """
 from __future__ import annotations
 
 import copy
+import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,6 +90,7 @@ class BackboneParts:
     tail: nn.Module
     out_channels: int          # channels of the tail output (input of phi_V/phi_I/phi_S)
     family: str
+    weights: str = "none"      # what was loaded: timm tag, "file <name> sha256:<hex>" or "none"
 
 
 def family_of(name: str) -> str:
@@ -96,18 +105,18 @@ def family_of(name: str) -> str:
                     "efficientnet_b3, tresnet_m)")
 
 
-def create_timm_model(name: str, pretrained: str, kwargs: dict[str, Any] | None = None) -> nn.Module:
-    """timm model without classifier; ``pretrained`` is ``imagenet`` | ``none`` | a local weights path.
+_TAG = re.compile(r"[A-Za-z0-9_]+\.[A-Za-z0-9_]+")
 
-    Loading is strict in both weighted cases: a key the backbone lacks or a file without some of the
-    backbone's tensors is an error, never a partly random network.
-    """
-    kwargs = dict(kwargs or {})
-    kwargs.pop("num_classes", None)
-    if not timm.is_model(name):
-        raise MaceError(f"model.backbone {name!r} is not a timm model", "check the name with timm.list_models()")
+
+def _is_timm_tag(text: str) -> bool:
+    return bool(_TAG.fullmatch(text)) and bool(timm.list_pretrained(text))
+
+
+def resolve_weights(name: str, pretrained: str) -> str:
+    """The timm tag ``pretrained`` stands for on backbone ``name`` (``imagenet`` -> timm's default tag),
+    ``none``, or ``file`` for a local weights file; raises :class:`MaceError` for anything else. No download."""
     if pretrained == "none":
-        return timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
+        return "none"
     if pretrained == "imagenet":
         weights = timm.models.get_pretrained_cfg(name)
         if weights is None or not (weights.hf_hub_id or weights.url or weights.file):
@@ -115,23 +124,62 @@ def create_timm_model(name: str, pretrained: str, kwargs: dict[str, Any] | None 
                             f"choose a backbone that has some (timm.list_pretrained('{family_of(name)}*')), "
                             "give a local file (model.pretrained=/path/to/weights.safetensors) or train from "
                             "random init (model.pretrained=none)")
+        return f"{weights.architecture}.{weights.tag}"
+    if _is_timm_tag(pretrained):
+        architecture = pretrained.split(".", 1)[0]
+        if architecture != name:
+            raise MaceError(f"model.pretrained {pretrained!r} holds weights for {architecture}, but model.backbone "
+                            f"is {name}", f"name a {name} tag (timm.list_pretrained('{name}.*')), imagenet for "
+                            "timm's default tag, or none")
+        return pretrained
+    if Path(pretrained).expanduser().is_file():
+        return "file"
+    hint = f"timm.list_pretrained('{name}.*') lists the tags" if timm.is_model(name) else "check model.backbone"
+    raise MaceError(f"model.pretrained {pretrained!r} is neither a timm weights tag, 'imagenet', 'none' nor an "
+                    "existing file",
+                    f"give a tag such as {name}.<tag> ({hint}), imagenet, none, or the path of a "
+                    ".safetensors/.pth state dict for this backbone")
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def create_timm_model(name: str, pretrained: str, kwargs: dict[str, Any] | None = None) -> nn.Module:
+    """timm model without classifier; ``pretrained`` is a timm tag | ``imagenet`` | ``none`` | a local path.
+
+    Loading is strict in every weighted case: a key the backbone lacks or a file without some of the
+    backbone's tensors is an error, never a partly random network. ``model.weights_loaded`` says what
+    was loaded (see :func:`resolve_weights`).
+    """
+    kwargs = dict(kwargs or {})
+    kwargs.pop("num_classes", None)
+    if not timm.is_model(name):
+        raise MaceError(f"model.backbone {name!r} is not a timm model", "check the name with timm.list_models()")
+    resolved = resolve_weights(name, pretrained)
+    if resolved == "none":
+        model = timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
+    elif resolved == "file":
+        path = Path(pretrained).expanduser()
+        model = timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
+        load_weights_file(model, path, name)
+        resolved = f"file {path.name} sha256:{file_sha256(path)}"
+    else:
         try:
             # Keep timm's classifier while loading so its load is strict, then drop it.
-            model = timm.create_model(name, pretrained=True, **kwargs)
+            model = timm.create_model(resolved, pretrained=True, **kwargs)
         except Exception as exc:  # noqa: BLE001 - offline hub, no weights for this name, shape-changing kwargs ...
             raise MaceError(
-                f"could not load ImageNet weights for {name} ({_first_line(exc)})",
-                "download them on a connected machine (timm.create_model(name, pretrained=True) caches them) or set "
-                "model.pretrained to a local file, e.g. model.pretrained=/path/to/weights.safetensors (or .pth); "
-                "model.pretrained=none trains from random init") from None
+                f"could not load ImageNet weights {resolved} for {name} ({_first_line(exc)})",
+                f"download them on a connected machine (timm.create_model('{resolved}', pretrained=True) caches "
+                "them) or set model.pretrained to a local file, e.g. model.pretrained=/path/to/weights.safetensors "
+                "(or .pth); model.pretrained=none trains from random init") from None
         model.reset_classifier(0)
-        return model
-    path = Path(pretrained).expanduser()
-    if not path.is_file():
-        raise MaceError(f"model.pretrained {pretrained!r} is neither 'imagenet', 'none' nor an existing file",
-                        "give the path of a .safetensors/.pth state dict for this backbone, or imagenet / none")
-    model = timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
-    load_weights_file(model, path, name)
+    model.weights_loaded = resolved
     return model
 
 
@@ -178,7 +226,8 @@ def split_backbone(model: nn.Module, family: str) -> BackboneParts:
         tail = nn.Identity()
     else:
         raise MaceError(f"backbone family {family!r} is not supported", f"use one of {', '.join(FAMILIES)}")
-    return BackboneParts(stem=stem, stages=stages, tail=tail, out_channels=int(model.num_features), family=family)
+    return BackboneParts(stem=stem, stages=stages, tail=tail, out_channels=int(model.num_features), family=family,
+                         weights=getattr(model, "weights_loaded", "none"))
 
 
 def _downsamples(module: nn.Module) -> bool:

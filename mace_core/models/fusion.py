@@ -11,9 +11,19 @@ returns ``(pre, post, weights)``:
 
 Variants
 --------
-``concat`` (baseline): ``pre = [spec, shared]`` (2D). Its BN is per channel, which is exactly the
-two BN necks side by side, so ``post = [neck(spec), neck_S(shared)]`` re-uses the necks the
-classifiers are trained through instead of adding a third, untrained BN.
+``concat`` (baseline): ``pre = [spec, shared]`` (2D: 4096 for ResNet-50). Thesis §3.6 describes the
+baseline as "simple concatenation followed by batch normalization"; BatchNorm1d is per channel, so
+two choices fit those words (``model.concat_bn``):
+
+* ``necks`` (default): ``post = [neck(spec), neck_S(shared)]``, the two BN necks side by side: the
+  BN layers the classifiers are trained through (the AGW reference code's BNNeck, whose post-BN
+  feature AGW evaluates beside the pooled one), so no third, untrained BN is added.
+* ``single``: one BatchNorm1d over the 2D concatenation, ``post = BN([spec, shared])``, with its own
+  running statistics and no affine parameters (no loss reaches it: only the triplet loss sees the
+  fused feature, and that before BN). It standardises each channel but lacks the necks' learnt scales.
+
+Either way the retrieval feature has 2D channels; ``model.retrieval_feature: shared`` gives the D-dim
+(2048 for ResNet-50) shared embedding alone.
 
 ``adaptive``: ``w = softmax(b + g([spec, shared]))`` with learnable base logits ``b`` (2) and a
 two-layer gate MLP ``g`` (2D → 2D/16 → 2); ``pre = w_spec·spec + w_shared·shared`` (D). The gate's
@@ -36,13 +46,21 @@ from mace_core.errors import MaceError
 KINDS = ("concat", "adaptive", "transform")
 
 
+CONCAT_BN = ("necks", "single")
+
+
 class ConcatFusion(nn.Module):
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, bn: str = "necks"):
         super().__init__()
+        if bn not in CONCAT_BN:
+            raise MaceError(f"model.concat_bn {bn!r} is not known", f"use one of {', '.join(CONCAT_BN)}")
         self.out_dim = 2 * dim
+        self.bn = nn.BatchNorm1d(2 * dim, affine=False) if bn == "single" else None
 
     def forward(self, spec, shared, spec_bn, shared_bn):
-        return torch.cat([spec, shared], dim=1), torch.cat([spec_bn, shared_bn], dim=1), None
+        pre = torch.cat([spec, shared], dim=1)
+        post = self.bn(pre) if self.bn is not None else torch.cat([spec_bn, shared_bn], dim=1)
+        return pre, post, None
 
 
 class AdaptiveFusion(nn.Module):
@@ -92,9 +110,11 @@ class TransformFusion(nn.Module):
         return pre, self.bn(pre), None
 
 
-def make_fusion(kind: str, dim: int) -> nn.Module:
+def make_fusion(kind: str, dim: int, concat_bn: str = "necks") -> nn.Module:
     if kind == "concat":
-        return ConcatFusion(dim)
+        return ConcatFusion(dim, concat_bn)
+    if concat_bn not in CONCAT_BN:
+        raise MaceError(f"model.concat_bn {concat_bn!r} is not known", f"use one of {', '.join(CONCAT_BN)}")
     if kind == "adaptive":
         return AdaptiveFusion(dim)
     if kind == "transform":

@@ -5,7 +5,7 @@
 * :class:`GeM` — generalised-mean pooling with a learnable exponent ``p``. timm 1.0 ships no GeM layer
   (its ``SelectAdaptivePool2d`` offers avg/max/avgmax/catavgmax only), so it is written here; it
   computes in float32 because ``x**p`` overflows half precision.
-* :class:`BNNeck` — BatchNorm1d whose bias is frozen at zero (the re-ID reference "BNNeck").
+* :class:`BNNeck` — BatchNorm1d whose bias is frozen at zero (the AGW reference code's "BNNeck").
 * classifiers W_V, W_I, W_S are bias-free linear layers (``make_classifier``).
 """
 from __future__ import annotations
@@ -56,7 +56,7 @@ def make_pool(kind: str, gem_p: float = 3.0) -> nn.Module:
 
 
 class BNNeck(nn.BatchNorm1d):
-    """BatchNorm1d with the shift frozen at zero, so the neck only re-scales (reference BNNeck)."""
+    """BatchNorm1d with the shift frozen at zero, so the neck only re-scales (AGW's BNNeck)."""
 
     def __init__(self, dim: int):
         super().__init__(dim)
@@ -64,7 +64,7 @@ class BNNeck(nn.BatchNorm1d):
 
 
 def make_classifier(dim: int, num_classes: int) -> nn.Linear:
-    """Bias-free identity classifier, small normal init (as the re-ID reference)."""
+    """Bias-free identity classifier, small normal init (as the AGW reference code)."""
     fc = nn.Linear(dim, num_classes, bias=False)
     nn.init.normal_(fc.weight, std=0.001)
     return fc

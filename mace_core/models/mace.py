@@ -9,14 +9,17 @@ Layout::
 * The modality-specific part is the backbone stem plus the first ``specific_stages`` stages, deep
   copied per modality after the pretrained weights are loaded (both start from the same weights).
 * During training the two modalities pass the shared trunk as one joint batch of 2B images (RGB rows
-  first), so shared BatchNorm statistics mix modalities as in the reference two-stream code.
+  first), so shared BatchNorm statistics mix modalities as in the AGW two-stream reference code.
 * phi_S, its BN neck and W_S are single modules applied to both modalities (tied weights).
 * Ensemble prediction (eqs 5–6): ``p_V + p_VS`` for RGB, ``p_I + p_IS`` for IR.
 * ``triplet_feat`` is the fused embedding *before* BN (see :mod:`mace_core.models.fusion`); for the
   baseline ``concat`` fusion this is ``[f_spec, f_shared]``, the pre-BN pooled feature.
 * Retrieval feature (``cfg.retrieval_feature``): ``fused`` = fused embedding after BN (default),
   ``pool`` = fused embedding before BN, ``shared`` = the shared branch after its BN neck; L2-normalised
-  when ``cfg.normalize_feature``.
+  when ``cfg.normalize_feature``. Dimensions with ``concat`` fusion: ``fused``/``pool`` 2D (4096 for
+  ResNet-50: specific and shared halves), ``shared`` D (2048, the size of the pooled embedding of thesis
+  §2.4.1). How the concatenation is batch-normalised is ``cfg.concat_bn`` (see
+  :mod:`mace_core.models.fusion`).
 """
 from __future__ import annotations
 
@@ -92,6 +95,7 @@ class MaceNet(nn.Module):
         self.num_classes = num_classes
         parts = build_backbone(cfg.backbone, cfg.pretrained, cfg.backbone_kwargs, cfg.last_stride1)
         self.family = parts.family
+        self.pretrained_weights = parts.weights   # resolved tag / file hash / "none" (recorded by the trainer)
         n_specific = cfg.specific_stages
         if n_specific >= len(parts.stages):
             raise MaceError(f"model.specific_stages={n_specific} leaves no shared stage in {cfg.backbone}",
@@ -116,7 +120,7 @@ class MaceNet(nn.Module):
         self.cls_v = make_classifier(dim, num_classes)
         self.cls_i = make_classifier(dim, num_classes)
         self.cls_s = make_classifier(dim, num_classes)
-        self.fusion = make_fusion(cfg.fusion, dim)
+        self.fusion = make_fusion(cfg.fusion, dim, cfg.concat_bn)
         self.embed_dim = dim
         self.feature_dim = dim if cfg.retrieval_feature == "shared" else self.fusion.out_dim
 

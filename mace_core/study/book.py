@@ -67,6 +67,16 @@ def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _weights_cell(weights: Any) -> str:
+    """The starting weights as results.json records them, short: a timm tag, ``file NAME sha256:0123456789ab…``
+    (12 hex digits), ``none``; ``n/a`` for runs recorded before the field existed."""
+    if not weights:
+        return "n/a"
+    text = str(weights)
+    head, sep, digest = text.partition(" sha256:")
+    return f"{head}{sep}{digest[:12]}…" if sep and len(digest) > 12 else text
+
+
 def write_runs_table(book_dir: str | Path, run_dirs: Iterable[Path]) -> Path:
     """``generated/runs.md``: one row per run (hashes, code version, versions, hardware, timings),
     included by the reproducibility page."""
@@ -75,6 +85,7 @@ def write_runs_table(book_dir: str | Path, run_dirs: Iterable[Path]) -> Path:
         if not registry.is_complete(run_dir):
             continue
         rec = registry.read_json(run_dir / registry.RECORD) if (run_dir / registry.RECORD).is_file() else {}
+        results = registry.read_json(run_dir / registry.RESULTS)
         env = registry.read_json(run_dir / "env.json") if (run_dir / "env.json").is_file() else {}
         hw = env.get("hardware", {})
         device = env.get("device") or ("cuda" if hw.get("cuda_available") else "cpu")
@@ -87,16 +98,18 @@ def write_runs_table(book_dir: str | Path, run_dirs: Iterable[Path]) -> Path:
         commits.add(commit or "n/a")
         # few, short columns: the table must fit the page (profile, code version and commit are said above it)
         devices.add(f"{device}{' / ' + gpus if gpus else ''}, {hw.get('torch_threads', '?')} thread(s)")
-        rows.append([", ".join(rec.get("used_by", [])), str(rec.get("seed", "n/a")), f"`{run_dir.name}`",
+        rows.append([", ".join(rec.get("used_by", [])), str(rec.get("seed", "n/a")),
+                     _weights_cell(results.get("pretrained_weights")), f"`{run_dir.name}`",
                      f"{secs:.0f}" if isinstance(secs, (int, float)) else "n/a",
                      str(rec.get("trained_at", "n/a")).replace("T", " ")])
         for name, version in (env.get("packages") or {}).items():
             packages.setdefault(name, set()).add(str(version))
-    head = ["used by (experiment/variant)", "seed", "run key", "train (s)", "trained at"]
+    head = ["used by (experiment/variant)", "seed", "weights", "run key", "train (s)", "trained at"]
     lines = [f"Profile: {', '.join(sorted(profiles))}; code version: "
              f"{', '.join(f'`{c}`' for c in sorted(codes))}; git commit: {', '.join(sorted(commits))}; "
              f"device: {'; '.join(sorted(devices))}. "
-             "A run key hashes the training config (the params hash) and the code version.", "",
+             "A run key hashes the training config (the params hash) and the code version; *weights* names "
+             "the ImageNet weights a run started from (timm tag, a local file's sha256, or none: random init).", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     if not rows:
