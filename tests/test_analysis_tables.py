@@ -64,7 +64,7 @@ def test_comparison_table_has_one_row_per_variant_and_side_by_side_groups():
     assert list(df[("variant", "")]) == ["baseline", "cam", "sam"]           # one row per variant
     assert list(df[("n", "")]) == ["3", "3", "3"]
     groups = list(dict.fromkeys(df.columns.get_level_values(0)))
-    assert groups == ["variant", "n", "Rank-1", "mAP", "Δ Rank-1", "verdict"]
+    assert groups == ["variant", "n", "Rank-1", "mAP", "Δ Rank-1", "verdict", "p (Holm)"]
     assert [sub for g, sub in df.columns if g == "Rank-1"] == ["ours", "thesis"]
     cam = df.iloc[1]
     assert cam[("Rank-1", "ours")] == "44.0 ± 4.0"          # seeds 40, 44, 48
@@ -72,6 +72,10 @@ def test_comparison_table_has_one_row_per_variant_and_side_by_side_groups():
     assert cam[("Δ Rank-1", "ours")] == "+10.0 ± 2.5"       # paired: 10, 11, 9
     assert cam[("Δ Rank-1", "thesis")] == "-3.3" and cam[("verdict", "")] == "higher"
     assert df.iloc[2][("verdict", "")] == "not distinguishable"
+    # paired t-tests (scipy ttest_rel): cam p = 0.003317, sam p = 0.6220; Holm over k = 2:
+    # cam 2 × 0.003317 = 0.006634, sam max(0.006634, 1 × 0.6220) = 0.6220
+    assert cam[("p (Holm)", "")] == "0.007" and df.iloc[2][("p (Holm)", "")] == "0.622"
+    assert df.iloc[0][("p (Holm)", "")] == ""
     assert df.iloc[0][("Δ Rank-1", "ours")] == "baseline"
     # source, selection rule and n are said once, in the caption, not in any cell
     cap = df.attrs["caption"]

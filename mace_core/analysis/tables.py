@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mace_core.analysis import findings as fd, thesis_numbers as tn
+from mace_core.analysis import findings as fd, thesis_claims as tc, thesis_numbers as tn
 from mace_core.errors import MaceError
 
 METRICS = ("R1", "R5", "R10", "R20", "mAP", "mINP")
@@ -299,14 +299,12 @@ def _entries(experiment: str, rows: Sequence[Row], metric: str = "R1") -> list[f
     base = _baseline_row(rows)
     base_sum = base.ours(metric) if base else None
     thesis_base = _thesis_value(_spec(experiment).thesis.get(_spec(experiment).baseline_key), metric)
-    out = []
-    for row in rows:
-        ours = row.ours(metric)
-        if ours is None:
-            continue
-        diff = None if row.is_baseline or base_sum is None else fd.difference(ours, base_sum)
-        out.append(fd.Entry(row.label, ours, diff, _thesis_value(row.thesis, metric), thesis_base))
-    return out
+    kept = [(row, ours) for row in rows if (ours := row.ours(metric)) is not None]
+    # the chapter's comparisons to its baseline form one family: Holm-adjusted verdicts
+    diffs = fd.holm([None if row.is_baseline or base_sum is None else fd.difference(ours, base_sum)
+                     for row, ours in kept])
+    return [fd.Entry(row.label, ours, diff, _thesis_value(row.thesis, metric), thesis_base)
+            for (row, ours), diff in zip(kept, diffs)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -335,10 +333,12 @@ def comparison_table(experiment: str, runs: Sequence[Any]) -> pd.DataFrame:
             cells[("Δ Rank-1", "thesis")] = "" if baseline else (MISSING if td is None else f"{td:+.1f}")
             cells[("verdict", "")] = "" if baseline or entry is None else _VERDICT_CELL.get(entry.diff.verdict,
                                                                                            entry.diff.verdict)
+            cells[("p (Holm)", "")] = "" if baseline or entry is None or entry.diff.p is None else fd.fmt_p(entry.diff.p)
         out.append(cells)
     if all(len(row.runs) == 1 for row in rows):   # no verdict anywhere: the caption says why, once
         for cells in out:
             cells.pop(("verdict", ""), None)
+            cells.pop(("p (Holm)", ""), None)
     flat = [r for row in rows for r in row.runs]
     return _frame(out, _caption(spec.title, flat, [len(r.runs) for r in rows], rule=_baseline_row(rows) is not None))
 
@@ -423,8 +423,10 @@ def experiment_finding(experiment: str, runs: Sequence[Any]) -> str:
                 f"data (n = {e.ours.n}); the thesis's replication reached {tn.TABLE3['R1']:.1f} % on real "
                 f"SYSU-MM01, a different data set, so only the later comparisons carry over.")
     if _baseline_row(rows) is None:
-        return "The baseline variant has no completed run, so no variant can be compared with it."
-    return fd.finding(entries, baseline="the baseline" if experiment != "05_data_efficiency" else "all identities")
+        text = "The baseline variant has no completed run, so no variant can be compared with it."
+    else:
+        text = fd.finding(entries, baseline="the baseline" if experiment != "05_data_efficiency" else "all identities")
+    return text + claims_block(claim_results(experiment, runs))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -526,8 +528,9 @@ def multi_query_table(evals: Iterable[Mapping[str, Any]], runs: Sequence[Any] | 
 
 
 def multi_query_finding(evals: Iterable[Mapping[str, Any]], metric: str = "R1") -> str:
-    """Best (n, fusion) against the single query (n = 1), paired by seed."""
-    groups = _mq_groups(list(evals))
+    """Best (n, fusion) against the single query (n = 1), paired by seed; then the thesis's claims."""
+    evals = list(evals)
+    groups = _mq_groups(evals)
     singles = [k for k in groups if k[0] == 1]
     if not singles:
         return "No single-query (n = 1) evaluation: the pools cannot be compared with a single query."
@@ -540,7 +543,8 @@ def multi_query_finding(evals: Iterable[Mapping[str, Any]], metric: str = "R1") 
             summaries[label] = over_seeds(by_seed, metric)
             thesis[label] = _mq_thesis(n, fusion, metric)
     entries = fd.entries_from(summaries, base_label, thesis)
-    return fd.finding(entries, measure=f"IR→RGB {HEADERS[metric]}", baseline="the single query")
+    text = fd.finding(entries, measure=f"IR→RGB {HEADERS[metric]}", baseline="the single query")
+    return text + (claims_block(claim_results("04_multi_query", [], evals)) if metric == "R1" else "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -640,7 +644,9 @@ def occlusion_table(runs: Sequence[Any], evals: Iterable[Mapping[str, Any]]) -> 
 
 def occlusion_finding(runs: Sequence[Any], evals: Iterable[Mapping[str, Any]]) -> str:
     """Does test-time occlusion lower the baseline's Rank-1, and does occlusion-augmented training
-    recover part of the drop on its own occlusion type (paired by seed)?"""
+    recover part of the drop on its own occlusion type (paired by seed)? The drops and gains reported
+    form one family (Holm-adjusted); then every thesis claim of the chapter, costs included."""
+    evals = list(evals)
     groups, conds = _occ_groups(runs, evals)
     base = [m for m, members in groups.items() if _occ_training(members[0]) == "baseline"]
     if not base:
@@ -649,36 +655,152 @@ def occlusion_finding(runs: Sequence[Any], evals: Iterable[Mapping[str, Any]]) -
     drops = {occ: _drop(clean, by_seed, "R1") for occ, by_seed in conds[base[0]].items() if occ is not None}
     if not drops:
         return "No occluded evaluation of the baseline is stored yet."
-    worst = max(drops, key=lambda k: drops[k].mean)
-    lowered = sum(d.mean > 0 for d in drops.values())
-    beyond = sum(d.verdict == fd.HIGHER for d in drops.values())
-    judged = all(d.verdict != fd.NO_ESTIMATE for d in drops.values())
-    thesis = tn.TABLE9.get(("baseline", worst), {}).get("R1_drop")
-    text = (f"Test-time occlusion lowers the baseline's IR→RGB Rank-1 for {lowered} of {len(drops)} occlusion types"
-            + (f", beyond the seed noise for {beyond}" if judged else "")
-            + f"; the largest drop is **{worst}**, {drops[worst].mean:.1f} pp ({fd.noise_clause(drops[worst])})")
-    if thesis is not None:
-        agree = "agrees" if drops[worst].mean > 0 else "is the opposite of the thesis's"
-        text += f"; the thesis lost {thesis:.1f} pp there, so the direction {agree}."
-    else:
-        text += "."
+    gains = {}
     for model, members in groups.items():
         types = _occ_training(members[0]).split("+")
         if model == base[0] or types == ["baseline"]:
             continue
         for occ in types:
             if occ in conds[model] and occ in conds[base[0]]:
-                gain = fd.difference(over_seeds(conds[model][occ], "R1"), over_seeds(conds[base[0]][occ], "R1"))
-                ref = tn.TABLE9.get(("occlusion-trained", occ))
-                tgain = None if ref is None else ref["occ_R1"] - tn.TABLE9[("baseline", occ)]["occ_R1"]
-                text += (f" Trained with {occ}, **{model}** scores {gain.mean:+.1f} pp against the baseline on "
-                         f"{occ}-occluded queries ({fd.noise_clause(gain)})")
-                if tgain is not None:
-                    agree = "agrees" if (gain.mean > 0) == (tgain > 0) else "is the opposite of the thesis's"
-                    text += f"; the thesis gained {tgain:+.1f} pp, so the direction {agree}."
-                else:
-                    text += "."
-    return text
+                gains[(model, occ)] = fd.difference(over_seeds(conds[model][occ], "R1"),
+                                                    over_seeds(conds[base[0]][occ], "R1"))
+    adjusted = fd.holm(list(drops.values()) + list(gains.values()))
+    drops = dict(zip(drops, adjusted[:len(drops)]))
+    gains = dict(zip(gains, adjusted[len(drops):]))
+    worst = max(drops, key=lambda k: drops[k].mean)
+    lowered = sum(d.mean > 0 for d in drops.values())
+    beyond = sum(d.verdict == fd.HIGHER for d in drops.values())
+    judged = all(d.verdict != fd.NO_ESTIMATE for d in drops.values())
+    thesis = tn.TABLE9.get(("baseline", worst), {}).get("R1_drop")
+    picked = f"selected after the fact as the largest of {len(drops)}; " if len(drops) > 1 else ""
+    text = (f"Test-time occlusion lowers the baseline's IR→RGB Rank-1 for {lowered} of {len(drops)} occlusion types"
+            + (f", beyond the seed noise for {beyond}" if judged else "")
+            + f"; the largest drop is **{worst}**, {drops[worst].mean:.1f} pp ({picked}{fd.noise_clause(drops[worst])})")
+    if thesis is not None:
+        agree = "agrees" if drops[worst].mean > 0 else "is the opposite of the thesis's"
+        text += f"; the thesis lost {thesis:.1f} pp there, so the direction {agree}."
+    else:
+        text += "."
+    for (model, occ), gain in gains.items():
+        ref = tn.TABLE9.get(("occlusion-trained", occ))
+        tgain = None if ref is None else ref["occ_R1"] - tn.TABLE9[("baseline", occ)]["occ_R1"]
+        text += (f" Trained with {occ}, **{model}** scores {gain.mean:+.1f} pp against the baseline on "
+                 f"{occ}-occluded queries ({fd.noise_clause(gain)})")
+        if tgain is not None:
+            agree = "agrees" if (gain.mean > 0) == (tgain > 0) else "is the opposite of the thesis's"
+            text += f"; the thesis gained {tgain:+.1f} pp, so the direction {agree}."
+        else:
+            text += "."
+    text += " " + fd.power_sentence(adjusted, "a drop or gain")
+    return text + claims_block(claim_results("06_occlusion", runs, evals))
+
+
+# ---------------------------------------------------------------------------------------------
+# The thesis's claims (mace_core.analysis.thesis_claims), each tested on our numbers
+
+def condition_values(experiment: str, runs: Sequence[Any], evals: Iterable[Mapping[str, Any]] | None = None,
+                     metric: str = "R1") -> dict[Any, dict[int, float]]:
+    """``condition key -> {seed: value}`` in the key space of :mod:`thesis_claims` (first variant per key)."""
+    out: dict[Any, dict[int, float]] = {}
+
+    def put(key: Any, by_seed: Mapping[int, Mapping[str, Any]]) -> None:
+        s = over_seeds(by_seed, metric)
+        if s is not None and key not in out:
+            out[key] = dict(s.values)
+
+    if experiment == "04_multi_query":
+        for (n, fusion), by_seed in sorted(_mq_groups(list(evals or [])).items()):
+            put((1, None) if n == 1 else (n, fusion), by_seed)
+            put((n, fusion), by_seed)
+    elif experiment == "06_occlusion":
+        groups, conds = _occ_groups(runs, list(evals or []))
+        for model, members in groups.items():
+            for occ, by_seed in conds[model].items():
+                put((_occ_training(members[0]), occ), by_seed)
+    elif experiment in SPECS:
+        spec = _spec(experiment)
+        for members in group_runs(runs).values():
+            put(spec.key(members[0]), _seed_results(members))
+    return out
+
+
+def contrast(values: Mapping[Any, Mapping[int, float]], weights: Mapping[Any, float]) -> fd.Difference | None:
+    """Σ weight · value per seed. A plain difference (+1, −1) follows :func:`findings.difference` (paired,
+    Welch when the seeds differ); a longer contrast uses the seeds common to all its terms. None when
+    a term was not run."""
+    if any(key not in values for key in weights):
+        return None
+    keys = list(weights)
+    if len(keys) == 2 and sorted(weights.values()) == [-1.0, 1.0]:
+        pos, neg = (keys if weights[keys[0]] > 0 else keys[::-1])
+        return fd.difference(values[pos], values[neg])
+    common = set.intersection(*(set(values[k]) for k in keys))
+    if not common:
+        means = {k: float(np.mean(list(values[k].values()))) for k in keys}
+        return fd.Difference(sum(w * means[k] for k, w in weights.items()), None, 1, "none")
+    return fd.paired_contrast({s: sum(w * values[k][s] for k, w in weights.items()) for s in sorted(common)})
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """One thesis claim tested on our numbers (``diff`` Holm-adjusted within the chapter's claims)."""
+
+    claim: tc.Claim
+    diff: fd.Difference | None
+    thesis: float | None
+
+    @property
+    def verdict(self) -> str:
+        if not self.claim.contrast:
+            return fd.NOT_TESTABLE
+        return fd.claim_verdict(self.claim.direction, self.diff)
+
+
+def claim_results(experiment: str, runs: Sequence[Any], evals: Iterable[Mapping[str, Any]] | None = None) -> list[ClaimResult]:
+    """Every claim of :data:`thesis_claims.CLAIMS` for this experiment, tested on the stored numbers."""
+    claims = tc.claims_for(experiment)
+    if not claims:
+        return []
+    try:
+        values = condition_values(experiment, runs, evals)
+    except MaceError:
+        values = {}
+    diffs = fd.holm([contrast(values, c.contrast) if c.contrast else None for c in claims])
+    return [ClaimResult(c, d, tc.thesis_delta(c)) for c, d in zip(claims, diffs)]
+
+
+def claim_line(result: ClaimResult) -> str:
+    """One verdict line: the claim (§), the contrast, the thesis's Δ, ours and the verdict."""
+    c, d = result.claim, result.diff
+    head = f"§{c.section}: {c.statement}"
+    if not c.contrast:
+        return f"{head} — *{fd.NOT_TESTABLE}*: {c.untestable}."
+    thesis = "" if result.thesis is None else f"thesis {result.thesis:+.1f} pp, "
+    if d is None:
+        return f"{head} — {c.test}: {thesis}ours *{fd.NOT_RUN}* (a condition it needs has no stored result)."
+    ours = f"ours {fd.fmt_difference(d)} pp"
+    if d.p is not None:
+        ours += f" ({fd.p_text(d.p, 'Holm p' if d.family > 1 else 'p')})"
+    verdict = result.verdict
+    tail = ""
+    if verdict == fd.NOT_DISTINGUISHABLE:
+        mdd = d.mdd()
+        bound = "" if mdd is None else f", detectable at 80 % power from about {mdd:.1f} pp"
+        tail = (f": consistent with the claim only as far as the noise allows{bound}" if c.direction == tc.SAME
+                else f": smaller than the noise{bound}, or absent")
+    elif verdict == fd.NO_ESTIMATE:
+        tail = ": n = 1, no training-variance estimate"
+    return f"{head} — {c.test}: {thesis}{ours}: **{verdict}**{tail}."
+
+
+def claims_block(results: Sequence[ClaimResult]) -> str:
+    """The finding's second part: one verdict line per thesis claim of the chapter (markdown list)."""
+    if not results:
+        return ""
+    k = sum(1 for r in results if r.diff is not None and r.diff.p_value is not None)
+    intro = ("\n\n**The thesis's claims for this chapter**, each tested in the thesis's direction"
+             + (f" (Holm–Bonferroni over the {k} tested claims)" if k > 1 else "") + ":\n\n")
+    return intro + "\n".join(f"- {claim_line(r)}" for r in results)
 
 
 # ---------------------------------------------------------------------------------------------
