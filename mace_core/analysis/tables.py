@@ -413,20 +413,23 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def experiment_finding(experiment: str, runs: Sequence[Any]) -> str:
-    """The chapter's computed finding on IR→RGB Rank-1 (markdown)."""
+def experiment_finding(experiment: str, runs: Sequence[Any], with_claims: bool = True) -> str:
+    """The chapter's computed finding on IR→RGB Rank-1 (markdown): the best variant against the baseline
+    (Holm-adjusted over the chapter's comparisons), the detectable difference, then (``with_claims``)
+    one verdict line per thesis claim of the chapter."""
     rows = experiment_rows(experiment, runs)
     entries = _entries(experiment, rows)
     if experiment == "00_baseline":
         e = entries[0]
         return (f"The baseline reaches IR→RGB Rank-1 {fd.fmt_value(e.ours)} % on {data_source(rows[0].runs[0])} "
                 f"data (n = {e.ours.n}); the thesis's replication reached {tn.TABLE3['R1']:.1f} % on real "
-                f"SYSU-MM01, a different data set, so only the later comparisons carry over.")
+                f"SYSU-MM01, a different data set, so only the later comparisons carry over."
+                + (claims_block(claim_results(experiment, runs)) if with_claims else ""))
     if _baseline_row(rows) is None:
         text = "The baseline variant has no completed run, so no variant can be compared with it."
     else:
         text = fd.finding(entries, baseline="the baseline" if experiment != "05_data_efficiency" else "all identities")
-    return text + claims_block(claim_results(experiment, runs))
+    return text + (claims_block(claim_results(experiment, runs)) if with_claims else "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -527,7 +530,7 @@ def multi_query_table(evals: Iterable[Mapping[str, Any]], runs: Sequence[Any] | 
     return _frame(out, _caption(title, runs, sorted(sizes - {0}) or [1], rule=False))
 
 
-def multi_query_finding(evals: Iterable[Mapping[str, Any]], metric: str = "R1") -> str:
+def multi_query_finding(evals: Iterable[Mapping[str, Any]], metric: str = "R1", with_claims: bool = True) -> str:
     """Best (n, fusion) against the single query (n = 1), paired by seed; then the thesis's claims."""
     evals = list(evals)
     groups = _mq_groups(evals)
@@ -544,7 +547,7 @@ def multi_query_finding(evals: Iterable[Mapping[str, Any]], metric: str = "R1") 
             thesis[label] = _mq_thesis(n, fusion, metric)
     entries = fd.entries_from(summaries, base_label, thesis)
     text = fd.finding(entries, measure=f"IR→RGB {HEADERS[metric]}", baseline="the single query")
-    return text + (claims_block(claim_results("04_multi_query", [], evals)) if metric == "R1" else "")
+    return text + (claims_block(claim_results("04_multi_query", [], evals)) if metric == "R1" and with_claims else "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -618,35 +621,41 @@ def _fmt_drop(diff: fd.Difference | None) -> str:
 def occlusion_table(runs: Sequence[Any], evals: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Table 9: one row per model × condition (clean, then each occlusion type): Rank-1, and the drops
     in Rank-1 and mAP from clean (paired by seed), ours · thesis."""
+    evals = list(evals)
     groups, conds = _occ_groups(runs, evals)
+    # every drop of one metric in the table is one family: Holm-adjusted "n.d." marks
+    drops = {}
+    for metric in ("R1", "mAP"):
+        keys = [(model, occ) for model in groups for occ in conds[model] if occ is not None]
+        adjusted = fd.holm([_drop(conds[m][None], conds[m][o], metric) for m, o in keys])
+        drops.update({(metric, m, o): d for (m, o), d in zip(keys, adjusted)})
     out, sizes = [], []
     for model, members in groups.items():
-        clean = conds[model][None]
         for occ, by_seed in sorted(conds[model].items(), key=lambda kv: (kv[0] is not None, kv[0] or "")):
             ref = _occ_thesis(members[0], occ) or {}
             s = over_seeds(by_seed, "R1")
             sizes.append(s.n if s else 1)
             out.append({("model", ""): model, ("queries", ""): occ or "clean", ("n", ""): str(len(by_seed)),
                         ("Rank-1", "ours"): fd.fmt_value(s), ("Rank-1", "thesis"): _fmt(ref.get("occ_R1")),
-                        ("Rank-1 drop", "ours"): "" if occ is None else _fmt_drop(_drop(clean, by_seed, "R1")),
+                        ("Rank-1 drop", "ours"): "" if occ is None else _fmt_drop(drops[("R1", model, occ)]),
                         ("Rank-1 drop", "thesis"): "" if occ is None else _fmt(ref.get("R1_drop")),
-                        ("mAP drop", "ours"): "" if occ is None else _fmt_drop(_drop(clean, by_seed, "mAP")),
+                        ("mAP drop", "ours"): "" if occ is None else _fmt_drop(drops[("mAP", model, occ)]),
                         ("mAP drop", "thesis"): "" if occ is None else _fmt(ref.get("mAP_drop"))})
     if not any(k is not None for c in conds.values() for k in c):
         raise MaceError("no occluded evaluations to tabulate", "evaluate with occlusion=<type> first")
     flat = [r for m in groups.values() for r in m]
     extra = ("Drops (pp, clean − occluded) are paired by seed, ± the half-width of their 95 % t-interval; "
-             "n.d.: not distinguishable from 0. occlusion_* models were trained with that occlusion "
+             "n.d.: not distinguishable from 0 (Holm–Bonferroni over the table's drops of that metric). "
+             "occlusion_* models were trained with that occlusion "
              "(p = 0.5); the thesis's baseline clean Rank-1 is Table 9's 44.65.")
     return _frame(out, _caption("Table 9 — occlusion robustness (IR queries occluded at test time)", flat, sizes,
                                 rule=False, extra=extra))
 
 
-def occlusion_finding(runs: Sequence[Any], evals: Iterable[Mapping[str, Any]]) -> str:
-    """Does test-time occlusion lower the baseline's Rank-1, and does occlusion-augmented training
-    recover part of the drop on its own occlusion type (paired by seed)? The drops and gains reported
-    form one family (Holm-adjusted); then every thesis claim of the chapter, costs included."""
-    evals = list(evals)
+def _occlusion_comparisons(runs: Sequence[Any], evals: Sequence[Mapping[str, Any]]):
+    """``(drops, gains)``: the baseline's Rank-1 drop per occlusion type (clean − occluded) and each
+    occlusion-trained model's gain over the baseline on its own type, Holm-adjusted together; or a
+    sentence saying why there is nothing to compare."""
     groups, conds = _occ_groups(runs, evals)
     base = [m for m, members in groups.items() if _occ_training(members[0]) == "baseline"]
     if not base:
@@ -665,8 +674,19 @@ def occlusion_finding(runs: Sequence[Any], evals: Iterable[Mapping[str, Any]]) -
                 gains[(model, occ)] = fd.difference(over_seeds(conds[model][occ], "R1"),
                                                     over_seeds(conds[base[0]][occ], "R1"))
     adjusted = fd.holm(list(drops.values()) + list(gains.values()))
-    drops = dict(zip(drops, adjusted[:len(drops)]))
-    gains = dict(zip(gains, adjusted[len(drops):]))
+    return dict(zip(drops, adjusted[:len(drops)])), dict(zip(gains, adjusted[len(drops):]))
+
+
+def occlusion_finding(runs: Sequence[Any], evals: Iterable[Mapping[str, Any]], with_claims: bool = True) -> str:
+    """Does test-time occlusion lower the baseline's Rank-1, and does occlusion-augmented training
+    recover part of the drop on its own occlusion type (paired by seed)? The drops and gains reported
+    form one family (Holm-adjusted); then every thesis claim of the chapter, costs included."""
+    evals = list(evals)
+    claims = claims_block(claim_results("06_occlusion", runs, evals)) if with_claims else ""
+    found = _occlusion_comparisons(runs, evals)
+    if isinstance(found, str):
+        return found + claims
+    drops, gains = found
     worst = max(drops, key=lambda k: drops[k].mean)
     lowered = sum(d.mean > 0 for d in drops.values())
     beyond = sum(d.verdict == fd.HIGHER for d in drops.values())
@@ -691,8 +711,8 @@ def occlusion_finding(runs: Sequence[Any], evals: Iterable[Mapping[str, Any]]) -
             text += f"; the thesis gained {tgain:+.1f} pp, so the direction {agree}."
         else:
             text += "."
-    text += " " + fd.power_sentence(adjusted, "a drop or gain")
-    return text + claims_block(claim_results("06_occlusion", runs, evals))
+    text += " " + fd.power_sentence(list(drops.values()) + list(gains.values()), "a drop or gain")
+    return text + claims
 
 
 # ---------------------------------------------------------------------------------------------
@@ -838,7 +858,7 @@ def show_finding(text: str):
 
 @dataclass(frozen=True)
 class Headline:
-    """One experiment's headline comparison, as display strings."""
+    """One experiment's headline comparison, as display strings, and its tested thesis claims."""
 
     measure: str
     ours: str
@@ -848,6 +868,8 @@ class Headline:
     noise: str = MISSING            # "exceeds" | "not distinguishable" | "n = 1"
     direction: str = MISSING        # "agrees" | "opposite" | "—"
     finding: str = ""
+    mdd: str = MISSING              # the Δ detectable with 80 % power at α = 0.05 (pp)
+    claims: tuple[ClaimResult, ...] = ()
 
 
 _NOISE = {fd.HIGHER: "exceeds", fd.LOWER: "exceeds", fd.NOT_DISTINGUISHABLE: "not distinguishable",
@@ -860,22 +882,32 @@ def _direction(ours: float | None, thesis: float | None) -> str:
     return "agrees" if (ours > 0) == (thesis > 0) else "opposite"
 
 
-def _headline_of(entries: Sequence[fd.Entry], measure: str, baseline: str, finding: str) -> Headline:
+def _fmt_mdd(diffs: Iterable[fd.Difference | None]) -> str:
+    mdd = fd.family_mdd(diffs)
+    return MISSING if mdd is None else f"{mdd:.1f}"
+
+
+def _headline_of(entries: Sequence[fd.Entry], measure: str, baseline: str, finding: str,
+                 claims: Sequence[ClaimResult] = ()) -> Headline:
     others = [e for e in entries if e.diff is not None]
     if not others:
         e = entries[0]
-        return Headline(e.label, fd.fmt_value(e.ours), _fmt(e.thesis), finding=finding)
+        return Headline(e.label, fd.fmt_value(e.ours), _fmt(e.thesis), finding=finding, claims=tuple(claims))
     best = max(others, key=lambda e: e.diff.mean)
     td = best.thesis_diff
-    return Headline(f"{best.label} vs {baseline}", fd.fmt_value(best.ours), _fmt(best.thesis),
+    picked = f" (best of {len(others)}, picked after the fact)" if len(others) > 1 else ""
+    return Headline(f"{best.label} vs {baseline}{picked}", fd.fmt_value(best.ours), _fmt(best.thesis),
                     fd.fmt_difference(best.diff), MISSING if td is None else f"{td:+.1f}",
-                    _NOISE[best.diff.verdict], _direction(best.diff.mean, td), finding)
+                    _NOISE[best.diff.verdict], _direction(best.diff.mean, td), finding,
+                    _fmt_mdd(e.diff for e in others), tuple(claims))
 
 
 def headline(experiment: str, runs: Sequence[Any], evals: Iterable[Mapping[str, Any]] | None = None) -> Headline:
-    """The experiment's headline: the best variant (or pool, or the occlusion drop) beside the thesis."""
+    """The experiment's headline: the best variant (or pool, or the occlusion drop) beside the thesis,
+    its verdict after the chapter's Holm correction, the detectable Δ, and the chapter's claims tested."""
+    evals = list(evals or [])
+    claims = claim_results(experiment, runs, evals)
     if experiment == "04_multi_query":
-        evals = list(evals or [])
         groups = _mq_groups(evals)
         single = next((k for k in groups if k[0] == 1), None)
         if single is None:
@@ -887,21 +919,21 @@ def headline(experiment: str, runs: Sequence[Any], evals: Iterable[Mapping[str, 
                 summaries[f"n = {n}, {fusion}"] = over_seeds(by_seed, "R1")
                 thesis[f"n = {n}, {fusion}"] = _mq_thesis(n, fusion, "R1")
         return _headline_of(fd.entries_from(summaries, "n = 1", thesis), "Rank-1", "n = 1",
-                            multi_query_finding(evals))
+                            multi_query_finding(evals, with_claims=False), claims)
     if experiment == "06_occlusion":
-        evals = list(evals or [])
-        frame = occlusion_frame(runs, evals)
-        base = frame[frame.trained_with == "baseline"]
-        if base.empty:
+        found = _occlusion_comparisons(runs, evals)
+        if isinstance(found, str):
             raise MaceError("no occluded evaluation of the baseline stored", "execute the occlusion summary notebook")
-        worst = base.loc[base.R1_drop.idxmax()]
-        ref = tn.TABLE9.get(("baseline", worst.occlusion), {}).get("R1_drop")
-        drop = fd.Difference(float(worst.R1_drop), worst.R1_drop_hw if pd.notna(worst.R1_drop_hw) else None,
-                             int(worst.n), "paired")
-        return Headline(f"baseline drop, {worst.occlusion}", _fmt_drop(drop).replace(" n.d.", ""),
+        drops, gains = found
+        worst = max(drops, key=lambda k: drops[k].mean)
+        drop = drops[worst]
+        ref = tn.TABLE9.get(("baseline", worst), {}).get("R1_drop")
+        picked = f" (largest of {len(drops)}, picked after the fact)" if len(drops) > 1 else ""
+        return Headline(f"baseline drop, {worst}{picked}", _fmt_drop(drop).replace(" n.d.", ""),
                         _fmt(ref), noise=_NOISE[drop.verdict], direction=_direction(drop.mean, ref),
-                        finding=occlusion_finding(runs, evals))
+                        finding=occlusion_finding(runs, evals, with_claims=False),
+                        mdd=_fmt_mdd(list(drops.values()) + list(gains.values())), claims=tuple(claims))
     rows = experiment_rows(experiment, runs)
-    finding = experiment_finding(experiment, runs)
+    finding = experiment_finding(experiment, runs, with_claims=False)
     base = _baseline_row(rows)
-    return _headline_of(_entries(experiment, rows), "Rank-1", base.label if base else "baseline", finding)
+    return _headline_of(_entries(experiment, rows), "Rank-1", base.label if base else "baseline", finding, claims)
