@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from mace_core.analysis import findings as fd, tables, thesis_numbers as tn
+from mace_core.analysis import findings as fd, tables, thesis_claims as tc, thesis_numbers as tn
 from mace_core.config import RunConfig
 from mace_core.errors import MaceError
 
@@ -102,6 +102,16 @@ def test_finding_follows_the_numbers():
     lose = tables.experiment_finding("02_attention", runs)
     assert "The baseline (baseline) has the highest" in lose and "not distinguishable" in lose
     assert "agrees with the thesis" in lose
+
+
+def test_headline_labels_the_best_of_k_and_states_the_detectable_difference():
+    h = tables.headline("02_attention", _attention_study())
+    assert h.measure == "cam vs baseline (best of 2, picked after the fact)" and h.noise == "exceeds"
+    # per-seed differences: cam 10, 11, 9 (sd 1), sam 1, -2, 4 (sd 3); pooled √((2·1 + 2·9) / 4) = √5
+    # -> 3.26404 · √5 = 7.3 pp
+    assert h.mdd == "7.3"
+    assert [r.claim.id for r in h.claims] == [c.id for c in tc.claims_for("02_attention")]
+    assert "\n- §" not in h.finding                   # the overview lists the claims in their own section
 
 
 def test_baseline_table_is_one_row_per_metric_ours_beside_thesis():
