@@ -238,7 +238,7 @@ def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs
         if claims:
             text += ["", "## The thesis's claims, tested", "",
                      "Every conclusion the thesis draws in its experiment chapters (listed with its section on the "
-                     "[methods page](thesis-claims)), tested on our numbers in the thesis's direction, favourable "
+                     "{ref}`methods page <thesis-claims>`), tested on our numbers in the thesis's direction, favourable "
                      "or not; within a chapter the claims' p-values are Holm-adjusted together.", ""] + claims
     path = book_dir / GENERATED / "overview.md"
     atomic_write_text(path, "\n".join(text) + "\n")
