@@ -136,6 +136,13 @@ def test_minimum_detectable_difference_by_hand():
     assert fd.family_mdd(family) == pytest.approx(3.26404 * math.sqrt(5), rel=1e-4)
     assert fd.family_mdd(family, alpha=0.025) > fd.family_mdd(family)     # the first Holm step is stricter
     assert fd.family_mdd([None, fd.Difference(1.0, None, 1, "none")]) is None
+    # a Welch comparison's spread (pooled group sd) is on another scale: with a paired one present, only
+    # the paired spreads are pooled
+    welch = fd.difference({0: 40, 1: 44}, {0: 30, 1: 33, 2: 39})      # pooled sd √((1·8 + 2·21) / 3) = √(50/3)
+    assert welch.spread == pytest.approx(math.sqrt(50 / 3))
+    assert fd.family_mdd(family + [welch]) == pytest.approx(fd.family_mdd(family))
+    # unpaired 2 + 3 runs: TTestIndPower's d at nobs1 = 2, ratio 1.5 is 3.88509 (noncentral t, df 3)
+    assert fd.family_mdd([welch]) == pytest.approx(3.88509 * math.sqrt(50 / 3), rel=1e-4)
 
 
 def test_finding_states_the_detectable_difference_and_the_selection():

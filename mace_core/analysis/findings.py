@@ -195,9 +195,12 @@ def minimum_detectable(spread: float, n: int, paired: bool = True, n_other: int 
 
 def family_mdd(diffs: Iterable[Difference | None], alpha: float = ALPHA) -> float | None:
     """One detectable Δ for a family of comparisons: the spreads pooled over the comparisons
-    (variances weighted by their degrees of freedom) at the smallest n among them; paired when every
-    comparison is, unpaired otherwise."""
+    (variances weighted by their degrees of freedom) at the smallest n among them. The paired
+    comparisons are pooled when there are any (their spread is that of per-seed differences, a
+    different scale from the unpaired groups' sd); the unpaired ones otherwise."""
     est = [d for d in diffs if d is not None and d.spread is not None]
+    if any(d.method == "paired" for d in est):
+        est = [d for d in est if d.method == "paired"]
     if not est:
         return None
     dfs = [(d.n - 1) if d.method == "paired" else (d.n + (d.n_other or d.n) - 2) for d in est]
@@ -218,8 +221,9 @@ def power_sentence(diffs: Sequence[Difference | None], what: str = "a difference
     if mdd is None:
         return ("With fewer than two training seeds per side there is no spread to say how large a difference "
                 "the study could have detected.")
-    n = min(d.n for d in est)
-    test = "paired t-test" if all(d.method == "paired" for d in est) else "t-test"
+    paired = any(d.method == "paired" for d in est)
+    n = min(d.n for d in est if d.method == "paired" or not paired)
+    test = "paired t-test" if paired else "unpaired t-test"
     text = (f"Power: with n = {n} seeds and the observed seed spread, a {test} at α = 0.05 detects {what} of "
             f"{mdd:.1f} pp with 80 % power")
     k = len(est)
