@@ -34,8 +34,8 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestIndPower, TTestPower
 
-LEVEL = 0.95
-ALPHA = 1 - LEVEL
+ALPHA = 0.05                     # two-sided; the 95 % interval rule is the same test
+LEVEL = 1 - ALPHA
 POWER = 0.8
 HIGHER, LOWER = "higher", "lower"
 NOT_DISTINGUISHABLE = "not distinguishable"
