@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from mace_core.analysis import findings as fd, tables, thesis_numbers as tn
+from mace_core.analysis import findings as fd, tables, thesis_claims as tc, thesis_numbers as tn
 from mace_core.config import RunConfig
 from mace_core.errors import MaceError
 
@@ -64,7 +64,7 @@ def test_comparison_table_has_one_row_per_variant_and_side_by_side_groups():
     assert list(df[("variant", "")]) == ["baseline", "cam", "sam"]           # one row per variant
     assert list(df[("n", "")]) == ["3", "3", "3"]
     groups = list(dict.fromkeys(df.columns.get_level_values(0)))
-    assert groups == ["variant", "n", "Rank-1", "mAP", "Δ Rank-1", "verdict"]
+    assert groups == ["variant", "n", "Rank-1", "mAP", "Δ Rank-1", "verdict", "p (Holm)"]
     assert [sub for g, sub in df.columns if g == "Rank-1"] == ["ours", "thesis"]
     cam = df.iloc[1]
     assert cam[("Rank-1", "ours")] == "44.0 ± 4.0"          # seeds 40, 44, 48
@@ -72,6 +72,10 @@ def test_comparison_table_has_one_row_per_variant_and_side_by_side_groups():
     assert cam[("Δ Rank-1", "ours")] == "+10.0 ± 2.5"       # paired: 10, 11, 9
     assert cam[("Δ Rank-1", "thesis")] == "-3.3" and cam[("verdict", "")] == "higher"
     assert df.iloc[2][("verdict", "")] == "not distinguishable"
+    # paired t-tests (scipy ttest_rel): cam p = 0.003317, sam p = 0.6220; Holm over k = 2:
+    # cam 2 × 0.003317 = 0.006634, sam max(0.006634, 1 × 0.6220) = 0.6220
+    assert cam[("p (Holm)", "")] == "0.007" and df.iloc[2][("p (Holm)", "")] == "0.622"
+    assert df.iloc[0][("p (Holm)", "")] == ""
     assert df.iloc[0][("Δ Rank-1", "ours")] == "baseline"
     # source, selection rule and n are said once, in the caption, not in any cell
     cap = df.attrs["caption"]
@@ -98,6 +102,16 @@ def test_finding_follows_the_numbers():
     lose = tables.experiment_finding("02_attention", runs)
     assert "The baseline (baseline) has the highest" in lose and "not distinguishable" in lose
     assert "agrees with the thesis" in lose
+
+
+def test_headline_labels_the_best_of_k_and_states_the_detectable_difference():
+    h = tables.headline("02_attention", _attention_study())
+    assert h.measure == "cam vs baseline (best of 2, picked after the fact)" and h.noise == "exceeds"
+    # per-seed differences: cam 10, 11, 9 (sd 1), sam 1, -2, 4 (sd 3); pooled √((2·1 + 2·9) / 4) = √5
+    # -> 3.26404 · √5 = 7.3 pp
+    assert h.mdd == "7.3"
+    assert [r.claim.id for r in h.claims] == [c.id for c in tc.claims_for("02_attention")]
+    assert "\n- §" not in h.finding                   # the overview lists the claims in their own section
 
 
 def test_baseline_table_is_one_row_per_metric_ours_beside_thesis():

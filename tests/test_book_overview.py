@@ -53,11 +53,20 @@ def test_overview_has_a_row_per_experiment_with_findings_and_follows_the_intro(t
     assert "[2: attention](../chapters/02_attention.md)" in attention_row
     assert "cam vs baseline" in attention_row and "44.0 ± 4.0" in attention_row and "42.3" in attention_row
     assert "+10.0 ± 2.5" in attention_row and "exceeds" in attention_row and "opposite" in attention_row
+    # detectable Δ: paired differences 10, 11, 9 (sd 1), n = 3 -> 3.26404 · 1 = 3.3 pp at 80 % power
+    assert "| vs seed noise | detectable Δ | direction |" in text
+    assert "| exceeds | 3.3 | opposite |" in attention_row
     multi_row = next(r for r in rows if r.startswith("| 4: multi query"))   # no chapter page: plain title
-    assert "n = 5, avg vs n = 1" in multi_row and f"{tn.TABLE7[(5, 'avg')]['R1']:.1f}" in multi_row
+    assert "n = 5, avg vs n = 1" in multi_row and "picked after the fact" not in multi_row   # k = 1 pool and f"{tn.TABLE7[(5, 'avg')]['R1']:.1f}" in multi_row
     assert "no occluded evaluation" in next(r for r in rows if r.startswith("| 6: occlusion"))
     assert "## Findings" in text and "- [2: attention](../chapters/02_attention.md): Best: **cam**" in text
     assert "n = 3 training seeds" in text
+    # the thesis's claims, per chapter, with their verdicts (cam is +10 where the thesis has it lower)
+    claims = text.split("## The thesis's claims, tested")[1]
+    attention = claims.split("### [2: attention](../chapters/02_attention.md)")[1].split("###")[0]
+    assert "§3.5.4: CAM performs below the baseline" in attention and "**contradicted**" in attention
+    assert "SAM − no attention: thesis -2.1 pp, ours *not run*" in attention
+    assert "### 4: multi query" in claims and "avg n = 5 − single query" in claims
 
     (root / "generated" / "00_baseline").mkdir(parents=True, exist_ok=True)
     (root / "generated" / "00_baseline" / "summary.ipynb").write_text("{}")

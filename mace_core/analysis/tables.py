@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mace_core.analysis import findings as fd, thesis_numbers as tn
+from mace_core.analysis import findings as fd, thesis_claims as tc, thesis_numbers as tn
 from mace_core.errors import MaceError
 
 METRICS = ("R1", "R5", "R10", "R20", "mAP", "mINP")
@@ -299,14 +299,12 @@ def _entries(experiment: str, rows: Sequence[Row], metric: str = "R1") -> list[f
     base = _baseline_row(rows)
     base_sum = base.ours(metric) if base else None
     thesis_base = _thesis_value(_spec(experiment).thesis.get(_spec(experiment).baseline_key), metric)
-    out = []
-    for row in rows:
-        ours = row.ours(metric)
-        if ours is None:
-            continue
-        diff = None if row.is_baseline or base_sum is None else fd.difference(ours, base_sum)
-        out.append(fd.Entry(row.label, ours, diff, _thesis_value(row.thesis, metric), thesis_base))
-    return out
+    kept = [(row, ours) for row in rows if (ours := row.ours(metric)) is not None]
+    # the chapter's comparisons to its baseline form one family: Holm-adjusted verdicts
+    diffs = fd.holm([None if row.is_baseline or base_sum is None else fd.difference(ours, base_sum)
+                     for row, ours in kept])
+    return [fd.Entry(row.label, ours, diff, _thesis_value(row.thesis, metric), thesis_base)
+            for (row, ours), diff in zip(kept, diffs)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -335,10 +333,12 @@ def comparison_table(experiment: str, runs: Sequence[Any]) -> pd.DataFrame:
             cells[("Δ Rank-1", "thesis")] = "" if baseline else (MISSING if td is None else f"{td:+.1f}")
             cells[("verdict", "")] = "" if baseline or entry is None else _VERDICT_CELL.get(entry.diff.verdict,
                                                                                            entry.diff.verdict)
+            cells[("p (Holm)", "")] = "" if baseline or entry is None or entry.diff.p is None else fd.fmt_p(entry.diff.p)
         out.append(cells)
     if all(len(row.runs) == 1 for row in rows):   # no verdict anywhere: the caption says why, once
         for cells in out:
             cells.pop(("verdict", ""), None)
+            cells.pop(("p (Holm)", ""), None)
     flat = [r for row in rows for r in row.runs]
     return _frame(out, _caption(spec.title, flat, [len(r.runs) for r in rows], rule=_baseline_row(rows) is not None))
 
@@ -413,18 +413,23 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def experiment_finding(experiment: str, runs: Sequence[Any]) -> str:
-    """The chapter's computed finding on IR→RGB Rank-1 (markdown)."""
+def experiment_finding(experiment: str, runs: Sequence[Any], with_claims: bool = True) -> str:
+    """The chapter's computed finding on IR→RGB Rank-1 (markdown): the best variant against the baseline
+    (Holm-adjusted over the chapter's comparisons), the detectable difference, then (``with_claims``)
+    one verdict line per thesis claim of the chapter."""
     rows = experiment_rows(experiment, runs)
     entries = _entries(experiment, rows)
     if experiment == "00_baseline":
         e = entries[0]
         return (f"The baseline reaches IR→RGB Rank-1 {fd.fmt_value(e.ours)} % on {data_source(rows[0].runs[0])} "
                 f"data (n = {e.ours.n}); the thesis's replication reached {tn.TABLE3['R1']:.1f} % on real "
-                f"SYSU-MM01, a different data set, so only the later comparisons carry over.")
+                f"SYSU-MM01, a different data set, so only the later comparisons carry over."
+                + (claims_block(claim_results(experiment, runs)) if with_claims else ""))
     if _baseline_row(rows) is None:
-        return "The baseline variant has no completed run, so no variant can be compared with it."
-    return fd.finding(entries, baseline="the baseline" if experiment != "05_data_efficiency" else "all identities")
+        text = "The baseline variant has no completed run, so no variant can be compared with it."
+    else:
+        text = fd.finding(entries, baseline="the baseline" if experiment != "05_data_efficiency" else "all identities")
+    return text + (claims_block(claim_results(experiment, runs)) if with_claims else "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -525,9 +530,10 @@ def multi_query_table(evals: Iterable[Mapping[str, Any]], runs: Sequence[Any] | 
     return _frame(out, _caption(title, runs, sorted(sizes - {0}) or [1], rule=False))
 
 
-def multi_query_finding(evals: Iterable[Mapping[str, Any]], metric: str = "R1") -> str:
-    """Best (n, fusion) against the single query (n = 1), paired by seed."""
-    groups = _mq_groups(list(evals))
+def multi_query_finding(evals: Iterable[Mapping[str, Any]], metric: str = "R1", with_claims: bool = True) -> str:
+    """Best (n, fusion) against the single query (n = 1), paired by seed; then the thesis's claims."""
+    evals = list(evals)
+    groups = _mq_groups(evals)
     singles = [k for k in groups if k[0] == 1]
     if not singles:
         return "No single-query (n = 1) evaluation: the pools cannot be compared with a single query."
@@ -540,7 +546,8 @@ def multi_query_finding(evals: Iterable[Mapping[str, Any]], metric: str = "R1") 
             summaries[label] = over_seeds(by_seed, metric)
             thesis[label] = _mq_thesis(n, fusion, metric)
     entries = fd.entries_from(summaries, base_label, thesis)
-    return fd.finding(entries, measure=f"IR→RGB {HEADERS[metric]}", baseline="the single query")
+    text = fd.finding(entries, measure=f"IR→RGB {HEADERS[metric]}", baseline="the single query")
+    return text + (claims_block(claim_results("04_multi_query", [], evals)) if metric == "R1" and with_claims else "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -614,33 +621,41 @@ def _fmt_drop(diff: fd.Difference | None) -> str:
 def occlusion_table(runs: Sequence[Any], evals: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Table 9: one row per model × condition (clean, then each occlusion type): Rank-1, and the drops
     in Rank-1 and mAP from clean (paired by seed), ours · thesis."""
+    evals = list(evals)
     groups, conds = _occ_groups(runs, evals)
+    # every drop of one metric in the table is one family: Holm-adjusted "n.d." marks
+    drops = {}
+    for metric in ("R1", "mAP"):
+        keys = [(model, occ) for model in groups for occ in conds[model] if occ is not None]
+        adjusted = fd.holm([_drop(conds[m][None], conds[m][o], metric) for m, o in keys])
+        drops.update({(metric, m, o): d for (m, o), d in zip(keys, adjusted)})
     out, sizes = [], []
     for model, members in groups.items():
-        clean = conds[model][None]
         for occ, by_seed in sorted(conds[model].items(), key=lambda kv: (kv[0] is not None, kv[0] or "")):
             ref = _occ_thesis(members[0], occ) or {}
             s = over_seeds(by_seed, "R1")
             sizes.append(s.n if s else 1)
             out.append({("model", ""): model, ("queries", ""): occ or "clean", ("n", ""): str(len(by_seed)),
                         ("Rank-1", "ours"): fd.fmt_value(s), ("Rank-1", "thesis"): _fmt(ref.get("occ_R1")),
-                        ("Rank-1 drop", "ours"): "" if occ is None else _fmt_drop(_drop(clean, by_seed, "R1")),
+                        ("Rank-1 drop", "ours"): "" if occ is None else _fmt_drop(drops[("R1", model, occ)]),
                         ("Rank-1 drop", "thesis"): "" if occ is None else _fmt(ref.get("R1_drop")),
-                        ("mAP drop", "ours"): "" if occ is None else _fmt_drop(_drop(clean, by_seed, "mAP")),
+                        ("mAP drop", "ours"): "" if occ is None else _fmt_drop(drops[("mAP", model, occ)]),
                         ("mAP drop", "thesis"): "" if occ is None else _fmt(ref.get("mAP_drop"))})
     if not any(k is not None for c in conds.values() for k in c):
         raise MaceError("no occluded evaluations to tabulate", "evaluate with occlusion=<type> first")
     flat = [r for m in groups.values() for r in m]
     extra = ("Drops (pp, clean − occluded) are paired by seed, ± the half-width of their 95 % t-interval; "
-             "n.d.: not distinguishable from 0. occlusion_* models were trained with that occlusion "
+             "n.d.: not distinguishable from 0 (Holm–Bonferroni over the table's drops of that metric). "
+             "occlusion_* models were trained with that occlusion "
              "(p = 0.5); the thesis's baseline clean Rank-1 is Table 9's 44.65.")
     return _frame(out, _caption("Table 9 — occlusion robustness (IR queries occluded at test time)", flat, sizes,
                                 rule=False, extra=extra))
 
 
-def occlusion_finding(runs: Sequence[Any], evals: Iterable[Mapping[str, Any]]) -> str:
-    """Does test-time occlusion lower the baseline's Rank-1, and does occlusion-augmented training
-    recover part of the drop on its own occlusion type (paired by seed)?"""
+def _occlusion_comparisons(runs: Sequence[Any], evals: Sequence[Mapping[str, Any]]):
+    """``(drops, gains)``: the baseline's Rank-1 drop per occlusion type (clean − occluded) and each
+    occlusion-trained model's gain over the baseline on its own type, Holm-adjusted together; or a
+    sentence saying why there is nothing to compare."""
     groups, conds = _occ_groups(runs, evals)
     base = [m for m, members in groups.items() if _occ_training(members[0]) == "baseline"]
     if not base:
@@ -649,36 +664,163 @@ def occlusion_finding(runs: Sequence[Any], evals: Iterable[Mapping[str, Any]]) -
     drops = {occ: _drop(clean, by_seed, "R1") for occ, by_seed in conds[base[0]].items() if occ is not None}
     if not drops:
         return "No occluded evaluation of the baseline is stored yet."
-    worst = max(drops, key=lambda k: drops[k].mean)
-    lowered = sum(d.mean > 0 for d in drops.values())
-    beyond = sum(d.verdict == fd.HIGHER for d in drops.values())
-    judged = all(d.verdict != fd.NO_ESTIMATE for d in drops.values())
-    thesis = tn.TABLE9.get(("baseline", worst), {}).get("R1_drop")
-    text = (f"Test-time occlusion lowers the baseline's IR→RGB Rank-1 for {lowered} of {len(drops)} occlusion types"
-            + (f", beyond the seed noise for {beyond}" if judged else "")
-            + f"; the largest drop is **{worst}**, {drops[worst].mean:.1f} pp ({fd.noise_clause(drops[worst])})")
-    if thesis is not None:
-        agree = "agrees" if drops[worst].mean > 0 else "is the opposite of the thesis's"
-        text += f"; the thesis lost {thesis:.1f} pp there, so the direction {agree}."
-    else:
-        text += "."
+    gains = {}
     for model, members in groups.items():
         types = _occ_training(members[0]).split("+")
         if model == base[0] or types == ["baseline"]:
             continue
         for occ in types:
             if occ in conds[model] and occ in conds[base[0]]:
-                gain = fd.difference(over_seeds(conds[model][occ], "R1"), over_seeds(conds[base[0]][occ], "R1"))
-                ref = tn.TABLE9.get(("occlusion-trained", occ))
-                tgain = None if ref is None else ref["occ_R1"] - tn.TABLE9[("baseline", occ)]["occ_R1"]
-                text += (f" Trained with {occ}, **{model}** scores {gain.mean:+.1f} pp against the baseline on "
-                         f"{occ}-occluded queries ({fd.noise_clause(gain)})")
-                if tgain is not None:
-                    agree = "agrees" if (gain.mean > 0) == (tgain > 0) else "is the opposite of the thesis's"
-                    text += f"; the thesis gained {tgain:+.1f} pp, so the direction {agree}."
-                else:
-                    text += "."
-    return text
+                gains[(model, occ)] = fd.difference(over_seeds(conds[model][occ], "R1"),
+                                                    over_seeds(conds[base[0]][occ], "R1"))
+    adjusted = fd.holm(list(drops.values()) + list(gains.values()))
+    return dict(zip(drops, adjusted[:len(drops)])), dict(zip(gains, adjusted[len(drops):]))
+
+
+def occlusion_finding(runs: Sequence[Any], evals: Iterable[Mapping[str, Any]], with_claims: bool = True) -> str:
+    """Does test-time occlusion lower the baseline's Rank-1, and does occlusion-augmented training
+    recover part of the drop on its own occlusion type (paired by seed)? The drops and gains reported
+    form one family (Holm-adjusted); then every thesis claim of the chapter, costs included."""
+    evals = list(evals)
+    claims = claims_block(claim_results("06_occlusion", runs, evals)) if with_claims else ""
+    found = _occlusion_comparisons(runs, evals)
+    if isinstance(found, str):
+        return found + claims
+    drops, gains = found
+    worst = max(drops, key=lambda k: drops[k].mean)
+    lowered = sum(d.mean > 0 for d in drops.values())
+    beyond = sum(d.verdict == fd.HIGHER for d in drops.values())
+    judged = all(d.verdict != fd.NO_ESTIMATE for d in drops.values())
+    thesis = tn.TABLE9.get(("baseline", worst), {}).get("R1_drop")
+    picked = f"selected after the fact as the largest of {len(drops)}; " if len(drops) > 1 else ""
+    text = (f"Test-time occlusion lowers the baseline's IR→RGB Rank-1 for {lowered} of {len(drops)} occlusion types"
+            + (f", beyond the seed noise for {beyond}" if judged else "")
+            + f"; the largest drop is **{worst}**, {drops[worst].mean:.1f} pp ({picked}{fd.noise_clause(drops[worst])})")
+    if thesis is not None:
+        agree = "agrees" if drops[worst].mean > 0 else "is the opposite of the thesis's"
+        text += f"; the thesis lost {thesis:.1f} pp there, so the direction {agree}."
+    else:
+        text += "."
+    for (model, occ), gain in gains.items():
+        ref = tn.TABLE9.get(("occlusion-trained", occ))
+        tgain = None if ref is None else ref["occ_R1"] - tn.TABLE9[("baseline", occ)]["occ_R1"]
+        text += (f" Trained with {occ}, **{model}** scores {gain.mean:+.1f} pp against the baseline on "
+                 f"{occ}-occluded queries ({fd.noise_clause(gain)})")
+        if tgain is not None:
+            agree = "agrees" if (gain.mean > 0) == (tgain > 0) else "is the opposite of the thesis's"
+            text += f"; the thesis gained {tgain:+.1f} pp, so the direction {agree}."
+        else:
+            text += "."
+    text += " " + fd.power_sentence(list(drops.values()) + list(gains.values()), "a drop or gain")
+    return text + claims
+
+
+# ---------------------------------------------------------------------------------------------
+# The thesis's claims (mace_core.analysis.thesis_claims), each tested on our numbers
+
+def condition_values(experiment: str, runs: Sequence[Any], evals: Iterable[Mapping[str, Any]] | None = None,
+                     metric: str = "R1") -> dict[Any, dict[int, float]]:
+    """``condition key -> {seed: value}`` in the key space of :mod:`thesis_claims` (first variant per key)."""
+    out: dict[Any, dict[int, float]] = {}
+
+    def put(key: Any, by_seed: Mapping[int, Mapping[str, Any]]) -> None:
+        s = over_seeds(by_seed, metric)
+        if s is not None and key not in out:
+            out[key] = dict(s.values)
+
+    if experiment == "04_multi_query":
+        for (n, fusion), by_seed in sorted(_mq_groups(list(evals or [])).items()):
+            put((1, None) if n == 1 else (n, fusion), by_seed)
+            put((n, fusion), by_seed)
+    elif experiment == "06_occlusion":
+        groups, conds = _occ_groups(runs, list(evals or []))
+        for model, members in groups.items():
+            for occ, by_seed in conds[model].items():
+                put((_occ_training(members[0]), occ), by_seed)
+    elif experiment in SPECS:
+        spec = _spec(experiment)
+        for members in group_runs(runs).values():
+            put(spec.key(members[0]), _seed_results(members))
+    return out
+
+
+def contrast(values: Mapping[Any, Mapping[int, float]], weights: Mapping[Any, float]) -> fd.Difference | None:
+    """Σ weight · value per seed. A plain difference (+1, −1) follows :func:`findings.difference` (paired,
+    Welch when the seeds differ); a longer contrast uses the seeds common to all its terms. None when
+    a term was not run."""
+    if any(key not in values for key in weights):
+        return None
+    keys = list(weights)
+    if len(keys) == 2 and sorted(weights.values()) == [-1.0, 1.0]:
+        pos, neg = (keys if weights[keys[0]] > 0 else keys[::-1])
+        return fd.difference(values[pos], values[neg])
+    common = set.intersection(*(set(values[k]) for k in keys))
+    if not common:
+        means = {k: float(np.mean(list(values[k].values()))) for k in keys}
+        return fd.Difference(sum(w * means[k] for k, w in weights.items()), None, 1, "none")
+    return fd.paired_contrast({s: sum(w * values[k][s] for k, w in weights.items()) for s in sorted(common)})
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """One thesis claim tested on our numbers (``diff`` Holm-adjusted within the chapter's claims)."""
+
+    claim: tc.Claim
+    diff: fd.Difference | None
+    thesis: float | None
+
+    @property
+    def verdict(self) -> str:
+        if not self.claim.contrast:
+            return fd.NOT_TESTABLE
+        return fd.claim_verdict(self.claim.direction, self.diff)
+
+
+def claim_results(experiment: str, runs: Sequence[Any], evals: Iterable[Mapping[str, Any]] | None = None) -> list[ClaimResult]:
+    """Every claim of :data:`thesis_claims.CLAIMS` for this experiment, tested on the stored numbers."""
+    claims = tc.claims_for(experiment)
+    if not claims:
+        return []
+    try:
+        values = condition_values(experiment, runs, evals)
+    except MaceError:
+        values = {}
+    diffs = fd.holm([contrast(values, c.contrast) if c.contrast else None for c in claims])
+    return [ClaimResult(c, d, tc.thesis_delta(c)) for c, d in zip(claims, diffs)]
+
+
+def claim_line(result: ClaimResult) -> str:
+    """One verdict line: the claim (§), the contrast, the thesis's Δ, ours and the verdict."""
+    c, d = result.claim, result.diff
+    head = f"§{c.section}: {c.statement}"
+    if not c.contrast:
+        return f"{head} — *{fd.NOT_TESTABLE}*: {c.untestable}."
+    thesis = "" if result.thesis is None else f"thesis {result.thesis:+.1f} pp, "
+    if d is None:
+        return f"{head} — {c.test}: {thesis}ours *{fd.NOT_RUN}* (a condition it needs has no stored result)."
+    ours = f"ours {fd.fmt_difference(d)} pp"
+    if d.p is not None:
+        ours += f" ({fd.p_text(d.p, 'Holm p' if d.family > 1 else 'p')})"
+    verdict = result.verdict
+    tail = ""
+    if verdict == fd.NOT_DISTINGUISHABLE:
+        mdd = d.mdd()
+        bound = "" if mdd is None else f", detectable at 80 % power from about {mdd:.1f} pp"
+        tail = (f": consistent with the claim only as far as the noise allows{bound}" if c.direction == tc.SAME
+                else f": smaller than the noise{bound}, or absent")
+    elif verdict == fd.NO_ESTIMATE:
+        tail = ": n = 1, no training-variance estimate"
+    return f"{head} — {c.test}: {thesis}{ours}: **{verdict}**{tail}."
+
+
+def claims_block(results: Sequence[ClaimResult]) -> str:
+    """The finding's second part: one verdict line per thesis claim of the chapter (markdown list)."""
+    if not results:
+        return ""
+    k = sum(1 for r in results if r.diff is not None and r.diff.p_value is not None)
+    intro = ("\n\n**The thesis's claims for this chapter**, each tested in the thesis's direction"
+             + (f" (Holm–Bonferroni over the {k} tested claims)" if k > 1 else "") + ":\n\n")
+    return intro + "\n".join(f"- {claim_line(r)}" for r in results)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -716,7 +858,7 @@ def show_finding(text: str):
 
 @dataclass(frozen=True)
 class Headline:
-    """One experiment's headline comparison, as display strings."""
+    """One experiment's headline comparison, as display strings, and its tested thesis claims."""
 
     measure: str
     ours: str
@@ -726,6 +868,8 @@ class Headline:
     noise: str = MISSING            # "exceeds" | "not distinguishable" | "n = 1"
     direction: str = MISSING        # "agrees" | "opposite" | "—"
     finding: str = ""
+    mdd: str = MISSING              # the Δ detectable with 80 % power at α = 0.05 (pp)
+    claims: tuple[ClaimResult, ...] = ()
 
 
 _NOISE = {fd.HIGHER: "exceeds", fd.LOWER: "exceeds", fd.NOT_DISTINGUISHABLE: "not distinguishable",
@@ -738,22 +882,32 @@ def _direction(ours: float | None, thesis: float | None) -> str:
     return "agrees" if (ours > 0) == (thesis > 0) else "opposite"
 
 
-def _headline_of(entries: Sequence[fd.Entry], measure: str, baseline: str, finding: str) -> Headline:
+def _fmt_mdd(diffs: Iterable[fd.Difference | None]) -> str:
+    mdd = fd.family_mdd(diffs)
+    return MISSING if mdd is None else f"{mdd:.1f}"
+
+
+def _headline_of(entries: Sequence[fd.Entry], measure: str, baseline: str, finding: str,
+                 claims: Sequence[ClaimResult] = ()) -> Headline:
     others = [e for e in entries if e.diff is not None]
     if not others:
         e = entries[0]
-        return Headline(e.label, fd.fmt_value(e.ours), _fmt(e.thesis), finding=finding)
+        return Headline(e.label, fd.fmt_value(e.ours), _fmt(e.thesis), finding=finding, claims=tuple(claims))
     best = max(others, key=lambda e: e.diff.mean)
     td = best.thesis_diff
-    return Headline(f"{best.label} vs {baseline}", fd.fmt_value(best.ours), _fmt(best.thesis),
+    picked = f" (best of {len(others)}, picked after the fact)" if len(others) > 1 else ""
+    return Headline(f"{best.label} vs {baseline}{picked}", fd.fmt_value(best.ours), _fmt(best.thesis),
                     fd.fmt_difference(best.diff), MISSING if td is None else f"{td:+.1f}",
-                    _NOISE[best.diff.verdict], _direction(best.diff.mean, td), finding)
+                    _NOISE[best.diff.verdict], _direction(best.diff.mean, td), finding,
+                    _fmt_mdd(e.diff for e in others), tuple(claims))
 
 
 def headline(experiment: str, runs: Sequence[Any], evals: Iterable[Mapping[str, Any]] | None = None) -> Headline:
-    """The experiment's headline: the best variant (or pool, or the occlusion drop) beside the thesis."""
+    """The experiment's headline: the best variant (or pool, or the occlusion drop) beside the thesis,
+    its verdict after the chapter's Holm correction, the detectable Δ, and the chapter's claims tested."""
+    evals = list(evals or [])
+    claims = claim_results(experiment, runs, evals)
     if experiment == "04_multi_query":
-        evals = list(evals or [])
         groups = _mq_groups(evals)
         single = next((k for k in groups if k[0] == 1), None)
         if single is None:
@@ -765,21 +919,21 @@ def headline(experiment: str, runs: Sequence[Any], evals: Iterable[Mapping[str, 
                 summaries[f"n = {n}, {fusion}"] = over_seeds(by_seed, "R1")
                 thesis[f"n = {n}, {fusion}"] = _mq_thesis(n, fusion, "R1")
         return _headline_of(fd.entries_from(summaries, "n = 1", thesis), "Rank-1", "n = 1",
-                            multi_query_finding(evals))
+                            multi_query_finding(evals, with_claims=False), claims)
     if experiment == "06_occlusion":
-        evals = list(evals or [])
-        frame = occlusion_frame(runs, evals)
-        base = frame[frame.trained_with == "baseline"]
-        if base.empty:
+        found = _occlusion_comparisons(runs, evals)
+        if isinstance(found, str):
             raise MaceError("no occluded evaluation of the baseline stored", "execute the occlusion summary notebook")
-        worst = base.loc[base.R1_drop.idxmax()]
-        ref = tn.TABLE9.get(("baseline", worst.occlusion), {}).get("R1_drop")
-        drop = fd.Difference(float(worst.R1_drop), worst.R1_drop_hw if pd.notna(worst.R1_drop_hw) else None,
-                             int(worst.n), "paired")
-        return Headline(f"baseline drop, {worst.occlusion}", _fmt_drop(drop).replace(" n.d.", ""),
+        drops, gains = found
+        worst = max(drops, key=lambda k: drops[k].mean)
+        drop = drops[worst]
+        ref = tn.TABLE9.get(("baseline", worst), {}).get("R1_drop")
+        picked = f" (largest of {len(drops)}, picked after the fact)" if len(drops) > 1 else ""
+        return Headline(f"baseline drop, {worst}{picked}", _fmt_drop(drop).replace(" n.d.", ""),
                         _fmt(ref), noise=_NOISE[drop.verdict], direction=_direction(drop.mean, ref),
-                        finding=occlusion_finding(runs, evals))
+                        finding=occlusion_finding(runs, evals, with_claims=False),
+                        mdd=_fmt_mdd(list(drops.values()) + list(gains.values())), claims=tuple(claims))
     rows = experiment_rows(experiment, runs)
-    finding = experiment_finding(experiment, runs)
+    finding = experiment_finding(experiment, runs, with_claims=False)
     base = _baseline_row(rows)
-    return _headline_of(_entries(experiment, rows), "Rank-1", base.label if base else "baseline", finding)
+    return _headline_of(_entries(experiment, rows), "Rank-1", base.label if base else "baseline", finding, claims)
