@@ -8,12 +8,13 @@ DATA   ?= data/synthetic-sysu
 # runs at a time: on 2 CPU cores two one-thread runs beat one two-thread run (one per GPU on GPUs)
 JOBS   ?= 2
 
-.PHONY: study test install data book book-check clean
+.PHONY: study test install data book book-check lab lab-check kernel clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(VENV)/bin/mace kernel install --sys-prefix >/dev/null   # the kernel the notebooks name (mace-study)
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -35,6 +36,18 @@ book: $(STAMP)
 # than the window at 1400 and 1024 px, no machine path, screenshots in book/_build/screenshots/.
 book-check: $(STAMP)
 	$(PY) -m mace_core.study.bookcheck --html book/_build/html --install
+
+# JupyterLab on the project: notebooks/*.py open as notebooks with the mace-study kernel (README:
+# "Working interactively"). `make kernel` registers that kernel in your own Jupyter folder (a JupyterHub).
+lab: $(STAMP)
+	$(VENV)/bin/mace lab
+
+kernel: $(STAMP)
+	$(VENV)/bin/mace kernel install --user
+
+# Opens JupyterLab in headless Chromium with notebooks/00_baseline.py open; saves a screenshot.
+lab-check: $(STAMP)
+	$(PY) -m mace_core.study.labcheck --install
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -1,0 +1,58 @@
+"""`make lab-check`: JupyterLab of this environment in headless Chromium, with notebooks/00_baseline.py
+open (as a notebook, through jupytext), saved as a screenshot: what a user sees after `make lab`.
+
+    python -m mace_core.study.labcheck [--install] [--out runs/lab-check/jupyterlab.png]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from mace_core.errors import MaceError
+from mace_core.study import bookcheck
+from mace_core.study.interactive import LabServer, install_kernel, lab_settings
+
+_CELLS = "document.querySelectorAll('.jp-Notebook .jp-Cell').length"
+
+
+def screenshot(root: Path, out: Path, exe: str, notebook: str = "notebooks/00_baseline.py", wait: float = 60) -> int:
+    """Open ``notebook`` in JupyterLab, wait for its cells, save ``out``; returns the number of cells shown."""
+    install_kernel(prefix=sys.prefix)
+    lab_settings(sys.prefix)
+    with LabServer(root) as server, bookcheck.Browser(exe) as browser:
+        browser.open(f"{server.url}/lab/tree/{notebook}?token={server.token}", 1400, 900)
+        deadline, cells = time.time() + wait, 0
+        while time.time() < deadline and not cells:
+            cells = browser.call("Runtime.evaluate", expression=_CELLS, returnByValue=True)["result"]["value"]
+            time.sleep(0.5)
+        time.sleep(2)   # the kernel badge and syntax highlighting settle
+        browser.screenshot(out, 1400, max_height=900)
+    return int(cells)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--install", action="store_true", help="install Debian's chromium when missing (root)")
+    parser.add_argument("--out", default="runs/lab-check/jupyterlab.png")
+    args = parser.parse_args(argv)
+    exe = bookcheck.find_browser() or (bookcheck.install_browser() if args.install else None)
+    if exe is None:
+        print("lab-check skipped: Chromium is not installed (apt-get install -y chromium, or make lab-check as root)")
+        return 0
+    root = Path.cwd()
+    try:
+        cells = screenshot(root, root / args.out, exe)
+    except MaceError as exc:
+        print(f"lab-check: error: {exc}", file=sys.stderr)
+        return 2
+    if not cells:
+        print(f"lab-check: notebooks/00_baseline.py did not open as a notebook (no cells); see {args.out}", file=sys.stderr)
+        return 1
+    print(f"JupyterLab showed notebooks/00_baseline.py as a notebook of {cells} cells: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
