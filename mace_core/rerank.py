@@ -119,7 +119,14 @@ def _ranking(x: torch.Tensor, sq: torch.Tensor, kmax: int, rows_per_block: int):
         hi = min(lo + rows_per_block, n)
         d = _block_distance(x, sq, lo, hi)
         rowmax[lo:hi] = d.max(1).values
-        nbr[lo:hi] = torch.sort(d, dim=1, stable=True).indices[:, :kmax].numpy()
+        vals, idx = torch.topk(d, kmax, dim=1, largest=False, sorted=True)
+        # topk's order among equal distances is unspecified: rows with a tie inside the kept
+        # neighbours or at their boundary are re-sorted stably (ties by index).
+        tied = ((d <= vals[:, -1:]).sum(1) > kmax) | (vals[:, 1:] == vals[:, :-1]).any(1)
+        if bool(tied.any()):
+            rows = torch.nonzero(tied)[:, 0]
+            idx[rows] = torch.sort(d[rows], dim=1, stable=True).indices[:, :kmax]
+        nbr[lo:hi] = idx.numpy()
     return torch.where(rowmax > 0, rowmax, torch.ones_like(rowmax)), nbr   # 0: all-identical features
 
 

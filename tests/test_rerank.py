@@ -104,6 +104,18 @@ def test_matches_plain_transcription(nq, ng, k1, k2, lam):
                                _plain_rerank(unit(qf), unit(gf), k1, k2, lam), atol=2e-5)
 
 
+def test_exact_ties_rank_by_index():
+    # duplicated images (equal distances everywhere): neighbours are taken in index order, as the
+    # plain transcription's stable argsort does
+    rng = np.random.default_rng(7)
+    base = rng.normal(size=(6, 5)).astype(np.float32)
+    qf = base[[0, 1, 1, 2, 3]]
+    gf = base[[1, 0, 4, 4, 5, 2, 2, 3]]
+    for k1, k2 in ((2, 2), (3, 1), (4, 3)):
+        out = rerank_distance(qf, gf, k1, k2, 0.3, distance="euclidean")
+        np.testing.assert_allclose(out, _plain_rerank(qf, gf, k1, k2, 0.3), atol=2e-5)
+
+
 def _random(nq=15, ng=40, dim=8, seed=0):
     rng = np.random.default_rng(seed)
     return rng.normal(size=(nq, dim)).astype(np.float32), rng.normal(size=(ng, dim)).astype(np.float32)
