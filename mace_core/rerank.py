@@ -64,6 +64,16 @@ def check_rerank(k1, k2, lam) -> tuple[int, int, float]:
     return int(k1), int(k2), float(lam)
 
 
+def rerank_settings(enabled: bool, k1=DEFAULT_K1, k2=DEFAULT_K2, lam=DEFAULT_LAMBDA) -> dict | None:
+    """``{"k1", "k2", "lambda"}`` (validated) when re-ranking is on, else None (``eval.rerank*``)."""
+    if not isinstance(enabled, bool):
+        raise MaceError(f"eval.rerank must be true or false, got {enabled!r}", "use true or false")
+    if not enabled:
+        return None
+    k1, k2, lam = check_rerank(k1, k2, lam)
+    return {"k1": k1, "k2": k2, "lambda": lam}
+
+
 def _half(k1: int) -> int:
     return int(np.around(k1 / 2))
 

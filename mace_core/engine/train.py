@@ -116,10 +116,13 @@ def evaluate(model: torch.nn.Module, cfg: RunConfig, device: torch.device,
     (``feature_cache``: see :func:`mace_core.engine.evaluate.evaluate_sysu_model`)."""
     from mace_core.engine.evaluate import evaluate_regdb_model, evaluate_sysu_model
 
+    from mace_core.rerank import rerank_settings
+
     e, d = cfg.eval, cfg.data
     common = {"distance": e.distance, "flip": e.flip, "occlusion": e.occlusion, "occlusion_fill": e.occlusion_fill,
               "occlusion_seed": e.occlusion_seed, "cache_dir": d.cache_dir, "batch_size": e.batch_size,
-              "device": device}
+              "device": device, "direction": e.direction,
+              "rerank": rerank_settings(e.rerank, e.rerank_k1, e.rerank_k2, e.rerank_lambda)}
     was_training = model.training
     model.eval()
     try:
@@ -129,8 +132,7 @@ def evaluate(model: torch.nn.Module, cfg: RunConfig, device: torch.device,
                                          multi_query=e.multi_query, fusion=e.fusion, feature_cache=feature_cache,
                                          **common)
         elif d.dataset == "regdb":
-            result = evaluate_regdb_model(model, d.root, (d.height, d.width), trial=d.trial, direction=e.direction,
-                                          **common)
+            result = evaluate_regdb_model(model, d.root, (d.height, d.width), trial=d.trial, **common)
         else:
             raise MaceError(f"data.dataset={d.dataset!r} is not known", "use sysu or regdb")
     finally:
