@@ -140,6 +140,17 @@ def evaluate(model: torch.nn.Module, cfg: RunConfig, device: torch.device,
     return result.to_dict() if hasattr(result, "to_dict") else dict(result)
 
 
+def _check_eval_settings(cfg: RunConfig) -> None:
+    """Search direction and re-ranking settings fail before training, not after it."""
+    from mace_core.engine.retrieval import DIRECTIONS, check_direction
+    from mace_core.rerank import rerank_settings
+
+    if cfg.data.dataset in DIRECTIONS:
+        check_direction(cfg.data.dataset, cfg.eval.direction)
+    e = cfg.eval
+    rerank_settings(e.rerank, e.rerank_k1, e.rerank_k2, e.rerank_lambda)
+
+
 def headline(metrics: dict[str, Any]) -> float:
     """The selection score of an evaluation: mean Rank-1 over trials."""
     for key in ("rank1", "Rank-1", "r1"):
@@ -231,6 +242,7 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
     if tc.early_stop_patience > 0 and tc.eval_every <= 0:
         raise MaceError("train.early_stop_patience needs evaluations during training",
                         "set train.eval_every to k > 0")
+    _check_eval_settings(cfg)
 
     if tc.threads is not None:
         if tc.threads < 1:
