@@ -147,7 +147,7 @@ def case_rerank(trials=10, dim=2048):
     return {"case": "rerank", "queries": int(q_pids.size), "gallery": int(galleries[0].size), "trials": trials,
             "dim": dim, "rerank_s_per_trial": float(np.mean(times)), "rerank_s_total": float(np.sum(times)),
             "peak_rss_mb": peak, "rss_before_mb": rss_before,
-            "estimate_mb": rerank_memory_bytes(q_pids.size, int(galleries[0].size)) / 2 ** 20,
+            "estimate_mb": rerank_memory_bytes(q_pids.size, int(galleries[0].size), dim=dim) / 2 ** 20,
             "rank1_plain": mean(plain, "rank1"), "rank1_reranked": mean(rr, "rank1"),
             "mAP_plain": mean(plain, "mAP"), "mAP_reranked": mean(rr, "mAP"),
             "refused_10k_x_100k": refused, "refusal_s": t_refuse,

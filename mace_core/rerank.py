@@ -28,13 +28,14 @@ defaults ``k1 = 20, k2 = 6, lambda = 0.3``. Differences, all numerical: weights 
 float16, the Jaccard denominator uses the rows' actual sums (they are 1 up to rounding, the code
 assumes exactly 1), and ties are broken by index.
 
-Memory. The ``n x n`` distance matrix is never held: it is computed in row blocks twice (ranking,
-then the weights), keeping only each row's first ``k1 + 1`` neighbours; ``V`` is sparse
+Memory. The ``n x n`` distance matrix is held only while it is small (up to 256 MiB, n <= 8,192;
+the full SYSU-MM01 all-search trial has n = 4,104); otherwise it is computed in row blocks twice
+(ranking, then the weights), keeping only each row's first ``k1 + 1`` neighbours; ``V`` is sparse
 (SciPy), and the Jaccard sums are gathered through an inverted index of the gallery rows. What
 stays is about ``q x g`` (the result, the scaled distances and the Jaccard sums) plus the sparse
 rows. :func:`rerank_memory_bytes` estimates it before anything is allocated; above ``max_bytes``
 (default :data:`MAX_BYTES`) :func:`rerank_distance` refuses with a :class:`MaceError`. The time is
-still that of an ``n x n`` distance computation (twice).
+still that of an ``n x n`` distance computation.
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ DEFAULT_LAMBDA = 0.3
 MAX_BYTES = 8 << 30            # refuse estimates above this (8 GiB) unless the caller allows more
 _BLOCK_ENTRIES = 1 << 23       # distance entries per row block (~100 MB with the sort's indices)
 _PAIR_ENTRIES = 1 << 23        # (query entry, gallery entry) pairs per Jaccard step
+_KEEP_BYTES = 256 << 20        # up to this size (n <= 8,192) the n x n distances are kept, not recomputed
 
 
 def check_rerank(k1, k2, lam) -> tuple[int, int, float]:
@@ -82,20 +84,24 @@ def _expansion_width(k1: int) -> int:
     return (k1 + 1) * (_half(k1) + 2)
 
 
-def rerank_memory_bytes(n_query: int, n_gallery: int, k1: int = DEFAULT_K1, k2: int = DEFAULT_K2) -> int:
+def rerank_memory_bytes(n_query: int, n_gallery: int, k1: int = DEFAULT_K1, k2: int = DEFAULT_K2,
+                        dim: int = 0) -> int:
     """Upper estimate of the memory :func:`rerank_distance` holds at once, in bytes.
 
     For comparison, the reference code's dense ``(q+g)^2`` matrices (distance, ranking, ``V``,
     its expansion) would take ``~ 18 (q+g)^2`` bytes; this implementation keeps only the
     ``q x g`` blocks, the neighbour tables and the sparse rows of ``V`` (each at most
-    ``(k1+1)(round(k1/2)+2)`` entries, ``k2`` times that after the expansion)."""
+    ``(k1+1)(round(k1/2)+2)`` entries, ``k2`` times that after the expansion), plus two float32
+    copies of the ``dim``-dimensional features."""
     n = int(n_query) + int(n_gallery)
     qg = int(n_query) * int(n_gallery)
     width = _expansion_width(k1)
     tables = n * (max(k1 + 1, k2) * 8 + width * 8 * 3)        # neighbours, candidates, their sort
     sparse = n * width * (1 + max(k2, 1)) * 12                 # V and its expansion (value + index)
     block = _BLOCK_ENTRIES * 16                                # one distance block and its sort
-    return 4 * qg * 3 + 8 * qg + tables + sparse + block       # result, scaled d, Jaccard sums (f64)
+    kept = 4 * n * n if 4 * n * n <= _KEEP_BYTES else 0         # small problems keep their distances
+    features = 2 * n * int(dim) * 4
+    return 4 * qg * 3 + 8 * qg + tables + sparse + block + kept + features  # result, scaled d, Jaccard sums
 
 
 def _gb(n: int) -> str:
@@ -120,14 +126,17 @@ def _block_distance(x: torch.Tensor, sq: torch.Tensor, lo: int, hi: int) -> torc
     return d
 
 
-def _ranking(x: torch.Tensor, sq: torch.Tensor, kmax: int, rows_per_block: int):
-    """Pass 1: each row's largest distance and its first ``kmax`` neighbours (ties by index)."""
+def _ranking(x: torch.Tensor, sq: torch.Tensor, kmax: int, rows_per_block: int, keep: torch.Tensor | None = None):
+    """Pass 1: each row's largest distance and its first ``kmax`` neighbours (ties by index);
+    the distances are also written into ``keep`` (n x n) when given."""
     n = x.shape[0]
     rowmax = torch.empty(n, dtype=torch.float32)
     nbr = np.empty((n, kmax), np.int64)
     for lo in range(0, n, rows_per_block):
         hi = min(lo + rows_per_block, n)
         d = _block_distance(x, sq, lo, hi)
+        if keep is not None:
+            keep[lo:hi] = d
         rowmax[lo:hi] = d.max(1).values
         vals, idx = torch.topk(d, kmax, dim=1, largest=False, sorted=True)
         # topk's order among equal distances is unspecified: rows with a tie inside the kept
@@ -219,12 +228,13 @@ def rerank_distance(qf, gf, k1: int = DEFAULT_K1, k2: int = DEFAULT_K2, lam: flo
         raise MaceError("re-ranking needs at least one query and one gallery image",
                         "check the evaluation split")
     limit = MAX_BYTES if max_bytes is None else int(max_bytes)
-    need = rerank_memory_bytes(n_q, n_g, k1, k2)
+    dim = int(np.shape(qf)[1]) if np.ndim(qf) == 2 else 0
+    need = rerank_memory_bytes(n_q, n_g, k1, k2, dim)
     if need > limit:
         n = n_q + n_g
         raise MaceError(f"k-reciprocal re-ranking of {n_q:,} queries x {n_g:,} gallery images would hold about "
-                        f"{_gb(need)} (the dense (q+g)^2 = {n:,}^2 matrices of the reference code would need "
-                        f"about {_gb(18 * n * n)}; this implementation works in row blocks but still keeps "
+                        f"{_gb(need)} (the dense (q+g)^2 = {n:,}^2 matrices of the reference code would take roughly "
+                        f"{_gb(18 * n * n)}; this implementation works in row blocks but still keeps "
                         f"q x g matrices), over the limit of {_gb(limit)}",
                         "evaluate without re-ranking (eval.rerank: false), re-rank a smaller gallery "
                         "(e.g. the SYSU-MM01 trial galleries), or raise the limit (max_bytes=...)")
@@ -234,7 +244,9 @@ def rerank_distance(qf, gf, k1: int = DEFAULT_K1, k2: int = DEFAULT_K2, lam: flo
     kmax = min(max(k1 + 1, k2), n)
     rows_per_block = max(1, _BLOCK_ENTRIES // n)
 
-    rowmax, nbr = _ranking(x, sq, kmax, rows_per_block)
+    # a small problem keeps its n x n distances for pass 2 instead of computing them twice
+    keep = torch.empty((n, n), dtype=torch.float32) if 4 * n * n <= _KEEP_BYTES else None
+    rowmax, nbr = _ranking(x, sq, kmax, rows_per_block, keep)
     indptr, members = _expansion_sets(nbr, k1)
 
     # Pass 2: the weights of step 4 and the scaled query x gallery distances.
@@ -243,7 +255,7 @@ def rerank_distance(qf, gf, k1: int = DEFAULT_K1, k2: int = DEFAULT_K2, lam: flo
     scaled = np.empty((n_q, n_g), np.float32)
     for lo in range(0, n, rows_per_block):
         hi = min(lo + rows_per_block, n)
-        d = _block_distance(x, sq, lo, hi).div_(rowmax[lo:hi, None])
+        d = (keep[lo:hi] if keep is not None else _block_distance(x, sq, lo, hi)).div_(rowmax[lo:hi, None])
         if lo < n_q:
             scaled[lo:min(hi, n_q)] = d[:min(hi, n_q) - lo, n_q:].numpy()
         seg = slice(indptr[lo], indptr[hi])

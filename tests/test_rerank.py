@@ -154,6 +154,8 @@ def test_deterministic_and_row_blocks_do_not_matter(monkeypatch):
     monkeypatch.setattr(rr, "_BLOCK_ENTRIES", 7 * 80)   # 7-row blocks
     monkeypatch.setattr(rr, "_PAIR_ENTRIES", 13)        # many tiny Jaccard steps
     np.testing.assert_allclose(rerank_distance(qf, gf), full, atol=1e-6)
+    monkeypatch.setattr(rr, "_KEEP_BYTES", 0)           # distances recomputed in pass 2, never held whole
+    np.testing.assert_allclose(rerank_distance(qf, gf), full, atol=1e-6)
 
 
 def test_any_protocol_scores_the_reranked_matrix():
