@@ -198,6 +198,13 @@ def test_sysu_reverse_direction(sysu_root, tmp_path):
     ref = evaluate_sysu_features(qf, gf[idx], [r.pid for r in rgb], [ir[i].pid for i in idx], [r.cam for r in rgb],
                                  [ir[i].cam for i in idx], same_room=(2, 3))
     assert res.trials[1]["mAP"] == pytest.approx(ref["mAP"]) and res.trials[1]["rank1"] == pytest.approx(ref["cmc"][0])
+    # indoor-search: the mode picks the RGB cameras (1, 2) on the query side; the IR gallery is unchanged
+    indoor = evaluate_sysu_model(PoolModel(), sysu_root, SIZE, trials=1, cache_dir=tmp_path, mode="indoor",
+                                 direction="rgb2ir")
+    assert indoor.trials[0]["num_queries"] == len(gallery_candidates(sysu_root, "indoor")) < len(rgb)
+    assert indoor.trials[0]["gallery_size"] == res.trials[0]["gallery_size"]
+    with pytest.raises(MaceError, match="modality"):
+        gallery_indices(sysu_root, "all", 0, modality="thermal")
     # the standard direction is the default and is labelled as such
     std = evaluate_sysu_model(PoolModel(), sysu_root, SIZE, trials=1, cache_dir=tmp_path)
     assert std.protocol["direction"] == "ir2rgb" and "non_standard" not in std.protocol

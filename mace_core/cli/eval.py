@@ -98,7 +98,7 @@ def register(subparsers) -> None:
                         "RegDB v2t (default) or t2v. Default: the dataset's standard one")
     p.add_argument("--distance", choices=DISTANCES, default="cosine")
     p.add_argument("--flip", action="store_true", help="average features with the horizontally flipped image")
-    p.add_argument("--occlusion", choices=KINDS, default=None, help="occlude the IR queries at test time")
+    p.add_argument("--occlusion", choices=KINDS, default=None, help="occlude the queries at test time")
     p.add_argument("--occlusion-fill", choices=FILLS, default=DEFAULT_FILL)
     p.add_argument("--occlusion-seed", type=int, default=0)
     p.add_argument("--multi-query", type=int, default=None, metavar="N", help="fuse pools of N queries")
