@@ -126,13 +126,18 @@ class EvalConfig:
     trials: int = 10
     distance: str = "cosine"              # cosine | euclidean
     flip: bool = False
-    direction: str = "v2t"                # RegDB: v2t | t2v
+    direction: str | None = None          # None = the dataset's standard: SYSU ir2rgb (rgb2ir: non-standard
+                                          # reverse), RegDB v2t (or t2v)
     occlusion: str | None = None          # test-time occlusion of IR queries
     occlusion_fill: str = "zero"
     occlusion_seed: int = 0
     multi_query: int | None = None
     fusion: str = "avg"                   # avg | max | weighted
     batch_size: int = 128
+    rerank: bool = False                  # k-reciprocal re-ranking (Zhong et al. 2017); results say "re-ranked"
+    rerank_k1: int = 20
+    rerank_k2: int = 6
+    rerank_lambda: float = 0.3
 
 
 @dataclass

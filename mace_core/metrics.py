@@ -8,7 +8,8 @@ Semantics (those of the reference AGW code, ``eval_sysu`` / ``eval_regdb``):
   **Ties are broken by gallery index** (the lower index ranks first, i.e. a stable sort), so the
   results are a pure function of the inputs. Without ties this is the reference's ranking.
 * SYSU-MM01 rule: a query from camera 3 ignores every gallery item from camera 2 (same room),
-  whatever its identity. Nothing else is removed.
+  whatever its identity. Nothing else is removed. The rule is the pair ``same_room=(3, 2)``
+  (query camera, removed gallery camera); the reverse search direction passes ``(2, 3)``.
 * CMC (SYSU): on the ranked identity list after that removal, each identity kept once at its
   first occurrence. CMC (RegDB): the plain ranked list.
 * AP and INP use the kept, non-de-duplicated list: AP = mean over true matches of
@@ -38,6 +39,7 @@ import torch
 from mace_core.errors import MaceError
 
 DISTANCES = ("cosine", "euclidean")
+SYSU_SAME_ROOM = (3, 2)   # (query camera, gallery camera removed for it): IR cam 3 and RGB cam 2 share a room
 
 # Distance entries handled per chunk: bounds the working memory (~20 bytes per entry).
 _CHUNK_ENTRIES = 1 << 25
@@ -92,11 +94,11 @@ class _Gallery:
     is_sorted: bool         # the gallery already comes grouped by identity
 
     @classmethod
-    def build(cls, g_pids: np.ndarray, g_cams: np.ndarray | None) -> _Gallery:
+    def build(cls, g_pids: np.ndarray, g_cams: np.ndarray | None, removed_cam: int = 2) -> _Gallery:
         order = np.argsort(g_pids, kind="stable")
         sorted_pids = g_pids[order]
         uniq, start, count = np.unique(sorted_pids, return_index=True, return_counts=True)
-        cam2 = np.empty(0, np.int64) if g_cams is None else np.flatnonzero(g_cams[order] == 2)
+        cam2 = np.empty(0, np.int64) if g_cams is None else np.flatnonzero(g_cams[order] == removed_cam)
         longest = int(count.max()) if count.size else 0
         pad_cols = None
         if uniq.size * longest <= 2 * g_pids.size:
@@ -219,12 +221,13 @@ def _identities_ahead(d: np.ndarray, d1: np.ndarray, closer, gal: _Gallery) -> n
     return np.count_nonzero(hit, axis=1)
 
 
-def _chunk(dist, q_pids: np.ndarray, q_cams: np.ndarray | None, gal: _Gallery, totals: _Totals) -> None:
+def _chunk(dist, q_pids: np.ndarray, q_cams: np.ndarray | None, gal: _Gallery, totals: _Totals,
+           room_cam: int = SYSU_SAME_ROOM[0]) -> None:
     """Score one chunk. ``dist`` (chunk x gallery, NumPy or CPU torch) is in identity-grouped
     column order and is modified in place (removed items become +inf)."""
     d = dist.numpy() if isinstance(dist, torch.Tensor) else dist
     if q_cams is not None and gal.cam2_cols.size:
-        rows = np.flatnonzero(q_cams == 3)
+        rows = np.flatnonzero(q_cams == room_cam)
         if rows.size:  # the SYSU same-room rule
             d[np.ix_(rows, gal.cam2_cols)] = np.inf
 
@@ -273,11 +276,12 @@ def _chunk(dist, q_pids: np.ndarray, q_cams: np.ndarray | None, gal: _Gallery, t
     totals.add(first, ap, inp)
 
 
-def _run(dist_chunks, q_pids, q_cams, gal: _Gallery, n_g: int, max_rank: int) -> dict:
+def _run(dist_chunks, q_pids, q_cams, gal: _Gallery, n_g: int, max_rank: int,
+         room_cam: int = SYSU_SAME_ROOM[0]) -> dict:
     totals = _Totals(min(int(max_rank), n_g))
     n_q = q_pids.size
     for lo, hi, d in dist_chunks:
-        _chunk(d, q_pids[lo:hi], None if q_cams is None else q_cams[lo:hi], gal, totals)
+        _chunk(d, q_pids[lo:hi], None if q_cams is None else q_cams[lo:hi], gal, totals, room_cam)
     return totals.result(n_q)
 
 
@@ -299,21 +303,32 @@ def _distmat_chunks(d: np.ndarray, gal: _Gallery, rows: int):
 
 
 # --------------------------------------------------------------------------- public API
+def _same_room(pair) -> tuple[int, int]:
+    try:
+        q_cam, g_cam = (int(c) for c in pair)
+    except (TypeError, ValueError):
+        raise MaceError(f"same_room must be a (query camera, gallery camera) pair, got {pair!r}",
+                        f"use {SYSU_SAME_ROOM} (the SYSU-MM01 rule) or (2, 3) for RGB queries") from None
+    return q_cam, g_cam
+
+
 def evaluate_sysu(distmat, q_pids, g_pids, q_cams, g_cams, max_rank: int = 20, *,
-                  chunk_rows: int | None = None) -> dict:
+                  chunk_rows: int | None = None, same_room=SYSU_SAME_ROOM) -> dict:
     """SYSU-MM01 protocol on a distance matrix (queries x gallery, smaller = closer).
 
     Returns ``{"cmc": ndarray (min(max_rank, n_gallery),), "mAP": float, "mINP": float,
     "num_valid_queries": int, "num_queries": int}`` (fractions, not percent). See the module
-    docstring for the exact rules; ties are broken by gallery index.
+    docstring for the exact rules; ties are broken by gallery index. ``same_room``: a query from
+    camera ``same_room[0]`` ignores gallery items from camera ``same_room[1]``.
     """
     d = _check_distmat(distmat)
     n_q, n_g = d.shape
     _check_sizes(n_q, n_g, max_rank)
     qp, gp = _ids(q_pids, "q_pids", n_q), _ids(g_pids, "g_pids", n_g)
     qc, gc = _ids(q_cams, "q_cams", n_q), _ids(g_cams, "g_cams", n_g)
-    gal = _Gallery.build(gp, gc)
-    return _run(_distmat_chunks(d, gal, _chunk_rows(n_g, chunk_rows)), qp, qc, gal, n_g, max_rank)
+    room_q, room_g = _same_room(same_room)
+    gal = _Gallery.build(gp, gc, room_g)
+    return _run(_distmat_chunks(d, gal, _chunk_rows(n_g, chunk_rows)), qp, qc, gal, n_g, max_rank, room_q)
 
 
 def evaluate_regdb(distmat, q_pids, g_pids, max_rank: int = 20, *, chunk_rows: int | None = None) -> dict:
@@ -385,17 +400,19 @@ def _feature_chunks(q: torch.Tensor, g_sorted: torch.Tensor, distance: str, rows
 
 
 def evaluate_sysu_features(qf, gf, q_pids, g_pids, q_cams, g_cams, max_rank: int = 20,
-                           distance: str = "cosine", *, chunk_rows: int | None = None) -> dict:
+                           distance: str = "cosine", *, chunk_rows: int | None = None,
+                           same_room=SYSU_SAME_ROOM) -> dict:
     """:func:`evaluate_sysu` on features; the distance is computed chunk by chunk, so the full
     query x gallery matrix never exists (10,000 x 100,000 runs in well under 4 GB)."""
     n_q, n_g = len(qf), len(gf)
     _check_sizes(n_q, n_g, max_rank)
     qp, gp = _ids(q_pids, "q_pids", n_q), _ids(g_pids, "g_pids", n_g)
     qc, gc = _ids(q_cams, "q_cams", n_q), _ids(g_cams, "g_cams", n_g)
-    gal = _Gallery.build(gp, gc)
+    room_q, room_g = _same_room(same_room)
+    gal = _Gallery.build(gp, gc, room_g)
     q, g_sorted = _prepare(qf, gf, distance, gal.order_t)
     chunks = _feature_chunks(q, g_sorted, distance, _chunk_rows(n_g, chunk_rows))
-    return _run(chunks, qp, qc, gal, n_g, max_rank)
+    return _run(chunks, qp, qc, gal, n_g, max_rank, room_q)
 
 
 def evaluate_regdb_features(qf, gf, q_pids, g_pids, max_rank: int = 20, distance: str = "cosine", *,

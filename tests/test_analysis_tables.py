@@ -216,3 +216,15 @@ def test_ambiguity_table_points_at_real_config_keys():
 def test_thesis_table9_drops_are_consistent():
     for (model, occ), row in tn.TABLE9.items():
         assert row["clean_R1"] - row["occ_R1"] == pytest.approx(row["R1_drop"], abs=0.06), (model, occ)
+
+
+def test_reranked_numbers_are_said_in_the_caption():
+    plain = seeded("baseline", [30, 33])
+    assert "Re-ranked" not in tables.baseline_table(plain).attrs["caption"]
+    for run in plain:
+        run.results["metrics"].update(reranked=True, rerank={"k1": 20, "k2": 6, "lambda": 0.3})
+    cap = tables.baseline_table(plain).attrs["caption"]
+    assert "Re-ranked: k-reciprocal re-ranking" in cap and "k1 = 20, k2 = 6, λ = 0.3" in cap
+    # evaluations of trained runs (multi-query, occlusion tables) are checked too
+    assert tables.rerank_note([{"reranked": True, "rerank": {"k1": 10, "k2": 3, "lambda": 0.5}}]).startswith("Re-ranked")
+    assert tables.rerank_note([{"reranked": False}, {"mean": {}}]) == ""

@@ -168,3 +168,94 @@ def test_regdb_model_path_both_directions(tmp_path, direction):
     assert model.calls == {"rgb": 4 * 3, "ir": 4 * 3}   # the 4 test identities, each modality embedded once
     with pytest.raises(MaceError, match="direction"):
         evaluate_regdb_model(model, root, SIZE, trial=1, direction="sideways", cache_dir=tmp_path / "cache")
+
+
+def test_sysu_reverse_direction(sysu_root, tmp_path):
+    import random
+
+    from mace_core.data.sysu import IR_CAMS
+
+    model = PoolModel()
+    res = evaluate_sysu_model(model, sysu_root, SIZE, trials=2, cache_dir=tmp_path, direction="rgb2ir")
+    ir, rgb = query_set(sysu_root), gallery_candidates(sysu_root)
+    assert model.calls == {"rgb": len(rgb), "ir": len(ir)}          # each side embedded once
+    assert res.protocol["direction"] == "rgb2ir" and "non_standard" in res.protocol
+    assert res.trials[0]["num_queries"] == len(rgb)
+    # the IR gallery: the same seeded rule over IR folders, one image per identity and IR camera
+    idx = gallery_indices(sysu_root, "all", 1, modality="ir")
+    folders = sorted({(r.pid, r.cam) for r in ir})
+    assert len(idx) == len(folders) == res.trials[1]["gallery_size"]
+    assert [(ir[i].pid, ir[i].cam) for i in idx] == folders and {ir[i].cam for i in idx} == set(IR_CAMS)
+    rng, expected = random.Random(1), []
+    for pid, cam in folders:   # replay: one choice per folder, folders in (identity, camera) order
+        expected.append(rng.choice([i for i, r in enumerate(ir) if (r.pid, r.cam) == (pid, cam)]))
+    assert idx.tolist() == expected
+    # trial 1 by hand: RGB queries, IR gallery, camera-2 queries ignore camera-3 items
+    from mace_core.data.cache import cached_images
+    tf = test_transform(SIZE)
+    qf = extract_features(PoolModel(), cached_images(rgb, SIZE, tmp_path, desc="sysu-gallery-all"), "rgb", tf)
+    gf = extract_features(PoolModel(), cached_images(ir, SIZE, tmp_path, desc="sysu-query"), "ir", tf)
+    ref = evaluate_sysu_features(qf, gf[idx], [r.pid for r in rgb], [ir[i].pid for i in idx], [r.cam for r in rgb],
+                                 [ir[i].cam for i in idx], same_room=(2, 3))
+    assert res.trials[1]["mAP"] == pytest.approx(ref["mAP"]) and res.trials[1]["rank1"] == pytest.approx(ref["cmc"][0])
+    # indoor-search: the mode picks the RGB cameras (1, 2) on the query side; the IR gallery is unchanged
+    indoor = evaluate_sysu_model(PoolModel(), sysu_root, SIZE, trials=1, cache_dir=tmp_path, mode="indoor",
+                                 direction="rgb2ir")
+    assert indoor.trials[0]["num_queries"] == len(gallery_candidates(sysu_root, "indoor")) < len(rgb)
+    assert indoor.trials[0]["gallery_size"] == res.trials[0]["gallery_size"]
+    with pytest.raises(MaceError, match="modality"):
+        gallery_indices(sysu_root, "all", 0, modality="thermal")
+    # the standard direction is the default and is labelled as such
+    std = evaluate_sysu_model(PoolModel(), sysu_root, SIZE, trials=1, cache_dir=tmp_path)
+    assert std.protocol["direction"] == "ir2rgb" and "non_standard" not in std.protocol
+    assert std.trials[0]["num_queries"] == len(ir)
+
+
+def test_sysu_unknown_direction_and_rerank(sysu_root, tmp_path):
+    model = PoolModel()
+    with pytest.raises(MaceError, match="does not define the search direction 'v2t'.*ir2rgb, rgb2ir"):
+        evaluate_sysu_model(model, sysu_root, SIZE, trials=1, cache_dir=tmp_path, direction="v2t")
+    assert model.calls == {"rgb": 0, "ir": 0}
+    res = evaluate_sysu_model(model, sysu_root, SIZE, trials=2, cache_dir=tmp_path,
+                              rerank={"k1": 20, "k2": 6, "lambda": 0.3})
+    d = res.to_dict()
+    assert d["reranked"] and d["protocol"]["rerank"]["k2"] == 6 and all(t["reranked"] for t in d["trials"])
+    assert "re-ranked" in res.table("x")
+
+
+def test_cli_direction_and_rerank(sysu_root, tmp_path, monkeypatch, capsys):
+    import json
+    from types import SimpleNamespace
+
+    from mace_core.cli import main
+    from mace_core.engine import checkpoint
+
+    cfg = SimpleNamespace(data=SimpleNamespace(height=SIZE[0], width=SIZE[1], trial=1, dataset="sysu",
+                                               root=str(sysu_root), source="synthetic"))
+    loads = []
+
+    def fake_load(path, device, meta):
+        loads.append(path)
+        meta.update(model_selection="final epoch", epoch=3)
+        return PoolModel(), cfg
+
+    monkeypatch.setattr(checkpoint, "load_for_eval", fake_load)
+    run_ckpt = tmp_path / "run" / "checkpoints" / "last.pt"
+    run_ckpt.parent.mkdir(parents=True)
+    run_ckpt.write_bytes(b"x")
+    common = ["eval", "--checkpoint", str(run_ckpt), "--trials", "1", "--cache-dir", str(tmp_path), "--device", "cpu"]
+    assert main(common + ["--direction", "rgb2ir", "--rerank"]) == 0
+    printed = capsys.readouterr().out
+    assert "re-ranked (k1=20, k2=6, λ=0.3)" in printed
+    out = tmp_path / "run" / "eval" / "sysu-all-agw-1shot-rgb2ir-reranked-last.json"
+    data = json.loads(out.read_text())
+    assert data["reranked"] is True and data["protocol"]["direction"] == "rgb2ir"
+    # a direction the dataset does not define: one clear line naming the valid ones, before loading
+    n = len(loads)
+    assert main(common + ["--dataset", "sysu", "--direction", "t2v"]) == 2
+    err = capsys.readouterr().err
+    assert "ir2rgb, rgb2ir" in err and len(err.strip().splitlines()) == 1 and len(loads) == n
+    assert main(common + ["--direction", "v2t"]) == 2        # the checkpoint's dataset (sysu) decides
+    assert "ir2rgb, rgb2ir" in capsys.readouterr().err
+    assert main(common + ["--rerank", "--rerank-lambda", "2"]) == 2
+    assert "rerank_lambda" in capsys.readouterr().err

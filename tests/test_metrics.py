@@ -208,3 +208,24 @@ def test_bad_input_errors():
         evaluate_regdb_features(np.ones((2, 4)), np.ones((3, 4)), [1, 2], [1, 2, 3], distance="l1")
     with pytest.raises(MaceError, match="max_rank"):
         evaluate_regdb(d, [1, 2], [1, 2, 3], max_rank=0)
+
+
+def test_reverse_direction_same_room_rule():
+    # RGB queries against an IR gallery (the non-standard reverse search): with same_room=(2, 3) a
+    # camera-2 query ignores camera-3 items; a camera-1 query keeps everything; the default (3, 2)
+    # rule removes nothing here (no camera-3 query).
+    g_pids = np.array([7, 1, 1])
+    g_cams = np.array([3, 3, 6])
+    d = np.array([[0.1, 0.2, 0.3],       # cam2 query of pid 1: pid 7 and its own cam3 item are dropped
+                  [0.1, 0.2, 0.3]])      # cam1 query of pid 1: ids [7, 1, 1]
+    rev = evaluate_sysu(d, [1, 1], g_pids, [2, 1], g_cams, max_rank=2, same_room=(2, 3))
+    # cam2: kept [pid 1 cam6]: rank 1, AP = INP = 1; cam1: identity rank 2, AP = (1/2 + 2/3) / 2, INP = 2/3
+    np.testing.assert_allclose(rev["cmc"], [0.5, 1.0])
+    assert rev["mAP"] == pytest.approx((1 + (1 / 2 + 2 / 3) / 2) / 2)
+    assert rev["mINP"] == pytest.approx((1 + 2 / 3) / 2)
+    std = evaluate_sysu(d, [1, 1], g_pids, [2, 1], g_cams, max_rank=2)
+    np.testing.assert_allclose(std["cmc"], [0.0, 1.0])
+    f = evaluate_sysu_features(np.eye(3)[:2], np.eye(3), [1, 1], g_pids, [2, 1], g_cams, same_room=(2, 3))
+    assert f["num_valid_queries"] == 2
+    with pytest.raises(MaceError, match="same_room"):
+        evaluate_sysu(d, [1, 1], g_pids, [2, 1], g_cams, same_room=3)

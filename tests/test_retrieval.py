@@ -135,3 +135,41 @@ def test_mean_pool_size_matches_the_pools_formed():
         pools = multi_query_pools(pids, cams, n, seed=0)
         assert mean_pool_size(queries, n) == pytest.approx(np.mean([len(p) for p in pools])), n
     assert mean_pool_size(queries, None) == 1.0
+
+
+def test_directions_per_dataset():
+    from mace_core.engine.retrieval import DIRECTIONS, check_direction
+
+    assert check_direction("sysu", None) == "ir2rgb" and check_direction("regdb", None) == "v2t"
+    assert check_direction("sysu", "rgb2ir") == "rgb2ir" and check_direction("regdb", "t2v") == "t2v"
+    with pytest.raises(MaceError, match="sysu does not define.*'v2t'") as err:
+        check_direction("sysu", "v2t")
+    assert "ir2rgb, rgb2ir" in str(err.value)
+    with pytest.raises(MaceError, match="regdb does not define.*rgb2ir") as err:
+        check_direction("regdb", "rgb2ir")
+    assert "v2t, t2v" in str(err.value)
+    assert all(len(v) >= 1 for v in DIRECTIONS.values())
+
+
+def test_reranked_results_are_labelled_and_lambda_one_changes_nothing():
+    import json
+
+    qf, qp, qc, gf, gp, gc = _problem(3)
+    galleries = {t: np.random.default_rng(t).choice(gp.size, 30, replace=False) for t in range(2)}
+    plain = sysu_trials(qf, qp, qc, gf, gp, gc, galleries, distance="euclidean")
+    same = sysu_trials(qf, qp, qc, gf, gp, gc, galleries, distance="euclidean",
+                       rerank={"k1": 20, "k2": 6, "lambda": 1.0})
+    # lambda = 1 keeps each query's ranking, so every protocol figure is unchanged
+    for m in ("rank1", "rank5", "mAP", "mINP"):
+        assert same.mean[m] == pytest.approx(plain.mean[m])
+    rr = sysu_trials(qf, qp, qc, gf, gp, gc, galleries, distance="euclidean",
+                     rerank={"k1": 20, "k2": 6, "lambda": 0.3})
+    assert rr.mean["mAP"] != pytest.approx(plain.mean["mAP"])
+    d = json.loads(json.dumps(rr.to_dict()))
+    assert d["reranked"] is True and d["protocol"]["reranked"] is True and all(t["reranked"] for t in d["trials"])
+    assert d["rerank"]["k1"] == 20 and d["rerank"]["lambda"] == 0.3 and "re-ranked" in d["metrics_note"]
+    assert plain.to_dict()["reranked"] is False and "rerank" not in plain.to_dict()
+    table = format_table({"ours": rr, "plain": plain})
+    assert "ours [re-ranked (k1=20, k2=6, λ=0.3)]" in table and "plain [" not in table
+    reg = regdb_trial(qf, qp, gf, gp, trial=1, direction="t2v", rerank={"k1": 5, "k2": 2, "lambda": 0.3})
+    assert reg.to_dict()["reranked"] is True and reg.trials[0]["num_queries"] == gp.size

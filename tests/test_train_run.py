@@ -111,6 +111,8 @@ def test_diverging_loss_names_epoch_step_and_term(tiny_root, tmp_path):
     (["train.grad_accum=0"], "grad_accum"),
     (["train.amp=fp16"], "CUDA"),
     (["train.device=cuda:7"], "train.device"),
+    (["eval.direction=v2t"], "ir2rgb, rgb2ir"),          # the tiny run is SYSU: v2t is RegDB's
+    (["eval.rerank=true", "eval.rerank_lambda=1.5"], "rerank_lambda"),
 ])
 def test_bad_settings_are_refused(tiny_root, tmp_path, overrides, message):
     if "cuda" in overrides[0] and torch.cuda.is_available():
@@ -144,3 +146,11 @@ def test_early_stop_survives_a_kill_before_results(tiny_root, tmp_path, monkeypa
     resumed = train(cfg, tmp_path / "r", resume=True, progress=False)
     assert resumed["stopped_early"] and resumed["epochs_trained"] == 2 and resumed["steps"] == 6
     assert resumed["final_epoch_metrics"] == {"rank1": {"mean": 0.4}}
+
+
+def test_training_evaluation_honours_direction_and_rerank(tiny_root, tmp_path):
+    results = train(tiny_config(tiny_root, ["eval.rerank=true", "eval.rerank_k1=5", "eval.direction=rgb2ir"]),
+                    tmp_path / "r", progress=False)
+    m = results["metrics"]
+    assert m["reranked"] is True and m["rerank"]["k1"] == 5 and m["protocol"]["direction"] == "rgb2ir"
+    assert all(t["reranked"] for t in m["trials"])

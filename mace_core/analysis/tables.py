@@ -173,7 +173,24 @@ def trial_std(runs: Iterable[Any], metric: str = "R1") -> float | None:
     return float(np.mean(stds)) if stds else None
 
 
-def _caption(title: str, runs: Sequence[Any], sizes: Sequence[int], rule: bool = True, extra: str = "") -> str:
+def rerank_note(results: Iterable[Mapping[str, Any]]) -> str:
+    """The caption sentence for re-ranked numbers (empty when none of ``results`` is re-ranked)."""
+    settings = []
+    for res in results:
+        if not isinstance(res, Mapping):
+            continue
+        block = _find_metrics_block(res)
+        if res.get("reranked") or block.get("reranked"):
+            rr = res.get("rerank") or block.get("rerank") or (block.get("protocol") or {}).get("rerank") or {}
+            settings.append(f"k1 = {rr.get('k1', '?')}, k2 = {rr.get('k2', '?')}, λ = {rr.get('lambda', '?')}")
+    if not settings:
+        return ""
+    return (f"Re-ranked: k-reciprocal re-ranking (Zhong et al., CVPR 2017; {', '.join(sorted(set(settings)))}) "
+            "applied to our numbers, not comparable with plain ones.")
+
+
+def _caption(title: str, runs: Sequence[Any], sizes: Sequence[int], rule: bool = True, extra: str = "",
+             eval_results: Sequence[Mapping[str, Any]] = ()) -> str:
     runs = list(runs)
     sources = sorted({data_source(r) for r in runs}) or ["unknown"]
     rules = sorted({selection_rule(r.results) for r in runs}) or ["final epoch"]
@@ -185,6 +202,8 @@ def _caption(title: str, runs: Sequence[Any], sizes: Sequence[int], rule: bool =
         parts.append(fd.RULE)
     if extra:
         parts.append(extra)
+    if note := rerank_note([r.results for r in runs] + list(eval_results)):
+        parts.append(note)
     if trial is not None:
         parts.append(f"Gallery-trial std within one run: {trial:.1f} pp (Rank-1, mean over runs).")
     return " ".join(parts)
@@ -510,7 +529,8 @@ def multi_query_table(evals: Iterable[Mapping[str, Any]], runs: Sequence[Any] | 
     """Table 7 for one metric: one row per pool size n, one ours · thesis group per fusion strategy,
     and the mean number of images actually fused (where a camera had fewer than n images)."""
     runs = list(runs) if isinstance(runs, (list, tuple)) else [runs]
-    groups = _mq_groups(list(evals))
+    evals = list(evals)
+    groups = _mq_groups(evals)
     fusions = [f for f in tn.FUSIONS if any(k[1] == f for k in groups)] + \
         sorted({k[1] for k in groups} - set(tn.FUSIONS))
     out, sizes = [], set()
@@ -527,7 +547,8 @@ def multi_query_table(evals: Iterable[Mapping[str, Any]], runs: Sequence[Any] | 
         out.append(cells)
     title = (f"Table 7 — multi-query fusion, {HEADERS[metric]}, all-search (n: IR queries per pool; fused: "
              f"images actually fused, mean; thesis n = 1: Table 3)")
-    return _frame(out, _caption(title, runs, sorted(sizes - {0}) or [1], rule=False))
+    return _frame(out, _caption(title, runs, sorted(sizes - {0}) or [1], rule=False,
+                                eval_results=[e["results"] for e in evals]))
 
 
 def multi_query_finding(evals: Iterable[Mapping[str, Any]], metric: str = "R1", with_claims: bool = True) -> str:
@@ -649,7 +670,7 @@ def occlusion_table(runs: Sequence[Any], evals: Iterable[Mapping[str, Any]]) -> 
              "occlusion_* models were trained with that occlusion "
              "(p = 0.5); the thesis's baseline clean Rank-1 is Table 9's 44.65.")
     return _frame(out, _caption("Table 9 — occlusion robustness (IR queries occluded at test time)", flat, sizes,
-                                rule=False, extra=extra))
+                                rule=False, extra=extra, eval_results=[e["results"] for e in evals]))
 
 
 def _occlusion_comparisons(runs: Sequence[Any], evals: Sequence[Mapping[str, Any]]):

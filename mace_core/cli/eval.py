@@ -8,7 +8,9 @@ def _eval(args) -> int:
     from mace_core.engine.checkpoint import load_for_eval
     from mace_core.engine.device import resolve_device
     from mace_core.engine.evaluate import evaluate_regdb_model, evaluate_sysu_model
+    from mace_core.engine.retrieval import DIRECTIONS, check_direction
     from mace_core.errors import MaceError
+    from mace_core.rerank import rerank_settings
     from mace_core.utils.atomic import atomic_write_json
 
     ckpt = Path(args.checkpoint).expanduser()
@@ -16,11 +18,17 @@ def _eval(args) -> int:
         raise MaceError(f"checkpoint {str(ckpt)!r} does not exist", "pass --checkpoint RUN_DIR/checkpoints/last.pt")
     if args.gallery == "official" and not args.perm_file:
         raise MaceError("--gallery official needs --perm-file", "pass --perm-file PATH/rand_perm_cam.mat")
+    if args.dataset:   # settings checked before the checkpoint is loaded
+        check_direction(args.dataset, args.direction)
+    rerank = rerank_settings(args.rerank, args.rerank_k1, args.rerank_k2, args.rerank_lambda)
     device = resolve_device(args.device)
     meta: dict = {}
     model, cfg = load_for_eval(ckpt, device, meta)
     dataset = args.dataset or cfg.data.dataset
     root = args.root or cfg.data.root
+    if dataset not in DIRECTIONS:
+        raise MaceError(f"--dataset {dataset} is not known", f"use one of {', '.join(DIRECTIONS)}")
+    direction = check_direction(dataset, args.direction)   # None: the dataset's standard direction
     if dataset != "sysu":
         ignored = [flag for flag, value in (("--multi-query", args.multi_query), ("--gallery", args.gallery != "agw"),
                                             ("--mode", args.mode != "all"), ("--shots", args.shots != 1))
@@ -31,20 +39,25 @@ def _eval(args) -> int:
     size = (cfg.data.height, cfg.data.width)
     common = {"distance": args.distance, "flip": args.flip, "occlusion": args.occlusion,
               "occlusion_fill": args.occlusion_fill, "occlusion_seed": args.occlusion_seed,
-              "cache_dir": args.cache_dir, "batch_size": args.batch_size, "device": device}
+              "cache_dir": args.cache_dir, "batch_size": args.batch_size, "device": device,
+              "direction": direction, "rerank": rerank}
     if dataset == "sysu":
         result = evaluate_sysu_model(model, root, size, mode=args.mode, gallery=args.gallery,
                                      perm_file=args.perm_file, shots=args.shots, trials=args.trials,
                                      multi_query=args.multi_query, fusion=args.fusion, **common)
         name = f"sysu-{args.mode}-{args.gallery}-{args.shots}shot"
+        if direction != DIRECTIONS["sysu"][0]:
+            name += f"-{direction}"
         if args.multi_query:
             name += f"-mq{args.multi_query}-{args.fusion}"
     else:
         trial = args.trial if args.trial is not None else cfg.data.trial
-        result = evaluate_regdb_model(model, root, size, trial=trial, direction=args.direction, **common)
-        name = f"regdb-{args.direction}-trial{trial}"
+        result = evaluate_regdb_model(model, root, size, trial=trial, **common)
+        name = f"regdb-{direction}-trial{trial}"
     if args.occlusion:
         name += f"-occ-{args.occlusion}-{args.occlusion_fill}"
+    if rerank:   # file name and table say it: re-ranked numbers are not comparable with plain ones
+        name += "-reranked"
     result.protocol.update(checkpoint=str(ckpt), model_selection=meta["model_selection"],
                            checkpoint_epoch=meta["epoch"], data_source=cfg.data.source)
     print(result.table(name))
@@ -80,14 +93,21 @@ def register(subparsers) -> None:
     p.add_argument("--shots", type=int, choices=(1, 10), default=1, help="gallery images per identity and camera")
     p.add_argument("--trials", type=int, default=10, help="SYSU gallery trials (0..N-1)")
     p.add_argument("--trial", type=int, default=None, help="RegDB trial (default: the checkpoint's)")
-    p.add_argument("--direction", choices=("v2t", "t2v"), default="v2t", help="RegDB query direction")
+    p.add_argument("--direction", default=None,
+                   help="search direction: SYSU ir2rgb (standard) or rgb2ir (non-standard reverse); "
+                        "RegDB v2t (default) or t2v. Default: the dataset's standard one")
     p.add_argument("--distance", choices=DISTANCES, default="cosine")
     p.add_argument("--flip", action="store_true", help="average features with the horizontally flipped image")
-    p.add_argument("--occlusion", choices=KINDS, default=None, help="occlude the IR queries at test time")
+    p.add_argument("--occlusion", choices=KINDS, default=None, help="occlude the queries at test time")
     p.add_argument("--occlusion-fill", choices=FILLS, default=DEFAULT_FILL)
     p.add_argument("--occlusion-seed", type=int, default=0)
     p.add_argument("--multi-query", type=int, default=None, metavar="N", help="fuse pools of N queries")
     p.add_argument("--fusion", choices=FUSIONS, default="avg")
+    p.add_argument("--rerank", action="store_true",
+                   help="k-reciprocal re-ranking (Zhong et al. 2017); the results are labelled re-ranked")
+    p.add_argument("--rerank-k1", type=int, default=20)
+    p.add_argument("--rerank-k2", type=int, default=6)
+    p.add_argument("--rerank-lambda", type=float, default=0.3)
     p.add_argument("--cache-dir", default=None, help="folder for the resized image cache")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", default="auto")

@@ -12,6 +12,11 @@ Gallery sampling (``gallery_indices``):
   ``shots > 1`` the same stream draws ``min(shots, n)`` files without replacement (``sample``).
 * ``method="official"`` reads ``rand_perm_cam.mat``: row ``trial`` of each (camera, identity)
   permutation, first ``shots`` entries (1-based in the file).
+
+The reverse search direction (``rgb2ir``, a non-standard extension: RGB queries, IR gallery)
+draws its IR gallery with the same rules over the IR images of the test identities
+(``gallery_indices(..., modality="ir")``: cameras 3 and 6 in order, one pick per identity and
+camera per trial); its queries are the RGB images :func:`gallery_candidates` lists.
 """
 from __future__ import annotations
 
@@ -243,15 +248,18 @@ def _official_picks(perm_file, trial: int, shots: int, groups) -> list[int]:
 
 
 def gallery_indices(root, mode: str = "all", trial: int = 0, shots: int = 1, method: str = "agw",
-                    perm_file=None) -> np.ndarray:
-    """Indices into :func:`gallery_candidates` forming the gallery of ``trial`` (see module doc)."""
+                    perm_file=None, modality: str = "rgb") -> np.ndarray:
+    """Indices into :func:`gallery_candidates` forming the gallery of ``trial`` (see module doc);
+    with ``modality="ir"`` (the reverse direction) indices into :func:`query_set`, the IR images."""
+    if modality not in ("rgb", "ir"):
+        raise MaceError(f"unknown gallery modality {modality!r}", "use 'rgb' (standard) or 'ir' (reverse direction)")
     if method not in METHODS:
         raise MaceError(f"unknown gallery method {method!r}", "use 'agw' or 'official'")
     if not isinstance(shots, (int, np.integer)) or shots < 1:
         raise MaceError(f"shots must be a positive integer, got {shots!r}", "use 1 (single-shot) or 10 (multi-shot)")
     if not isinstance(trial, (int, np.integer)) or trial < 0:
         raise MaceError(f"trial must be a non-negative integer, got {trial!r}", "use trials 0..9")
-    groups = _groups(gallery_candidates(root, mode))
+    groups = _groups(gallery_candidates(root, mode) if modality == "rgb" else query_set(root, mode))
     if method == "official":
         return np.asarray(_official_picks(perm_file, int(trial), int(shots), groups), dtype=np.int64)
     rng = random.Random(int(trial))  # private stream: same picks as random.seed(trial), global state untouched

@@ -8,6 +8,12 @@ trial's gallery is a subset of the candidate features (no re-extraction per tria
 occlusion (if any) is applied to the IR queries only, image ``i`` with the generator
 ``(occlusion_seed, i)``, before normalisation. RegDB: one trial (one model); occlusion applies
 to that direction's query images.
+
+Directions (see :data:`mace_core.engine.retrieval.DIRECTIONS`): SYSU ``ir2rgb`` is the standard
+protocol; ``rgb2ir`` swaps the roles -- the RGB images of the mode's cameras are the queries
+(occluded, if asked), each trial's gallery is one IR image per identity and IR camera drawn by
+the same seeded rule, and a camera-2 query ignores camera-3 items. ``rerank``: the
+``{"k1", "k2", "lambda"}`` of :func:`mace_core.rerank.rerank_settings`, or None (off).
 """
 from __future__ import annotations
 
@@ -20,7 +26,9 @@ from mace_core.data.cache import cached_images
 from mace_core.data.datasets import to_chw
 from mace_core.data.transforms import test_transform
 from mace_core.engine.retrieval import (
+    SYSU_REVERSE_SAME_ROOM,
     EvalResult,
+    check_direction,
     check_fusion,
     check_pool_size,
     pooled_queries,
@@ -28,7 +36,7 @@ from mace_core.engine.retrieval import (
     sysu_trials,
 )
 from mace_core.errors import MaceError
-from mace_core.metrics import check_distance
+from mace_core.metrics import SYSU_SAME_ROOM, check_distance
 from mace_core.occlusion import DEFAULT_FILL, check_fill, check_kind, image_rng, occlude
 
 MODALITIES = ("rgb", "ir")
@@ -78,13 +86,16 @@ def evaluate_sysu_model(model, root, size, mode: str = "all", gallery: str = "ag
                         occlusion: str | None = None, occlusion_fill: str = DEFAULT_FILL, occlusion_seed: int = 0,
                         multi_query: int | None = None, fusion: str = "avg", pool_seed: int = 0,
                         cache_dir=None, batch_size: int = 128, device="cpu",
-                        feature_cache: dict | None = None) -> EvalResult:
+                        feature_cache: dict | None = None, direction: str | None = None,
+                        rerank: dict | None = None) -> EvalResult:
     """SYSU-MM01 ``mode`` search over gallery trials ``0 .. trials-1`` (see module docstring).
 
     ``feature_cache``: a dict owned by the caller for *one* model; features are kept in it per
     embedding setting, so a sweep over pool sizes and fusions (experiment 4) embeds the images once."""
     from mace_core.data.sysu import gallery_candidates, gallery_indices, query_set
 
+    direction = check_direction("sysu", direction)
+    reverse = direction == "rgb2ir"
     check_distance(distance)
     check_fusion(fusion)
     if multi_query is not None:
@@ -95,35 +106,44 @@ def evaluate_sysu_model(model, root, size, mode: str = "all", gallery: str = "ag
     if not isinstance(trials, (int, np.integer)) or trials < 1:
         raise MaceError(f"trials must be an integer >= 1, got {trials!r}", "use 10 (the protocol) or fewer for a quick look")
     # Gallery picks first: a bad permutation file fails before any image is embedded.
-    galleries = {t: gallery_indices(root, mode, t, shots, gallery, perm_file) for t in range(int(trials))}
-    queries, candidates = query_set(root, mode), gallery_candidates(root, mode)
-    if not queries:
-        raise MaceError(f"no IR query images under {root}", "check the test split (exp/test_id.txt)")
-    if not candidates:
-        raise MaceError(f"no RGB gallery images under {root} for mode {mode!r}", "check the test split")
+    galleries = {t: gallery_indices(root, mode, t, shots, gallery, perm_file, modality="ir" if reverse else "rgb")
+                 for t in range(int(trials))}
+    ir_records, rgb_records = query_set(root, mode), gallery_candidates(root, mode)
+    if not ir_records:
+        raise MaceError(f"no IR images of the test identities under {root}", "check the test split (exp/test_id.txt)")
+    if not rgb_records:
+        raise MaceError(f"no RGB images of the test identities under {root} for mode {mode!r}", "check the test split")
     transform = test_transform(size)
-    q_img = cached_images(queries, size, cache_dir, desc="sysu-query")
-    g_img = cached_images(candidates, size, cache_dir, desc=f"sysu-gallery-{mode}")
+    ir_img = cached_images(ir_records, size, cache_dir, desc="sysu-query")
+    rgb_img = cached_images(rgb_records, size, cache_dir, desc=f"sysu-gallery-{mode}")
+    queries, candidates = (rgb_records, ir_records) if reverse else (ir_records, rgb_records)
+    q_img, g_img = (rgb_img, ir_img) if reverse else (ir_img, rgb_img)
+    q_mod, g_mod = ("rgb", "ir") if reverse else ("ir", "rgb")
     key = (str(root), tuple(size), mode, bool(flip), occlusion, occlusion_fill, occlusion_seed, int(batch_size))
+    if reverse:
+        key += (direction,)
     if feature_cache is not None and key in feature_cache:
         qf, gf = feature_cache[key]
     else:
-        qf = extract_features(model, q_img, "ir", transform, batch_size, device, flip, occlusion, occlusion_fill,
+        qf = extract_features(model, q_img, q_mod, transform, batch_size, device, flip, occlusion, occlusion_fill,
                               occlusion_seed)
-        gf = extract_features(model, g_img, "rgb", transform, batch_size, device, flip)
+        gf = extract_features(model, g_img, g_mod, transform, batch_size, device, flip)
         if feature_cache is not None:
             feature_cache[key] = (qf, gf)
     q_pids, q_cams = _labels(queries)
     g_pids, g_cams = _labels(candidates)
     qf, q_pids, q_cams = pooled_queries(qf, q_pids, q_cams, multi_query, fusion, pool_seed)
-    protocol = {"dataset": "sysu", "mode": mode, "gallery": gallery, "shots": int(shots), "trials": int(trials),
-                "distance": distance, "flip": bool(flip), "occlusion": occlusion,
+    protocol = {"dataset": "sysu", "mode": mode, "direction": direction, "gallery": gallery, "shots": int(shots),
+                "trials": int(trials), "distance": distance, "flip": bool(flip), "occlusion": occlusion,
                 "occlusion_fill": occlusion_fill if occlusion else None, "occlusion_seed": occlusion_seed if occlusion else None,
                 "multi_query": multi_query, "fusion": fusion if multi_query else None,
                 # images fused per query: below n where an (identity, camera) group has fewer than n
                 "mean_pool_size": mean_pool_size(queries, multi_query),
                 "num_query_images": len(queries), "num_candidates": len(candidates)}
-    return sysu_trials(qf, q_pids, q_cams, gf, g_pids, g_cams, galleries, distance, protocol=protocol)
+    if reverse:
+        protocol["non_standard"] = "RGB queries against an IR gallery (not the SYSU-MM01 protocol)"
+    return sysu_trials(qf, q_pids, q_cams, gf, g_pids, g_cams, galleries, distance, protocol=protocol,
+                       rerank=rerank, same_room=SYSU_REVERSE_SAME_ROOM if reverse else SYSU_SAME_ROOM)
 
 
 def mean_pool_size(queries, n: int | None) -> float:
@@ -137,16 +157,15 @@ def mean_pool_size(queries, n: int | None) -> float:
     return sum(p * min(n, c) for p, c in zip(pools, groups.values())) / sum(pools)
 
 
-def evaluate_regdb_model(model, root, size, trial: int = 1, direction: str = "v2t", distance: str = "cosine",
+def evaluate_regdb_model(model, root, size, trial: int = 1, direction: str | None = None, distance: str = "cosine",
                          flip: bool = False, occlusion: str | None = None, occlusion_fill: str = DEFAULT_FILL,
                          occlusion_seed: int = 0, cache_dir=None, batch_size: int = 128, device="cpu",
-                         **_unused) -> EvalResult:
-    """RegDB test split of ``trial``; ``direction`` v2t (visible queries) or t2v (thermal queries)."""
+                         rerank: dict | None = None, **_unused) -> EvalResult:
+    """RegDB test split of ``trial``; ``direction`` v2t (visible queries, the default) or t2v."""
     from mace_core.data.regdb import regdb_split
 
     check_distance(distance)
-    if direction not in ("v2t", "t2v"):
-        raise MaceError(f"unknown RegDB direction {direction!r}", "use v2t (visible to thermal) or t2v")
+    direction = check_direction("regdb", direction)
     visible, thermal = regdb_split(root, trial, split="test")
     transform = test_transform(size)
     v_img = cached_images(visible, size, cache_dir, desc=f"regdb-visible-test-{trial}")
@@ -158,4 +177,4 @@ def evaluate_regdb_model(model, root, size, trial: int = 1, direction: str = "v2
     protocol = {"dataset": "regdb", "trial": int(trial), "direction": direction, "distance": distance,
                 "flip": bool(flip), "occlusion": occlusion}
     return regdb_trial(vf, _labels(visible)[0], tf, _labels(thermal)[0], trial, direction, distance,
-                       protocol=protocol)
+                       protocol=protocol, rerank=rerank)

@@ -18,6 +18,16 @@ fused as the model returns them; the cosine distance normalises the fused vector
 
 Summaries: each trial's ``rank1/5/10/20``, ``mAP`` and ``mINP`` (fractions), then the mean and
 the sample standard deviation (ddof=1; 0 for a single trial) over trials.
+
+Search directions (:data:`DIRECTIONS`, the first of each dataset is its standard protocol):
+SYSU-MM01 ``ir2rgb`` (IR queries, RGB gallery) and the non-standard reverse ``rgb2ir`` (RGB
+queries, IR gallery; the same-room rule becomes "a camera-2 query ignores camera-3 items");
+RegDB ``v2t`` and ``t2v``.
+
+Re-ranking (``rerank`` = ``{"k1", "k2", "lambda"}``, off when None): each trial's query x gallery
+distance is replaced by :func:`mace_core.rerank.rerank_distance`, then scored by the same protocol.
+Such results say so: ``"reranked": true`` at the top of ``to_dict()``, in the protocol and in every
+trial, and the table rows carry "re-ranked".
 """
 from __future__ import annotations
 
@@ -29,11 +39,44 @@ from typing import Any
 import numpy as np
 
 from mace_core.errors import MaceError
-from mace_core.metrics import evaluate_regdb_features, evaluate_sysu_features
+from mace_core.metrics import (
+    SYSU_SAME_ROOM,
+    evaluate_regdb,
+    evaluate_regdb_features,
+    evaluate_sysu,
+    evaluate_sysu_features,
+)
 
 METRICS = ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")
 LABELS = {"rank1": "R1", "rank5": "R5", "rank10": "R10", "rank20": "R20", "mAP": "mAP", "mINP": "mINP"}
 FUSIONS = ("avg", "max", "weighted")
+# Search directions each dataset defines; the first is its standard protocol (the default).
+DIRECTIONS: dict[str, tuple[str, ...]] = {"sysu": ("ir2rgb", "rgb2ir"), "regdb": ("v2t", "t2v")}
+DIRECTION_NAMES = {"ir2rgb": "IR to RGB", "rgb2ir": "RGB to IR (non-standard)",
+                   "v2t": "visible to thermal", "t2v": "thermal to visible"}
+SYSU_REVERSE_SAME_ROOM = (SYSU_SAME_ROOM[1], SYSU_SAME_ROOM[0])   # RGB cam-2 queries ignore IR cam-3 items
+
+
+def check_direction(dataset: str, direction: str | None) -> str:
+    """``direction`` checked against the dataset's; None means the dataset's standard one."""
+    valid = DIRECTIONS.get(dataset)
+    if valid is None:
+        raise MaceError(f"dataset {dataset!r} has no search directions defined",
+                        f"use one of {', '.join(DIRECTIONS)}")
+    if direction is None:
+        return valid[0]
+    if direction not in valid:
+        raise MaceError(f"dataset {dataset} does not define the search direction {direction!r}",
+                        f"use one of {', '.join(valid)} ({valid[0]} is the standard protocol), "
+                        "or leave eval.direction unset for the standard one")
+    return direction
+
+
+def rerank_label(rerank: dict | None) -> str:
+    """How re-ranked numbers are labelled in tables (empty when not re-ranked)."""
+    if not rerank:
+        return ""
+    return f"re-ranked (k1={rerank['k1']}, k2={rerank['k2']}, λ={rerank['lambda']:g})"
 
 
 def check_fusion(fusion: str) -> str:
@@ -75,10 +118,19 @@ class EvalResult:
     def std(self) -> dict[str, float]:
         return {m: float(self._values(m).std(ddof=1)) if len(self.trials) > 1 else 0.0 for m in METRICS}
 
+    @property
+    def reranked(self) -> bool:
+        return bool(self.protocol.get("reranked"))
+
     def to_dict(self) -> dict[str, Any]:
         mean, std = self.mean, self.std
-        return {"protocol": dict(self.protocol), "trials": [dict(t) for t in self.trials],
-                "mean": mean, "std": std, "rank1": {"mean": mean["rank1"], "std": std["rank1"]}}
+        out = {"protocol": dict(self.protocol), "trials": [dict(t) for t in self.trials],
+               "mean": mean, "std": std, "rank1": {"mean": mean["rank1"], "std": std["rank1"]},
+               "reranked": self.reranked}
+        if self.reranked:
+            out["rerank"] = dict(self.protocol["rerank"])
+            out["metrics_note"] = "re-ranked: " + rerank_label(self.protocol["rerank"])
+        return out
 
     def table(self, name: str = "") -> str:
         return format_table({name or self.protocol.get("name", "result"): self})
@@ -89,7 +141,8 @@ def format_table(results: dict[str, EvalResult | dict]) -> str:
     rows = []
     for name, res in results.items():
         d = res.to_dict() if isinstance(res, EvalResult) else res
-        rows.append([str(name)] + [f"{100 * d['mean'][m]:.2f} ± {100 * d['std'][m]:.2f}" for m in METRICS])
+        label = rerank_label(d.get("rerank") or d.get("protocol", {}).get("rerank")) if d.get("reranked") else ""
+        rows.append([f"{name} [{label}]" if label else str(name)] + [f"{100 * d['mean'][m]:.2f} ± {100 * d['std'][m]:.2f}" for m in METRICS])
     header = [""] + [LABELS[m] for m in METRICS]
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
@@ -156,37 +209,59 @@ def pooled_queries(qf, q_pids, q_cams, n: int | None, fusion: str = "avg", seed:
 
 
 # --------------------------------------------------------------------------- protocols
+def _protocol(protocol: dict | None, rerank: dict | None) -> dict:
+    out = dict(protocol or {})
+    out["reranked"] = bool(rerank)
+    if rerank:
+        out["rerank"] = {"method": "k-reciprocal (Zhong et al., CVPR 2017)", **rerank}
+    return out
+
+
+def _reranked(qf, gf, distance: str, rerank: dict) -> np.ndarray:
+    from mace_core.rerank import rerank_distance
+
+    return rerank_distance(qf, gf, rerank["k1"], rerank["k2"], rerank["lambda"], distance)
+
+
 def sysu_trials(qf, q_pids, q_cams, cand_f, cand_pids, cand_cams, galleries: dict[int, np.ndarray],
-                distance: str = "cosine", max_rank: int = 20, protocol: dict | None = None) -> EvalResult:
+                distance: str = "cosine", max_rank: int = 20, protocol: dict | None = None,
+                rerank: dict | None = None, same_room=SYSU_SAME_ROOM) -> EvalResult:
     """SYSU-MM01: the same queries against each trial's gallery (indices into the candidates,
-    embedded once)."""
+    embedded once). ``same_room``: see :func:`mace_core.metrics.evaluate_sysu`."""
     if not galleries:
         raise MaceError("no gallery trials to evaluate", "use trials >= 1")
     cand_f = np.asarray(cand_f)
     cand_pids, cand_cams = np.asarray(cand_pids, np.int64), np.asarray(cand_cams, np.int64)
-    result = EvalResult(dict(protocol or {}))
+    result = EvalResult(_protocol(protocol, rerank))
     for trial, idx in galleries.items():
         idx = np.asarray(idx, np.int64)
         if idx.size == 0:
-            raise MaceError(f"the gallery of trial {trial} is empty", "check the dataset's RGB test images")
-        r = evaluate_sysu_features(qf, cand_f[idx], q_pids, cand_pids[idx], q_cams, cand_cams[idx],
-                                   max_rank=max_rank, distance=distance)
-        result.trials.append({"trial": int(trial), "gallery_size": int(idx.size), **metric_row(r)})
+            raise MaceError(f"the gallery of trial {trial} is empty", "check the dataset's test images")
+        if rerank:
+            r = evaluate_sysu(_reranked(qf, cand_f[idx], distance, rerank), q_pids, cand_pids[idx], q_cams,
+                              cand_cams[idx], max_rank=max_rank, same_room=same_room)
+        else:
+            r = evaluate_sysu_features(qf, cand_f[idx], q_pids, cand_pids[idx], q_cams, cand_cams[idx],
+                                       max_rank=max_rank, distance=distance, same_room=same_room)
+        result.trials.append({"trial": int(trial), "gallery_size": int(idx.size), **metric_row(r),
+                              "reranked": bool(rerank)})
     return result
 
 
 def regdb_trial(visible_f, visible_pids, thermal_f, thermal_pids, trial: int, direction: str = "v2t",
-                distance: str = "cosine", max_rank: int = 20, protocol: dict | None = None) -> EvalResult:
+                distance: str = "cosine", max_rank: int = 20, protocol: dict | None = None,
+                rerank: dict | None = None) -> EvalResult:
     """RegDB, one trial. ``v2t``: visible queries, thermal gallery; ``t2v`` ranks with the
     transposed distance of the same features (thermal queries, visible gallery)."""
-    if direction not in ("v2t", "t2v"):
-        raise MaceError(f"unknown RegDB direction {direction!r}", "use v2t (visible to thermal) or t2v")
-    if direction == "v2t":
-        r = evaluate_regdb_features(visible_f, thermal_f, visible_pids, thermal_pids, max_rank, distance)
+    direction = check_direction("regdb", direction)
+    qf, q_pids, gf, g_pids = ((visible_f, visible_pids, thermal_f, thermal_pids) if direction == "v2t"
+                              else (thermal_f, thermal_pids, visible_f, visible_pids))
+    if rerank:
+        r = evaluate_regdb(_reranked(qf, gf, distance, rerank), q_pids, g_pids, max_rank)
     else:
-        r = evaluate_regdb_features(thermal_f, visible_f, thermal_pids, visible_pids, max_rank, distance)
-    result = EvalResult(dict(protocol or {}))
-    result.trials.append({"trial": int(trial), **metric_row(r)})
+        r = evaluate_regdb_features(qf, gf, q_pids, g_pids, max_rank, distance)
+    result = EvalResult(_protocol(protocol, rerank))
+    result.trials.append({"trial": int(trial), **metric_row(r), "reranked": bool(rerank)})
     return result
 
 

@@ -116,10 +116,13 @@ def evaluate(model: torch.nn.Module, cfg: RunConfig, device: torch.device,
     (``feature_cache``: see :func:`mace_core.engine.evaluate.evaluate_sysu_model`)."""
     from mace_core.engine.evaluate import evaluate_regdb_model, evaluate_sysu_model
 
+    from mace_core.rerank import rerank_settings
+
     e, d = cfg.eval, cfg.data
     common = {"distance": e.distance, "flip": e.flip, "occlusion": e.occlusion, "occlusion_fill": e.occlusion_fill,
               "occlusion_seed": e.occlusion_seed, "cache_dir": d.cache_dir, "batch_size": e.batch_size,
-              "device": device}
+              "device": device, "direction": e.direction,
+              "rerank": rerank_settings(e.rerank, e.rerank_k1, e.rerank_k2, e.rerank_lambda)}
     was_training = model.training
     model.eval()
     try:
@@ -129,13 +132,23 @@ def evaluate(model: torch.nn.Module, cfg: RunConfig, device: torch.device,
                                          multi_query=e.multi_query, fusion=e.fusion, feature_cache=feature_cache,
                                          **common)
         elif d.dataset == "regdb":
-            result = evaluate_regdb_model(model, d.root, (d.height, d.width), trial=d.trial, direction=e.direction,
-                                          **common)
+            result = evaluate_regdb_model(model, d.root, (d.height, d.width), trial=d.trial, **common)
         else:
             raise MaceError(f"data.dataset={d.dataset!r} is not known", "use sysu or regdb")
     finally:
         model.train(was_training)
     return result.to_dict() if hasattr(result, "to_dict") else dict(result)
+
+
+def _check_eval_settings(cfg: RunConfig) -> None:
+    """Search direction and re-ranking settings fail before training, not after it."""
+    from mace_core.engine.retrieval import DIRECTIONS, check_direction
+    from mace_core.rerank import rerank_settings
+
+    if cfg.data.dataset in DIRECTIONS:
+        check_direction(cfg.data.dataset, cfg.eval.direction)
+    e = cfg.eval
+    rerank_settings(e.rerank, e.rerank_k1, e.rerank_k2, e.rerank_lambda)
 
 
 def headline(metrics: dict[str, Any]) -> float:
@@ -229,6 +242,7 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
     if tc.early_stop_patience > 0 and tc.eval_every <= 0:
         raise MaceError("train.early_stop_patience needs evaluations during training",
                         "set train.eval_every to k > 0")
+    _check_eval_settings(cfg)
 
     if tc.threads is not None:
         if tc.threads < 1:
