@@ -199,9 +199,12 @@ def _experiment_evals(experiment: str, runs: list[Any]) -> list[dict[str, Any]] 
     return None
 
 
-def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs_dir="runs") -> Path:
+def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs_dir="runs",
+                   chapters: Iterable[str] | None = None) -> Path:
     """``generated/overview.md``: every experiment's headline number beside the thesis's, with its
-    computed finding and a link to its chapter, from stored results only (never trains or evaluates)."""
+    computed finding and a link to its chapter, from stored results only (never trains or evaluates).
+    ``chapters``: the experiments whose chapter the book has (None: all); the others are left out, even
+    where they share a stored run with an executed one (``--only 00,05``)."""
     from mace_core.analysis import findings, tables
     from mace_core.analysis.thesis_numbers import THESIS_LABEL
     from mace_core.study.api import load_results
@@ -213,6 +216,8 @@ def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     found, claims, sources, sizes = [], [], set(), set()
     for experiment in list_experiments(params_dir):
+        if chapters is not None and experiment not in set(chapters):
+            continue
         runs = load_results(experiment, profile, params_dir, runs_dir)
         if not runs:
             continue

@@ -705,8 +705,9 @@ def finish_book(profile: str, params_dir="params", runs_dir="runs", book_dir="bo
     runs = resolve_path(runs_dir, params)
     books = resolve_path(book_dir, params)
     pairs = plan(profile, params, runs, books, notebooks_dir, None)
-    book.write_overview(books, profile, params, runs)   # results at a glance, from stored results only
-    book.write_toc(books, executed_pages(pairs))
+    pages = executed_pages(pairs)
+    book.write_overview(books, profile, params, runs, chapters=pages)   # results at a glance, stored results only
+    book.write_toc(books, pages)
     book.write_runs_table(books, [p.run_dir for p in pairs if p.run_dir is not None]
                           + [r.run_dir for r in replicates_of(pairs)])
     return book.build_book(books)
