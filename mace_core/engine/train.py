@@ -119,7 +119,10 @@ def evaluate(model: torch.nn.Module, cfg: RunConfig, device: torch.device,
     e, d = cfg.eval, cfg.data
     common = {"distance": e.distance, "flip": e.flip, "occlusion": e.occlusion, "occlusion_fill": e.occlusion_fill,
               "occlusion_seed": e.occlusion_seed, "cache_dir": d.cache_dir, "batch_size": e.batch_size,
-              "device": device}
+              "device": device,
+              # loaded and computed as in training: workers, pinned memory, autocast, memory format
+              "workers": d.workers, "pin_memory": d.pin_memory, "amp": amp_dtype(cfg.train.amp, device),
+              "memory_format": torch.channels_last if cfg.train.channels_last else torch.contiguous_format}
     was_training = model.training
     model.eval()
     try:
