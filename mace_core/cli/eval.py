@@ -21,6 +21,8 @@ def _eval(args) -> int:
     device = resolve_device(args.device)
     meta: dict = {}
     model, cfg = load_for_eval(ckpt, device, meta)
+    if cfg.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)  # as the inputs (and as in training)
     dataset = args.dataset or cfg.data.dataset
     root = args.root or cfg.data.root
     if dataset != "sysu":
