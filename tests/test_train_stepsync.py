@@ -157,3 +157,14 @@ def test_trainer_refuses_a_batch_whose_halves_are_not_paired(tiny_root, tmp_path
     monkeypatch.setattr(sampler_mod.CrossModalIdentitySampler, "__iter__", shifted)
     with pytest.raises(MaceError, match="index-paired"):
         train_mod.train(tiny_config(tiny_root), tmp_path / "run", progress=False)
+
+
+def test_stats_sum_device_terms_and_host_numbers_in_step_order():
+    stats = train_mod.StepStats(torch.device("cpu"), DistInfo())
+    steps = [(0.1, 0.7, 1.0), (0.2, 0.25, 3.0), (1e16, 0.5, 2.0)]  # 1e16 + 0.1: order and width matter
+    loss = acc = 0.0
+    for total, correct, host in steps:
+        t, a = torch.tensor(total, dtype=torch.float32), torch.tensor(correct, dtype=torch.float32)
+        stats.add({"total": t, "acc": a, "kd_weight": 0.3, "scale": host})  # "scale": a host-number term
+        loss, acc = loss + float(t), acc + float(a)  # what per-step host reads would have summed
+    assert stats.read(0) == {"loss": loss, "train_acc": acc, "loss.scale": 6.0, "batches": 3.0}  # no kd_weight

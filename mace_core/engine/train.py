@@ -200,23 +200,29 @@ def log_name(term: str) -> str:
 class StepStats:
     """One epoch's loss terms and training accuracy, summed on the device without a host sync per step.
 
-    ``add`` stacks a step's terms (``kd_weight``, a host float, is logged once per epoch instead) and adds
-    them in float64, in step order: the sums are exactly those of adding each step's value as a Python
-    float, as a per-step ``.item()`` would. It also remembers, on the device, whether and where the total
-    first became non-finite. ``read`` brings the sums to the host (under DDP summed over the ranks, with
-    each rank's batch count) once per logging interval and at the epoch's end; it raises there if the
-    loss was not finite on any rank, so every rank stops at the same point.
+    ``add`` stacks a step's tensor terms and adds them in float64, in step order: the sums are exactly
+    those of adding each step's value as a Python float, as a per-step ``.item()`` would. Terms the loss
+    gives as host floats are summed on the host (``kd_weight`` excepted: lambda_2 is logged once per
+    epoch). ``add`` also remembers, on the device, whether and where the total first became non-finite.
+    ``read`` brings the sums to the host (under DDP summed over the ranks, with each rank's batch count)
+    once per logging interval and at the epoch's end; it raises there if the loss was not finite on any
+    rank, so every rank stops at the same point.
     """
 
     def __init__(self, device: torch.device, info: DistInfo):
         self.device, self.info = device, info
-        self.terms: list[str] = []  # the loss's term names, ordered by their log column
+        self.terms: list[str] = []  # the loss's tensor terms, ordered by their log column
+        self.host_terms: list[str] = []  # terms given as host numbers
+        self.host_sums: list[float] = []
         self.sums: torch.Tensor | None = None
         self.batches = 0
 
     def add(self, terms: dict[str, Any]) -> None:
         if self.sums is None:
-            self.terms = sorted((k for k in terms if k != "kd_weight"), key=log_name)
+            self.terms = sorted((k for k, v in terms.items() if isinstance(v, torch.Tensor)), key=log_name)
+            self.host_terms = sorted((k for k, v in terms.items() if not isinstance(v, torch.Tensor)
+                                      and k != "kd_weight"), key=log_name)
+            self.host_sums = [0.0] * len(self.host_terms)
             self._total = self.terms.index("total")
             n = len(self.terms)
             self.sums = torch.zeros(n, dtype=torch.float64, device=self.device)
@@ -229,6 +235,8 @@ class StepStats:
         self.bad = torch.where(first_bad, values, self.bad)
         self.ok &= ~first_bad
         self.clean += self.ok
+        for i, k in enumerate(self.host_terms):
+            self.host_sums[i] += float(terms[k])
         self.batches += 1
 
     def read(self, epoch: int) -> dict[str, float]:
@@ -236,8 +244,8 @@ class StepStats:
         if self.sums is None:
             raise MaceError("the epoch ran no training step", "check data.ids_per_batch against the identities")
         local_bad = (~self.ok).to(torch.float64).view(1)
-        count = torch.full((1,), float(self.batches), dtype=torch.float64, device=self.device)
-        vector = torch.cat([self.sums, count, local_bad])
+        host = torch.tensor(self.host_sums + [float(self.batches)], dtype=torch.float64).to(self.device)
+        vector = torch.cat([self.sums, host, local_bad])
         if self.info.enabled:
             dist.all_reduce(vector)
         values = vector.tolist()  # the one host sync of the interval
@@ -247,8 +255,9 @@ class StepStats:
                 raise _nonfinite(bad["total"], bad, epoch, int(self.clean.item()))
             raise MaceError(f"the loss became non-finite on another rank in epoch {epoch + 1} (by batch "
                             f"{self.batches} of the epoch)", "see that rank's message; lower train.lr or set train.amp=off")
-        out = {log_name(k): v for k, v in zip(self.terms, values)}
-        out["batches"] = values[len(self.terms)]
+        names = self.terms + self.host_terms
+        out = {log_name(k): v for k, v in zip(names, values)}
+        out["batches"] = values[len(names)]
         return out
 
 
