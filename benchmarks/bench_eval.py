@@ -75,9 +75,11 @@ def main() -> None:
     transform = test_transform(SIZE)
 
     rng = np.random.default_rng(0)
-    batches = [(torch.from_numpy(np.ascontiguousarray(images[rng.integers(0, len(images), P * K)].transpose(0, 3, 1, 2))),
-                torch.from_numpy(np.ascontiguousarray(images[rng.integers(0, len(images), P * K)].transpose(0, 3, 1, 2))))
-               for _ in range(args.batches)]
+    def uint8_batch() -> torch.Tensor:  # P x K cached images as the trainer's loader hands them over
+        picked = images[np.sort(rng.integers(0, len(images), P * K))]
+        return torch.from_numpy(np.ascontiguousarray(picked.transpose(0, 3, 1, 2)))
+
+    batches = [(uint8_batch(), uint8_batch()) for _ in range(args.batches)]
 
     def train_forward() -> int:
         model.train()

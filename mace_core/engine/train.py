@@ -254,7 +254,8 @@ class StepStats:
                 bad = dict(zip(self.terms, self.bad.tolist()))
                 raise _nonfinite(bad["total"], bad, epoch, int(self.clean.item()))
             raise MaceError(f"the loss became non-finite on another rank in epoch {epoch + 1} (by batch "
-                            f"{self.batches} of the epoch)", "see that rank's message; lower train.lr or set train.amp=off")
+                            f"{self.batches} of the epoch)",
+                            "see that rank's message; lower train.lr or set train.amp=off")
         names = self.terms + self.host_terms
         out = {log_name(k): v for k, v in zip(names, values)}
         out["batches"] = values[len(names)]
