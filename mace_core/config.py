@@ -114,7 +114,7 @@ class TrainConfig:
                                           # several CPU runs share a machine (oversubscription is 10x slower)
     eval_every: int = 0                   # evaluate every k epochs (0 = only after the last)
     select_on_test: bool = False          # thesis convention "best epoch on test"; labelled when on
-    log_every: int = 20                   # steps between progress-bar postfix updates
+    log_every: int = 20                   # steps between host reads of the loss sums (progress bar, DDP check)
 
 
 @dataclass

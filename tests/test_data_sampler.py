@@ -75,3 +75,15 @@ def test_identity_fractions_nest_and_are_seeded():
 def test_fraction_outside_unit_interval_is_refused(fraction):
     with pytest.raises(MaceError, match="outside \\(0, 1\\]"):
         identity_subset(range(10), fraction)
+
+
+def test_check_paired_accepts_identity_aligned_halves_only():
+    from mace_core.data.sampler import check_paired
+
+    s = CrossModalIdentitySampler(RGB, IR, ids_per_batch=4, images_per_id=3, seed=1)
+    for b in batches(s):  # every sampler batch passes
+        check_paired(RGB[[i for i, _ in b]], IR[[j for _, j in b]])
+    with pytest.raises(MaceError, match="index-paired"):
+        check_paired(np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1]))  # same identities, other order
+    with pytest.raises(MaceError, match="index-paired"):
+        check_paired(np.array([0, 0, 1]), np.array([0, 0]))

@@ -38,7 +38,9 @@ def _worker(rank: int, world: int, port: int, root: str, run: str, out: str) -> 
         return model
 
     models.build_model = build_and_record  # the trainer imports it from here when it runs
-    results = train(tiny_config(root, ["train.steps_per_epoch=4", "train.epochs=2"]), run, progress=False, keep=keep)
+    # log_every=1: the loss sums are reduced over the ranks after every step as well as per epoch
+    results = train(tiny_config(root, ["train.steps_per_epoch=4", "train.epochs=2", "train.log_every=1"]), run,
+                    progress=False, keep=keep)
     state = {k: v.detach().clone() for k, v in keep["model"].state_dict().items()}
     torch.save({"state": state, "init": keep["init"], "results": results}, os.path.join(out, f"rank{rank}.pt"))
     torch.distributed.destroy_process_group()
@@ -65,3 +67,42 @@ def test_two_gloo_ranks_train_and_agree(tiny_root, tmp_path):
     moved = [k for k in r0["init"] if r0["init"][k].is_floating_point() and not torch.equal(r0["init"][k], r0["state"][k])]
     for part in ("specific.rgb.stem", "specific.ir.stem", "trunk", "phi_s", "cls_v", "cls_i", "cls_s"):
         assert any(k.startswith(part) for k in moved), part
+
+
+def _diverging_worker(rank: int, world: int, port: int, root: str, run: str, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    from mace_core import losses
+    from mace_core.engine.train import train
+    from mace_core.errors import MaceError
+
+    forward = losses.MaceLoss.forward
+
+    def nan_on_rank1(self, *args, **kwargs):  # rank 1's loss is NaN from its second batch on
+        total, terms = forward(self, *args, **kwargs)
+        self.calls = getattr(self, "calls", 0) + 1
+        if rank == 1 and self.calls >= 2:
+            terms = {**terms, "total": terms["total"] * float("nan")}
+        return total, terms
+
+    losses.MaceLoss.forward = nan_on_rank1
+    try:
+        train(tiny_config(root, ["train.steps_per_epoch=8", "train.epochs=1", "train.log_every=2"]), run,
+              progress=False)
+        message = "no error"
+    except MaceError as exc:
+        message = str(exc)
+    with open(os.path.join(out, f"rank{rank}.txt"), "w") as f:
+        f.write(message)
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                    reason="torch built without gloo")
+def test_a_rank_whose_loss_diverges_stops_every_rank_at_the_same_read(tiny_root, tmp_path):
+    mp.spawn(_diverging_worker, args=(2, _free_port(), str(tiny_root), str(tmp_path / "run"), str(tmp_path)),
+             nprocs=2, join=True)
+    rank0, rank1 = ((tmp_path / f"rank{r}.txt").read_text() for r in (0, 1))
+    assert "batch 2 of the epoch" in rank1 and "non-finite" in rank1  # the rank that diverged names its batch
+    assert "another rank" in rank0 and "by batch 2 of the epoch" in rank0  # the healthy one stops at that read

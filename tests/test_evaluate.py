@@ -101,7 +101,9 @@ def test_cli_prints_table_and_writes_json(sysu_root, tmp_path, monkeypatch, caps
     from mace_core.engine import checkpoint
 
     cfg = SimpleNamespace(data=SimpleNamespace(height=SIZE[0], width=SIZE[1], trial=1, dataset="sysu",
-                                               root=str(sysu_root), source="synthetic"))
+                                               root=str(sysu_root), source="synthetic", workers=0,
+                                               pin_memory=False),
+                          train=SimpleNamespace(amp="auto", channels_last=True))
 
     def fake_load(path, device, meta):
         meta.update(model_selection=checkpoint.BEST_ON_TEST, epoch=7)
@@ -231,7 +233,8 @@ def test_cli_direction_and_rerank(sysu_root, tmp_path, monkeypatch, capsys):
     from mace_core.engine import checkpoint
 
     cfg = SimpleNamespace(data=SimpleNamespace(height=SIZE[0], width=SIZE[1], trial=1, dataset="sysu",
-                                               root=str(sysu_root), source="synthetic"))
+                                               root=str(sysu_root), source="synthetic", workers=0, pin_memory=False),
+                          train=SimpleNamespace(channels_last=False, amp="off"))
     loads = []
 
     def fake_load(path, device, meta):
@@ -259,3 +262,82 @@ def test_cli_direction_and_rerank(sysu_root, tmp_path, monkeypatch, capsys):
     assert "ir2rgb, rgb2ir" in capsys.readouterr().err
     assert main(common + ["--rerank", "--rerank-lambda", "2"]) == 2
     assert "rerank_lambda" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- batched loader path == per-image path
+@pytest.fixture
+def one_thread():
+    """One kernel schedule for both paths."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+def _per_image_features(model, images_uint8, modality, size, batch_size, flip=False, occlusion=None, seed=0):
+    """The former path: each image transformed on its own (occlusion, then test_transform), stacked,
+    embedded, copied back per batch."""
+    from mace_core.data.datasets import to_chw
+    from mace_core.occlusion import image_rng, occlude
+
+    tf = test_transform(size)
+    chunks = []
+    with torch.inference_mode():
+        for lo in range(0, len(images_uint8), batch_size):
+            batch = []
+            for i in range(lo, min(lo + batch_size, len(images_uint8))):
+                img = to_chw(images_uint8[i])
+                if occlusion is not None:
+                    img = occlude(img, occlusion, rng=image_rng(seed, i))
+                batch.append(tf(img))
+            x = torch.stack(batch)
+            f = model.extract(x, modality).float()
+            if flip:
+                f = (f + model.extract(torch.flip(x, dims=[3]), modality).float()) / 2
+            chunks.append(f.cpu())
+    return torch.cat(chunks).numpy()
+
+
+@pytest.mark.parametrize("workers, channels_last", [(0, False), (2, True)])
+def test_loader_evaluation_equals_per_image_evaluation(sysu_root, tmp_path, workers, channels_last, one_thread):
+    from _models_helpers import tiny_model
+
+    from mace_core.data.cache import cached_images
+    from mace_core.engine.retrieval import sysu_trials
+
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = tiny_model(num_classes=20).to(memory_format=fmt).eval()  # a real MACE network, as trained
+    queries, cands = query_set(sysu_root), gallery_candidates(sysu_root)
+    q_img = cached_images(queries, SIZE, tmp_path, desc="sysu-query")
+    g_img = cached_images(cands, SIZE, tmp_path, desc="sysu-gallery-all")
+    loading = {"workers": workers, "memory_format": fmt}
+    for flip, occlusion in ((False, None), (True, "upper_body")):
+        new = extract_features(model, q_img, "ir", test_transform(SIZE), 7, "cpu", flip, occlusion, **loading)
+        old = _per_image_features(model, q_img, "ir", SIZE, 7, flip, occlusion)
+        assert new.dtype == np.float32 and np.array_equal(new, old)  # bit for bit on CPU
+    res = evaluate_sysu_model(model, sysu_root, SIZE, trials=2, cache_dir=tmp_path, batch_size=7, **loading)
+    qf = _per_image_features(model, q_img, "ir", SIZE, 7)
+    gf = _per_image_features(model, g_img, "rgb", SIZE, 7)
+    galleries = {t: gallery_indices(sysu_root, "all", t) for t in range(2)}
+    ref = sysu_trials(qf, [r.pid for r in queries], [r.cam for r in queries], gf, [r.pid for r in cands],
+                      [r.cam for r in cands], galleries)
+    assert res.trials == ref.trials  # every metric of every trial identical
+
+
+def test_embedding_stays_on_the_device_and_memmaps_travel_by_name(sysu_root, tmp_path):
+    import pickle
+
+    from mace_core.data.cache import cached_images
+    from mace_core.engine.evaluate import EvalImages, embed_images
+
+    imgs = cached_images(query_set(sysu_root), SIZE, tmp_path, desc="sysu-query")
+    feats = embed_images(PoolModel(), imgs, "ir", test_transform(SIZE), batch_size=5)
+    assert isinstance(feats, torch.Tensor) and feats.shape == (len(imgs), 3 * 4 * 2) and feats.dtype == torch.float32
+    ds = EvalImages(imgs, test_transform(SIZE).prepare)
+    wire = pickle.dumps(ds)
+    assert len(wire) < imgs.nbytes // 10  # the pixels are not in the pickle ...
+    back = pickle.loads(wire)
+    assert isinstance(back.images, np.memmap) and torch.equal(back[3], ds[3])  # ... the file is reopened
+    assert back[3].dtype == torch.uint8  # prepare keeps uint8: normalisation happens on the device
+    part = EvalImages(np.ascontiguousarray(imgs[:4]), test_transform(SIZE).prepare)  # a plain array travels whole
+    assert torch.equal(pickle.loads(pickle.dumps(part))[2], part[2])

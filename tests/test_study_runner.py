@@ -183,10 +183,33 @@ def test_each_pool_worker_keeps_its_own_gpu(monkeypatch):
     counter = get_context("spawn").Value("i", 0)
     seen = []
     for _ in range(3):  # three workers claiming in turn on two GPUs
-        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-        runner._claim_gpu(counter, 2)
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # each spawned worker inherits the parent's list
+        runner._claim_gpu(counter, ["0", "1"])
         seen.append(runner.os.environ["CUDA_VISIBLE_DEVICES"])
     assert seen == ["0", "1", "0"]
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    runner._claim_gpu(counter, 0)  # CPU only: nothing to pin
+    runner._claim_gpu(counter, [])  # CPU only: nothing to pin
     assert "CUDA_VISIBLE_DEVICES" not in runner.os.environ
+
+
+def test_workers_get_the_gpus_the_parent_was_given(monkeypatch):
+    import torch
+    from multiprocessing import get_context
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)  # what torch sees *through* the parent's list
+    # Slurm gave the study physical GPUs 2 and 3: the workers get "2" and "3", never "0" and "1"
+    gpus = runner._gpu_list({"CUDA_VISIBLE_DEVICES": "2, 3"})
+    assert gpus == ["2", "3"]
+    counter = get_context("spawn").Value("i", 0)
+    seen = []
+    for _ in range(4):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+        runner._claim_gpu(counter, gpus)
+        seen.append(runner.os.environ["CUDA_VISIBLE_DEVICES"])
+    assert seen == ["2", "3", "2", "3"]
+    uuids = "GPU-8f2a,GPU-77c1,GPU-0b3e"  # entries are passed on verbatim (UUIDs, MIG names)
+    assert runner._gpu_list({"CUDA_VISIBLE_DEVICES": uuids}) == uuids.split(",")
+    assert runner._gpu_list({"CUDA_VISIBLE_DEVICES": ""}) == []  # set but empty: no GPU for anyone
+    assert runner._gpu_list({}) == ["0", "1"]  # unset: every device torch sees
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert runner._gpu_list({}) == []

@@ -5,8 +5,10 @@ from pathlib import Path
 
 
 def _eval(args) -> int:
+    import torch
+
     from mace_core.engine.checkpoint import load_for_eval
-    from mace_core.engine.device import resolve_device
+    from mace_core.engine.device import amp_dtype, resolve_device
     from mace_core.engine.evaluate import evaluate_regdb_model, evaluate_sysu_model
     from mace_core.engine.retrieval import DIRECTIONS, check_direction
     from mace_core.errors import MaceError
@@ -24,6 +26,8 @@ def _eval(args) -> int:
     device = resolve_device(args.device)
     meta: dict = {}
     model, cfg = load_for_eval(ckpt, device, meta)
+    if cfg.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)  # as the inputs (and as in training)
     dataset = args.dataset or cfg.data.dataset
     root = args.root or cfg.data.root
     if dataset not in DIRECTIONS:
@@ -40,7 +44,10 @@ def _eval(args) -> int:
     common = {"distance": args.distance, "flip": args.flip, "occlusion": args.occlusion,
               "occlusion_fill": args.occlusion_fill, "occlusion_seed": args.occlusion_seed,
               "cache_dir": args.cache_dir, "batch_size": args.batch_size, "device": device,
-              "direction": direction, "rerank": rerank}
+              "direction": direction, "rerank": rerank,
+              # loaded and computed as the run's own evaluations were (see mace_core.engine.train.evaluate)
+              "workers": cfg.data.workers, "pin_memory": cfg.data.pin_memory, "amp": amp_dtype(cfg.train.amp, device),
+              "memory_format": torch.channels_last if cfg.train.channels_last else torch.contiguous_format}
     if dataset == "sysu":
         result = evaluate_sysu_model(model, root, size, mode=args.mode, gallery=args.gallery,
                                      perm_file=args.perm_file, shots=args.shots, trials=args.trials,

@@ -68,6 +68,16 @@ class CrossModalIdentitySampler:
                 yield list(zip(rgb.tolist(), ir.tolist()))
 
 
+def check_paired(rgb_labels, ir_labels) -> None:
+    """Raise unless the RGB and IR halves of a batch are paired by identity, row by row (the
+    distillation terms compare row i of each half). Call it on the host-side labels of a batch, before
+    they move to the device, so the check costs no device sync."""
+    rgb, ir = np.asarray(rgb_labels).ravel(), np.asarray(ir_labels).ravel()
+    if rgb.shape != ir.shape or not np.array_equal(rgb, ir):
+        raise MaceError("RGB and IR labels are not index-paired (distillation compares row i of each)",
+                        "use the cross-modal identity sampler, which aligns RGB and IR rows by identity")
+
+
 def identity_subset(pids, fraction: float, seed: int = 0) -> list[int]:
     """Sorted seeded subset of ``round(fraction·N)`` (≥ 1) identities; smaller fractions nest in larger."""
     try:

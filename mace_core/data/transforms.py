@@ -4,8 +4,9 @@ Train follows the AGW reference code's recipe: pad 10, random crop back to size,
 erasing and random grayscale are optional. ``extra`` is a hook for the occlusion augmentation: a
 callable on the uint8 CHW tensor. The train transform stops at uint8: loader workers ship uint8
 batches (4x less to move between processes and to the device) and the trainer normalises a
-whole batch on the device with ``normalize_batch``. The test transform still returns normalised
-float images (same arithmetic as ``normalize_batch``, so the two agree bit for bit).
+whole batch on the device with ``normalize_batch``. The test transform returns normalised float
+images (same arithmetic as ``normalize_batch``, so the two agree bit for bit); evaluation uses only its
+uint8 ``prepare`` step per image and normalises whole batches on the device, as training does.
 """
 from __future__ import annotations
 
@@ -97,9 +98,21 @@ def train_transform(size, pad: int = 10, flip: bool = True, random_erasing: floa
     return v2.Compose(steps)  # uint8 out: normalize_batch finishes the job on the device
 
 
-def test_transform(size) -> Callable:
-    size = _check(size)
-    return v2.Compose([_EnsureSize(size), *_normalise()])
+class EvalTransform(v2.Compose):
+    """uint8 CHW image -> normalised float image at ``size``. ``prepare`` is its uint8 part (the size
+    check): batched evaluation runs that in loader workers and ``normalize_batch`` on the device, with
+    the same arithmetic as calling the transform per image."""
+
+    def __init__(self, size):
+        super().__init__([_EnsureSize(size), *_normalise()])
+        self.image_size = tuple(size)
+
+    def prepare(self, img: torch.Tensor) -> torch.Tensor:
+        return self.transforms[0](img)
+
+
+def test_transform(size) -> EvalTransform:
+    return EvalTransform(_check(size))
 
 
 # The name starts with "test": keep pytest from collecting it when a test module imports it.

@@ -31,15 +31,31 @@ class DistInfo:
         return self.rank == 0
 
 
+def under_torchrun(environ=None) -> bool:
+    """Whether this process is a rank that torchrun (or a like launcher) started: LOCAL_RANK set or WORLD_SIZE > 1."""
+    environ = os.environ if environ is None else environ
+    return "LOCAL_RANK" in environ or int(environ.get("WORLD_SIZE", "1") or 1) > 1
+
+
 def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """``auto`` = the local rank's GPU when CUDA is available, else CPU; explicit names are checked."""
+    """``auto`` = the local rank's GPU when CUDA is available, else CPU; explicit names are checked.
+
+    Under torchrun every rank takes GPU ``LOCAL_RANK`` (``auto`` or ``cuda``); a fixed ``cuda:N`` would put
+    every rank on one GPU and is refused. The chosen GPU becomes the process's current CUDA device
+    (``torch.cuda.set_device``), so work that names no device lands on it too."""
     if name == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+        device = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        return device
     try:
         device = torch.device(name)
     except RuntimeError:
         raise MaceError(f"train.device={name!r} is not a device name", "use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda":
+        if device.index is not None and under_torchrun():
+            raise MaceError(f"train.device={name!r} under torchrun would put every rank on GPU {device.index}",
+                            "use train.device=cuda (or auto): each rank then takes the GPU of its LOCAL_RANK")
         if not torch.cuda.is_available():
             raise MaceError(f"train.device={name!r} but CUDA is not available on this machine",
                             "use train.device=cpu (or auto)")
@@ -47,7 +63,9 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
         if index >= torch.cuda.device_count():
             raise MaceError(f"train.device={name!r}: only {torch.cuda.device_count()} GPU(s) visible",
                             "pick an index below the GPU count")
-        return torch.device("cuda", index)
+        device = torch.device("cuda", index)
+        torch.cuda.set_device(device)
+        return device
     if device.type != "cpu":
         raise MaceError(f"train.device={name!r} is not supported", "use auto, cpu, cuda or cuda:N")
     return device

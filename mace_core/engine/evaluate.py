@@ -14,6 +14,12 @@ protocol; ``rgb2ir`` swaps the roles -- the RGB images of the mode's cameras are
 (occluded, if asked), each trial's gallery is one IR image per identity and IR camera drawn by
 the same seeded rule, and a camera-2 query ignores camera-3 items. ``rerank``: the
 ``{"k1", "k2", "lambda"}`` of :func:`mace_core.rerank.rerank_settings`, or None (off).
+
+Embedding runs at training speed: the images come from the pre-resized cache through a DataLoader
+(workers, pinned memory on a GPU) as uint8 batches, are normalised on the device and go through the
+model under the training's autocast and memory format; features stay on the device until the
+protocols need them (one copy to the host per embedding). On a CPU with AMP off this computes exactly
+what normalising and embedding each image in turn does (tests/test_evaluate.py compares the two).
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from mace_core.data.cache import cached_images
 from mace_core.data.datasets import to_chw
@@ -42,14 +49,65 @@ from mace_core.occlusion import DEFAULT_FILL, check_fill, check_kind, image_rng,
 MODALITIES = ("rgb", "ir")
 
 
-@torch.inference_mode()
-def extract_features(model, images_uint8, modality: str, transform: Callable, batch_size: int = 128,
-                     device="cpu", flip: bool = False, occlusion: str | None = None,
-                     occlusion_fill: str = DEFAULT_FILL, occlusion_seed: int = 0) -> np.ndarray:
-    """``(N, D)`` float32 features of ``images_uint8`` (``(N, H, W, 3)`` uint8, e.g. a cache memmap).
+class EvalImages(Dataset):
+    """Image ``i`` of a uint8 ``(N, H, W, 3)`` array (e.g. a cache memmap) as a CHW tensor, test-time
+    occlusion applied with the generator ``(occlusion_seed, i)``, then ``prepare`` (the transform's
+    uint8 step: the device normalises whole batches) or, for any other transform, the transform itself.
+    A memory-mapped array travels to loader workers as its file name, not as a copy of its pixels."""
 
-    ``flip`` averages the features of the image and its horizontal mirror.
+    def __init__(self, images, prepare: Callable, occlusion: str | None = None, occlusion_fill: str = DEFAULT_FILL,
+                 occlusion_seed: int = 0):
+        self.images, self.prepare = images, prepare
+        self.occlusion, self.occlusion_fill, self.occlusion_seed = occlusion, occlusion_fill, occlusion_seed
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        img = to_chw(self.images[i])
+        if self.occlusion is not None:
+            img = occlude(img, self.occlusion, self.occlusion_fill, rng=image_rng(self.occlusion_seed, i))
+        return self.prepare(img)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        name = getattr(self.images, "filename", None)
+        if name is not None and self.images.flags.c_contiguous:
+            try:
+                whole = np.load(name, mmap_mode="r")
+            except (OSError, ValueError):
+                whole = None
+            if whole is not None and whole.shape == self.images.shape and whole.dtype == self.images.dtype:
+                state["images"] = ("npy-memmap", str(name))
+        return state
+
+    def __setstate__(self, state):
+        images = state["images"]
+        if isinstance(images, tuple) and images[0] == "npy-memmap":
+            state["images"] = np.load(images[1], mmap_mode="r")
+        self.__dict__.update(state)
+
+
+@torch.inference_mode()
+def embed_images(model, images_uint8, modality: str, transform: Callable, batch_size: int = 128,
+                 device="cpu", flip: bool = False, occlusion: str | None = None,
+                 occlusion_fill: str = DEFAULT_FILL, occlusion_seed: int = 0, workers: int = 0,
+                 pin_memory: bool | None = None, amp: torch.dtype | None = None,
+                 memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+    """``(N, D)`` float32 features of ``images_uint8`` (``(N, H, W, 3)`` uint8, e.g. a cache memmap), left
+    on ``device``.
+
+    Images come through a DataLoader (``workers`` processes, pinned memory when the device is a GPU
+    unless ``pin_memory`` says otherwise) as uint8 batches; the device normalises each batch
+    (:func:`mace_core.data.transforms.normalize_batch`) and runs the model under ``amp`` autocast with
+    ``memory_format``, as the trainer does. ``flip`` averages the features of the image and its
+    horizontal mirror.
     """
+    from torch.utils.data import DataLoader
+
+    from mace_core.data.transforms import normalize_batch
+    from mace_core.engine.device import autocast
+
     if modality not in MODALITIES:
         raise MaceError(f"unknown modality {modality!r}", "use 'rgb' or 'ir'")
     if occlusion is not None:
@@ -60,21 +118,39 @@ def extract_features(model, images_uint8, modality: str, transform: Callable, ba
     n = len(images_uint8)
     if n == 0:
         raise MaceError(f"no {modality} images to embed", "check the dataset split")
+    device = torch.device(device)
+    prepare = getattr(transform, "prepare", None)
+    dataset = EvalImages(images_uint8, prepare or transform, occlusion, occlusion_fill, occlusion_seed)
+    pin = device.type == "cuda" if pin_memory is None else bool(pin_memory and device.type == "cuda")
+    loader = DataLoader(dataset, batch_size=int(batch_size), shuffle=False, num_workers=max(0, int(workers)),
+                        pin_memory=pin, prefetch_factor=4 if workers > 0 else None)
     model.eval()
     chunks = []
-    for lo in range(0, n, int(batch_size)):
-        batch = []
-        for i in range(lo, min(lo + int(batch_size), n)):
-            img = to_chw(images_uint8[i])
-            if occlusion is not None:
-                img = occlude(img, occlusion, occlusion_fill, rng=image_rng(occlusion_seed, i))
-            batch.append(transform(img))
-        x = torch.stack(batch).to(device)
-        f = model.extract(x, modality).float()
-        if flip:
-            f = (f + model.extract(torch.flip(x, dims=[3]), modality).float()) / 2
-        chunks.append(f.cpu())
-    return torch.cat(chunks).numpy()
+    for x in loader:
+        if prepare is not None:  # uint8 from the workers, normalised where it lands
+            x = normalize_batch(x, device, memory_format)
+        else:
+            x = x.to(device, non_blocking=True, memory_format=memory_format)
+        with autocast(device, amp):
+            f = model.extract(x, modality).float()
+            if flip:
+                f = (f + model.extract(torch.flip(x, dims=[3]), modality).float()) / 2
+        chunks.append(f)
+    return torch.cat(chunks)
+
+
+def extract_features(model, images_uint8, modality: str, transform: Callable, batch_size: int = 128,
+                     device="cpu", flip: bool = False, occlusion: str | None = None,
+                     occlusion_fill: str = DEFAULT_FILL, occlusion_seed: int = 0, **loading) -> np.ndarray:
+    """:func:`embed_images` as a host ``(N, D)`` float32 array (``loading``: its workers, pin_memory, amp,
+    memory_format)."""
+    return embed_images(model, images_uint8, modality, transform, batch_size, device, flip, occlusion,
+                        occlusion_fill, occlusion_seed, **loading).cpu().numpy()
+
+
+def _host(features) -> np.ndarray:
+    """Device features as the host array the protocols take (one copy, when a trial needs them)."""
+    return features.cpu().numpy() if isinstance(features, torch.Tensor) else np.asarray(features)
 
 
 def _labels(records) -> tuple[np.ndarray, np.ndarray]:
@@ -87,11 +163,12 @@ def evaluate_sysu_model(model, root, size, mode: str = "all", gallery: str = "ag
                         multi_query: int | None = None, fusion: str = "avg", pool_seed: int = 0,
                         cache_dir=None, batch_size: int = 128, device="cpu",
                         feature_cache: dict | None = None, direction: str | None = None,
-                        rerank: dict | None = None) -> EvalResult:
+                        rerank: dict | None = None, **loading) -> EvalResult:
     """SYSU-MM01 ``mode`` search over gallery trials ``0 .. trials-1`` (see module docstring).
 
-    ``feature_cache``: a dict owned by the caller for *one* model; features are kept in it per
-    embedding setting, so a sweep over pool sizes and fusions (experiment 4) embeds the images once."""
+    ``feature_cache``: a dict owned by the caller for *one* model; features are kept in it (on the
+    device) per embedding setting, so a sweep over pool sizes and fusions (experiment 4) embeds the
+    images once. ``loading``: :func:`embed_images`' workers, pin_memory, amp and memory_format."""
     from mace_core.data.sysu import gallery_candidates, gallery_indices, query_set
 
     direction = check_direction("sysu", direction)
@@ -119,17 +196,19 @@ def evaluate_sysu_model(model, root, size, mode: str = "all", gallery: str = "ag
     queries, candidates = (rgb_records, ir_records) if reverse else (ir_records, rgb_records)
     q_img, g_img = (rgb_img, ir_img) if reverse else (ir_img, rgb_img)
     q_mod, g_mod = ("rgb", "ir") if reverse else ("ir", "rgb")
-    key = (str(root), tuple(size), mode, bool(flip), occlusion, occlusion_fill, occlusion_seed, int(batch_size))
+    key = (str(root), tuple(size), mode, bool(flip), occlusion, occlusion_fill, occlusion_seed, int(batch_size),
+           str(loading.get("amp")), str(loading.get("memory_format", torch.contiguous_format)))
     if reverse:
         key += (direction,)
     if feature_cache is not None and key in feature_cache:
         qf, gf = feature_cache[key]
     else:
-        qf = extract_features(model, q_img, q_mod, transform, batch_size, device, flip, occlusion, occlusion_fill,
-                              occlusion_seed)
-        gf = extract_features(model, g_img, g_mod, transform, batch_size, device, flip)
+        qf = embed_images(model, q_img, q_mod, transform, batch_size, device, flip, occlusion, occlusion_fill,
+                          occlusion_seed, **loading)
+        gf = embed_images(model, g_img, g_mod, transform, batch_size, device, flip, **loading)
         if feature_cache is not None:
             feature_cache[key] = (qf, gf)
+    qf, gf = _host(qf), _host(gf)
     q_pids, q_cams = _labels(queries)
     g_pids, g_cams = _labels(candidates)
     qf, q_pids, q_cams = pooled_queries(qf, q_pids, q_cams, multi_query, fusion, pool_seed)
@@ -160,8 +239,10 @@ def mean_pool_size(queries, n: int | None) -> float:
 def evaluate_regdb_model(model, root, size, trial: int = 1, direction: str | None = None, distance: str = "cosine",
                          flip: bool = False, occlusion: str | None = None, occlusion_fill: str = DEFAULT_FILL,
                          occlusion_seed: int = 0, cache_dir=None, batch_size: int = 128, device="cpu",
-                         rerank: dict | None = None, **_unused) -> EvalResult:
-    """RegDB test split of ``trial``; ``direction`` v2t (visible queries, the default) or t2v."""
+                         rerank: dict | None = None, workers: int = 0, pin_memory: bool | None = None,
+                         amp: torch.dtype | None = None, memory_format: torch.memory_format = torch.contiguous_format,
+                         **_unused) -> EvalResult:
+    """RegDB test split of ``trial``; ``direction`` v2t (visible queries, the default) or t2v (thermal queries)."""
     from mace_core.data.regdb import regdb_split
 
     check_distance(distance)
@@ -172,8 +253,11 @@ def evaluate_regdb_model(model, root, size, trial: int = 1, direction: str | Non
     t_img = cached_images(thermal, size, cache_dir, desc=f"regdb-thermal-test-{trial}")
     occ_v = occlusion if direction == "v2t" else None
     occ_t = occlusion if direction == "t2v" else None
-    vf = extract_features(model, v_img, "rgb", transform, batch_size, device, flip, occ_v, occlusion_fill, occlusion_seed)
-    tf = extract_features(model, t_img, "ir", transform, batch_size, device, flip, occ_t, occlusion_fill, occlusion_seed)
+    loading = {"workers": workers, "pin_memory": pin_memory, "amp": amp, "memory_format": memory_format}
+    vf = extract_features(model, v_img, "rgb", transform, batch_size, device, flip, occ_v, occlusion_fill,
+                          occlusion_seed, **loading)
+    tf = extract_features(model, t_img, "ir", transform, batch_size, device, flip, occ_t, occlusion_fill,
+                          occlusion_seed, **loading)
     protocol = {"dataset": "regdb", "trial": int(trial), "direction": direction, "distance": distance,
                 "flip": bool(flip), "occlusion": occlusion}
     return regdb_trial(vf, _labels(visible)[0], tf, _labels(thermal)[0], trial, direction, distance,

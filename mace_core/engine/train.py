@@ -122,7 +122,10 @@ def evaluate(model: torch.nn.Module, cfg: RunConfig, device: torch.device,
     common = {"distance": e.distance, "flip": e.flip, "occlusion": e.occlusion, "occlusion_fill": e.occlusion_fill,
               "occlusion_seed": e.occlusion_seed, "cache_dir": d.cache_dir, "batch_size": e.batch_size,
               "device": device, "direction": e.direction,
-              "rerank": rerank_settings(e.rerank, e.rerank_k1, e.rerank_k2, e.rerank_lambda)}
+              "rerank": rerank_settings(e.rerank, e.rerank_k1, e.rerank_k2, e.rerank_lambda),
+              # loaded and computed as in training: workers, pinned memory, autocast, memory format
+              "workers": d.workers, "pin_memory": d.pin_memory, "amp": amp_dtype(cfg.train.amp, device),
+              "memory_format": torch.channels_last if cfg.train.channels_last else torch.contiguous_format}
     was_training = model.training
     model.eval()
     try:
@@ -181,44 +184,95 @@ def _fault_point() -> tuple[int, int] | None:
     return int(epoch), int(step)
 
 
-def _nonfinite(total: torch.Tensor, terms: dict[str, Any], epoch: int, step: int) -> MaceError:
+def _nonfinite(total: float, terms: dict[str, float], epoch: int, step: int) -> MaceError:
     bad = [f"{k}={v}" for k, v in terms.items() if isinstance(v, (int, float)) and not math.isfinite(v)]
     where = f"epoch {epoch + 1}, batch {step + 1} of the epoch"
-    return MaceError(f"loss became {total.item()} at {where}"
+    return MaceError(f"loss became {total} at {where}"
                      + (f" (non-finite term(s): {', '.join(bad)})" if bad else " (total only)"),
                      "lower train.lr, set train.amp=off, or check the input data for corrupt images")
 
 
 def forward_backward(net, criterion, batch, epoch: int, step: int, device: torch.device,
-                     dtype: torch.dtype | None, scaler: torch.amp.GradScaler, divide: int = 1,
-                     distributed: bool = False):
-    """Forward under autocast, MACE loss, finiteness check, (scaled) backward of ``loss / divide``.
-
-    Under DDP the ranks agree on finiteness first (one tiny all-reduce), so all of them stop together
-    instead of the healthy ones waiting forever in the gradient all-reduce."""
+                     dtype: torch.dtype | None, scaler: torch.amp.GradScaler, divide: int = 1):
+    """Forward under autocast, MACE loss, (scaled) backward of ``loss / divide``. Nothing here reads a
+    device value on the host: the terms come back as device tensors, and :class:`StepStats` checks
+    their finiteness when it reads them (once per logging interval)."""
     rgb, ir, y_rgb, y_ir = batch
     with autocast(device, dtype):
         out = net(rgb, ir)
         total, terms = criterion(out, y_rgb, y_ir, epoch)
-    finite = math.isfinite(terms["total"])  # the loss already synced its terms to the host: no second sync
-    if distributed:
-        flag = torch.tensor([1.0 if finite else 0.0], device=total.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-        if finite and flag.item() == 0.0:
-            raise MaceError(f"the loss became non-finite on another rank at epoch {epoch + 1}, batch {step + 1}",
-                            "see that rank's message; lower train.lr or set train.amp=off")
-    if not finite:
-        raise _nonfinite(total, terms, epoch, step)
     scaler.scale(total / divide).backward()
     return out, total, terms
 
 
-def _allreduce_sums(values: list[float], info: DistInfo, device: torch.device) -> list[float]:
-    if not info.enabled:
-        return values
-    t = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return t.tolist()
+def log_name(term: str) -> str:
+    """The log column of a loss term: ``total`` -> loss, ``acc`` -> train_acc, others loss.<term>."""
+    return "train_acc" if term == "acc" else "loss" if term == "total" else f"loss.{term}"
+
+
+class StepStats:
+    """One epoch's loss terms and training accuracy, summed on the device without a host sync per step.
+
+    ``add`` stacks a step's tensor terms and adds them in float64, in step order: the sums are exactly
+    those of adding each step's value as a Python float, as a per-step ``.item()`` would. Terms the loss
+    gives as host floats are summed on the host (``kd_weight`` excepted: lambda_2 is logged once per
+    epoch). ``add`` also remembers, on the device, whether and where the total first became non-finite.
+    ``read`` brings the sums to the host (under DDP summed over the ranks, with each rank's batch count)
+    once per logging interval and at the epoch's end; it raises there if the loss was not finite on any
+    rank, so every rank stops at the same point.
+    """
+
+    def __init__(self, device: torch.device, info: DistInfo):
+        self.device, self.info = device, info
+        self.terms: list[str] = []  # the loss's tensor terms, ordered by their log column
+        self.host_terms: list[str] = []  # terms given as host numbers
+        self.host_sums: list[float] = []
+        self.sums: torch.Tensor | None = None
+        self.batches = 0
+
+    def add(self, terms: dict[str, Any]) -> None:
+        if self.sums is None:
+            self.terms = sorted((k for k, v in terms.items() if isinstance(v, torch.Tensor)), key=log_name)
+            self.host_terms = sorted((k for k, v in terms.items() if not isinstance(v, torch.Tensor)
+                                      and k != "kd_weight"), key=log_name)
+            self.host_sums = [0.0] * len(self.host_terms)
+            self._total = self.terms.index("total")
+            n = len(self.terms)
+            self.sums = torch.zeros(n, dtype=torch.float64, device=self.device)
+            self.bad = torch.zeros(n, dtype=torch.float64, device=self.device)  # terms of the first bad step
+            self.ok = torch.ones((), dtype=torch.bool, device=self.device)      # every total so far finite
+            self.clean = torch.zeros((), dtype=torch.int64, device=self.device)  # steps before the first bad
+        values = torch.stack([terms[k].float() for k in self.terms]).double()
+        self.sums += values
+        first_bad = self.ok & ~torch.isfinite(values[self._total])
+        self.bad = torch.where(first_bad, values, self.bad)
+        self.ok &= ~first_bad
+        self.clean += self.ok
+        for i, k in enumerate(self.host_terms):
+            self.host_sums[i] += float(terms[k])
+        self.batches += 1
+
+    def read(self, epoch: int) -> dict[str, float]:
+        """``{log column: sum over batches (and ranks)}`` plus ``batches`` (the count summed over ranks)."""
+        if self.sums is None:
+            raise MaceError("the epoch ran no training step", "check data.ids_per_batch against the identities")
+        local_bad = (~self.ok).to(torch.float64).view(1)
+        host = torch.tensor(self.host_sums + [float(self.batches)], dtype=torch.float64).to(self.device)
+        vector = torch.cat([self.sums, host, local_bad])
+        if self.info.enabled:
+            dist.all_reduce(vector)
+        values = vector.tolist()  # the one host sync of the interval
+        if values[-1] > 0:
+            if not self.ok.item():
+                bad = dict(zip(self.terms, self.bad.tolist()))
+                raise _nonfinite(bad["total"], bad, epoch, int(self.clean.item()))
+            raise MaceError(f"the loss became non-finite on another rank in epoch {epoch + 1} (by batch "
+                            f"{self.batches} of the epoch)",
+                            "see that rank's message; lower train.lr or set train.amp=off")
+        names = self.terms + self.host_terms
+        out = {log_name(k): v for k, v in zip(names, values)}
+        out["batches"] = values[len(names)]
+        return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,6 +281,7 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
           keep: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir`` (default: :func:`rundir.default_run_dir`); return results.json's content
     (an empty dict on ranks other than 0). ``keep``, when given, receives the trained ``model`` (every rank)."""
+    from mace_core.data.sampler import check_paired
     from mace_core.data.transforms import normalize_batch
     from mace_core.losses import MaceLoss, ens_weight_at, kd_effective_weight_at, kd_weight_at
     from mace_core.models import build_model, count_parameters
@@ -323,7 +378,7 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
         keys.set(epoch, batches)
         reset_peak_memory(device)
         net.train()
-        sums: dict[str, float] = {}
+        stats = StepStats(device, info)
         t0 = time.perf_counter()
         bar = tqdm(total=n, desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not (progress and info.is_main),
                    leave=False, dynamic_ncols=True)
@@ -331,6 +386,7 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
         for b, (rgb, ir, y_rgb, y_ir) in enumerate(loader):
             if fault == (epoch + 1, b):
                 os.kill(os.getpid(), signal.SIGKILL)
+            check_paired(y_rgb, y_ir)  # on the host-side labels: no device sync
             # uint8 from the workers; normalised here on the device in one batched pass
             rgb = normalize_batch(rgb, device, memory_format)
             ir = normalize_batch(ir, device, memory_format)
@@ -342,32 +398,33 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
             sync = contextlib.nullcontext() if steps_now or not info.enabled else net.no_sync()
             with sync:
                 _, _, terms = forward_backward(net, criterion, (rgb, ir, y_rgb, y_ir), epoch, b, device,
-                                               dtype, scaler, group_size, distributed=info.enabled)
+                                               dtype, scaler, group_size)
             if steps_now:
                 apply_lr(optimizer, lr_factor(tc, epoch + (b + 1) / n))
                 scaler.step(optimizer)
                 scaler.update()
                 optimizer.zero_grad(set_to_none=True)
                 state["global_step"] += 1
-            for k, v in terms.items():
-                # the weights are logged once per epoch; the ensemble term only when it is on
-                if k not in ("kd_weight", "ens_weight") and (k != "kd_ens" or cfg.loss.ens_kd_weight > 0):
-                    name = "train_acc" if k == "acc" else "loss" if k == "total" else f"loss.{k}"
-                    sums[name] = sums.get(name, 0.0) + float(v)
+            # stays on the device; the weights are logged once per epoch, the ensemble term only when it is on
+            stats.add({k: v for k, v in terms.items()
+                       if k != "ens_weight" and (k != "kd_ens" or cfg.loss.ens_kd_weight > 0)})
             bar.update(1)
-            if tc.log_every and (b + 1) % tc.log_every == 0:
-                bar.set_postfix(loss=f"{sums['loss'] / (b + 1):.3f}", lr=f"{optimizer.param_groups[-1]['lr']:.2e}")
+            if tc.log_every and (b + 1) % tc.log_every == 0 and b + 1 < n:
+                # the logging interval: the terms reach the host (and the ranks agree on finiteness) here
+                sofar = stats.read(epoch)
+                bar.set_postfix(loss=f"{sofar['loss'] / sofar['batches']:.3f}",
+                                lr=f"{optimizer.param_groups[-1]['lr']:.2e}")
         bar.close()
+        sums = stats.read(epoch)  # summed over the ranks: the epoch's one host read besides the intervals
         elapsed = time.perf_counter() - t0
 
+        batches_all = sums.pop("batches")
         names = sorted(sums)
-        reduced = _allreduce_sums([sums[k] for k in names] + [n], info, device)
-        batches_all = reduced[-1]
         images = int(2 * cfg.data.ids_per_batch * cfg.data.images_per_id * batches_all)
         state["train_time_s"] += elapsed
         state["images"] += images
         record: dict[str, Any] = {"epoch": epoch + 1, "step": state["global_step"]}
-        record.update({k: reduced[i] / batches_all for i, k in enumerate(names)})
+        record.update({k: sums[k] / batches_all for k in names})
         record.update({
             "lr": optimizer.param_groups[-1]["lr"],
             "lr_backbone": optimizer.param_groups[0]["lr"],

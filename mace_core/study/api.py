@@ -184,6 +184,8 @@ _LOADED: dict[tuple[str, str], tuple[Any, Any, dict]] = {}
 
 def _evaluate(run: RunResult, eval_cfg: EvalConfig) -> dict[str, Any]:
     """Test-time evaluation of a trained run's checkpoint (a module-level seam like :func:`_train`)."""
+    import torch
+
     from mace_core.engine.device import resolve_device
     from mace_core.engine.train import evaluate
 
@@ -191,6 +193,8 @@ def _evaluate(run: RunResult, eval_cfg: EvalConfig) -> dict[str, Any]:
     if slot not in _LOADED:
         device = resolve_device(run.config.train.device)
         model, _ = run.load_model(device)
+        if run.config.train.channels_last:  # weights in the memory format evaluation feeds (as in training)
+            model = model.to(memory_format=torch.channels_last)
         _LOADED[slot] = (model, device, {})
     model, device, features = _LOADED[slot]
     return evaluate(model, dataclasses.replace(run.config, eval=eval_cfg), device, feature_cache=features)

@@ -5,7 +5,8 @@ Caching: a pair is skipped when its run is complete (params hash + code version,
 executed notebook exists with a stamp naming the same run key, notebook source and parameters.
 Order: pairs that train a run (one per distinct run key) first, then pairs that reuse a run
 (experiments 4 and 6 evaluate the baseline), then summaries. Within a wave, ``jobs`` pairs run in
-parallel: each worker process keeps one GPU (CUDA_VISIBLE_DEVICES) for its life, and on CPU each
+parallel: each worker process keeps one of the study's GPUs (one entry of the CUDA_VISIBLE_DEVICES the
+study was started with, or one device when it is unset) for its life, and on CPU each
 job gets an equal share of the threads.
 A failing pair leaves ``<name>.failed.ipynb`` beside where its notebook would go and does not stop
 the others. Notebooks are executed into a hidden temp file beside their page (never a book source,
@@ -372,23 +373,31 @@ def job_env(jobs: int, base: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def _gpu_count() -> int:
+def _gpu_list(environ=None) -> list[str]:
+    """The GPUs this study may use, as entries for the workers' CUDA_VISIBLE_DEVICES: the entries of the
+    parent's CUDA_VISIBLE_DEVICES when it is set (indices, UUIDs or MIG names, e.g. "2,3" under Slurm;
+    set but empty means none), else every device torch sees ("0" .. "n-1")."""
+    environ = os.environ if environ is None else environ
+    given = environ.get("CUDA_VISIBLE_DEVICES")
+    if given is not None:
+        return [entry.strip() for entry in given.split(",") if entry.strip()]
     try:
         import torch
 
-        return torch.cuda.device_count()
+        return [str(i) for i in range(torch.cuda.device_count())]
     except Exception:  # noqa: BLE001 - no torch/CUDA means CPU
-        return 0
+        return []
 
 
-def _claim_gpu(counter, gpus: int) -> None:
-    """Pool initializer: worker k of the pool keeps GPU k % gpus for its whole life, so N workers on
-    N GPUs never share one, whichever job finishes first (a per-job round-robin would)."""
+def _claim_gpu(counter, gpus: list[str]) -> None:
+    """Pool initializer: worker k of the pool keeps entry k % len(gpus) of the parent's GPU list for its
+    whole life, so N workers on N GPUs never share one, whichever job finishes first (a per-job
+    round-robin would), and a worker only ever sees a GPU that the user gave the study."""
     with counter.get_lock():
         slot = counter.value
         counter.value += 1
     if gpus:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -565,7 +574,7 @@ def run_study(profile: str, params_dir="params", runs_dir="runs", book_dir="book
     return StudyReport(executed, skipped, failed, index, time.time() - start, trained)
 
 
-def _init_worker(counter, gpus: int, stop) -> None:
+def _init_worker(counter, gpus: list[str], stop) -> None:
     global _STOP
     _STOP = stop
     _claim_gpu(counter, gpus)
@@ -637,7 +646,7 @@ def _run_jobs(jobs_now: list[dict[str, Any]], jobs: int, execute) -> Iterable[di
         # spawn: a clean interpreter per worker, so each kernel inherits only its own slot's environment
         context = get_context("spawn")
         stop = context.Event()
-        gpus = _gpu_count() if jobs > 1 else 0  # one job at a time sees every GPU
+        gpus = _gpu_list() if jobs > 1 else []  # one job at a time sees every GPU the study was given
         pool = ProcessPoolExecutor(max_workers=min(jobs, len(jobs_now)), mp_context=context,
                                    initializer=_init_worker, initargs=(context.Value("i", 0), gpus, stop))
         try:
