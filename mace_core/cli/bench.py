@@ -85,8 +85,8 @@ def register(subparsers) -> None:
     p.add_argument("--data-root", default=None, help="with --profile: the SYSU-MM01 folder (overrides data.root)")
     p.add_argument("--no-eval", action="store_true", help="with --profile: skip the evaluation timing")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one setting")
-    p.add_argument("--steps", type=int, default=20, help="timed steps (default 20; the loader-facing timings use at least "
-                                                            "4 x workers x 2)")
+    p.add_argument("--steps", type=int, default=20,
+                   help="timed steps (default 20; the loader-facing timings use at least 4 x workers x 2)")
     p.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps (default 3)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: train.device from the params)")
     p.add_argument("--json", action="store_true", help="print the report as JSON (always so with --profile)")

@@ -380,8 +380,8 @@ def profile_bench(cfg: RunConfig, steps: int = 20, warmup: int = 3, evaluate_too
             rows.append({"amp": r["amp"], "channels_last": channels_last, "deterministic": cfg.train.deterministic,
                          **{k: r["model_step"][k] for k in ("images_per_s", "step_time_ms_mean", "step_time_ms_median")},
                          "peak_memory_mb": r["peak_memory_mb"]})
-    other = bench(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, deterministic=not cfg.train.deterministic)),
-                  steps=steps, warmup=warmup, parts=("model",))
+    flipped = dataclasses.replace(cfg.train, deterministic=not cfg.train.deterministic)
+    other = bench(dataclasses.replace(cfg, train=flipped), steps=steps, warmup=warmup, parts=("model",))
     by_mode = {cfg.train.deterministic: main["model_step"], not cfg.train.deterministic: other["model_step"]}
     det, fast = by_mode[True]["step_time_ms_mean"], by_mode[False]["step_time_ms_mean"]
     report: dict[str, Any] = {

@@ -54,8 +54,8 @@ from mace_core.errors import MaceError
 
 # Settings that may change between a run and its resume without changing what is trained (evaluation
 # settings too: they only change what is measured, and config.yaml records the ones in force at the end).
-_RESUME_FREE = {"output_dir", "train.device", "train.compile", "train.log_every", "train.threads", "train.checkpoint_every", "data.workers",
-                "data.pin_memory", "data.persistent_workers", "data.cache_dir"}
+_RESUME_FREE = {"output_dir", "train.device", "train.compile", "train.log_every", "train.threads", "data.workers",
+                "data.pin_memory", "data.persistent_workers", "data.cache_dir", "train.checkpoint_every"}
 _FAULT_ENV = "MACE_FAULT_AT"  # test hook "EPOCH:STEP" (1-based epoch): SIGKILL self before that step
 
 
