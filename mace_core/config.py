@@ -109,10 +109,13 @@ class TrainConfig:
     compile: bool = False
     device: str = "auto"                  # auto | cpu | cuda | cuda:N
     seed: int = 0
-    deterministic: bool = True
+    deterministic: bool = True            # true: bit-reproducible kernels (no NaN-filling of new tensors);
+                                          # false = "fast": cuDNN autotune, no deterministic algorithms
     threads: int | None = None            # torch CPU threads for this run (None = torch's default); 1 when
                                           # several CPU runs share a machine (oversubscription is 10x slower)
     eval_every: int = 0                   # evaluate every k epochs (0 = only after the last)
+    checkpoint_every: int = 1             # write checkpoints/last.pt every k epochs and after the last one;
+                                          # a run killed in between resumes (bit-identical) from the last write
     select_on_test: bool = False          # thesis convention "best epoch on test"; labelled when on
     log_every: int = 20                   # steps between host reads of the loss sums (progress bar, DDP check)
 

@@ -50,3 +50,11 @@ def test_bench_reports_throughput(params, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["images_per_s"] > 0 and report["batch_images"] == 16 and report["steps"] == 2
     assert report["device"] == "cpu" and report["amp"] == "off" and report["peak_memory_mb"] is None
+
+
+def test_bench_prints_the_parts_as_text(params, capsys):
+    assert main(["bench", "--params", str(params), "--steps", "1", "--warmup", "1"]) == 0
+    out = capsys.readouterr().out
+    for line in ("one_time:", "input_pipeline:", "model_step:", "together:", "bottleneck: "):
+        assert line in out
+    assert "  batches_per_s_per_worker: " in out  # nested figures indented under their part

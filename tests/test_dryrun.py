@@ -16,8 +16,8 @@ from mace_core.study.variants import resolve
 # tiny images and no loader workers keep it fast; everything else is the paper config
 TINY = ("data.height=32", "data.width=16", "data.workers=0")
 STAGES = ["config", "ImageNet weights", "disk space and writability", "data check (every image decoded)",
-          "image caches (32x16)", "train 2 steps + all-search evaluation", "evaluation indoor-search",
-          "RegDB both directions"]
+          "image caches (32x16)", "train 2 steps + all-search evaluation", "checkpoint write",
+          "steady-state steps (after 3 warm-up)", "evaluation indoor-search", "RegDB both directions"]
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +54,17 @@ def test_dry_run_writes_every_stage(trees, tmp_path, capsys):
     rows = {r["stage"]: r for r in report["stages"]}
     assert rows["image caches (32x16)"]["cache_on_disk_mb"] > 0
     train = rows["train 2 steps + all-search evaluation"]
-    assert train["step_time_s"] > 0 and train["images_per_s"] > 0
+    assert train["images_per_s"] > 0 and rows["checkpoint write"]["checkpoint_mb"] > 0
+    steady = rows["steady-state steps (after 3 warm-up)"]
+    assert steady["step_time_s"] > 0 and "2 timed steps after 3 warm-up steps" in steady["note"]
     p = report["projection"]
     assert p["epochs"] == 60 and p["full_run_steps"] == 60 * p["steps_per_epoch"] > 0
-    assert p["train_hours"] == pytest.approx(p["full_run_steps"] * p["step_time_s"] / 3600, abs=0.01)
+    # paper profile: evaluation every 5 epochs, a checkpoint every 15 (both also after the last)
+    assert (p["evaluations"], p["checkpoints"], p["checkpoint_every"]) == (12, 4, 15)
+    assert p["train_s"] == pytest.approx(p["full_run_steps"] * p["step_time_s"])
+    assert p["total_s"] == pytest.approx(p["one_time_s"] + p["train_s"] + 12 * p["eval_time_s"]
+                                         + 4 * p["checkpoint_write_s"])
+    assert "| checkpoint writes (every 15 epochs + last) | 4 |" in printed and "| total |" in printed
     assert report["all_search"]["trials"] == 10 and report["all_search"]["queries"] > 0
     assert set(report["regdb"]) == {"v2t", "t2v"}
     assert report["exact_paper_config"] is False and "data.height=32" in printed
@@ -87,8 +94,68 @@ def test_bench_profile_paper_on_cpu(trees, capsys):
     assert all(r["images_per_s"] > 0 and r["step_time_ms_mean"] > 0 for r in report["training"])
     assert report["eval_trials"] == 10 and report["eval_queries"] > 0 and report["eval_s"] > 0
     assert report["backbone"] == "resnet50" and report["input"] == "32x16"
+    # the three parts, the bottleneck, and both determinism modes (the profile's is deterministic)
+    assert report["input_pipeline"]["batches_per_s"] > 0 and report["together"]["steps"] >= 1
+    assert report["bottleneck"] in ("input pipeline", "model step") and report["workers_to_keep_up"] >= 1
+    d = report["determinism"]
+    assert d["deterministic_step_ms"] == report["model_step"]["step_time_ms_mean"] and d["fast_step_ms"] > 0
+    assert d["deterministic_over_fast"] == pytest.approx(d["deterministic_step_ms"] / d["fast_step_ms"])
 
 
 def test_bench_needs_params_or_profile(capsys):
     assert main(["bench"]) == 2
     assert "--profile" in capsys.readouterr().err
+
+
+START, FIRST, STEP, EVAL, WRITE = 50.0, 30.0, 0.25, 4.0, 1.5  # fake seconds
+
+
+def test_projection_ignores_slow_start_up_and_first_step(trees, tmp_path, monkeypatch):
+    """A fake clock moved only by injected costs: a slow start-up and first step (in the trainer and in
+    the steady-state timing), fixed later steps, evaluation and checkpoint write. The projection
+    counts the start-up and first step once, as one-time costs, and every other part exactly."""
+    from test_bench import FakeClock
+
+    from mace_core.engine import bench as bench_mod
+    from mace_core.engine import checkpoint as ck
+    from mace_core.engine import train as train_mod
+    from mace_core.study import dryrun
+
+    clock, fresh = FakeClock(), [False]
+    for module in (train_mod, bench_mod):
+        build, fb = module.build_training_set, module.forward_backward
+
+        def slow_build(*args, _build=build, **kwargs):
+            clock.now += START
+            fresh[0] = True
+            return _build(*args, **kwargs)
+
+        def timed_step(*args, _fb=fb, **kwargs):
+            clock.now += FIRST if fresh[0] else STEP
+            fresh[0] = False
+            return _fb(*args, **kwargs)
+
+        monkeypatch.setattr(module, "build_training_set", slow_build)
+        monkeypatch.setattr(module, "forward_backward", timed_step)
+        monkeypatch.setattr(module, "time", clock)
+    monkeypatch.setattr(dryrun, "time", clock)
+    evaluate, save = train_mod.evaluate, ck.save_checkpoint
+
+    def timed_eval(*args, **kwargs):
+        clock.now += EVAL
+        return evaluate(*args, **kwargs)
+
+    def timed_save(*args, **kwargs):
+        clock.now += WRITE
+        return save(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "evaluate", timed_eval)
+    monkeypatch.setattr(ck, "save_checkpoint", timed_save)
+
+    report = dryrun.dry_run(trees[0], steps=1, warmup=2, overrides=TINY, work_dir=tmp_path / "run",
+                            quick_check=True, progress=False)
+    p = report["projection"]
+    assert (p["step_time_s"], p["eval_time_s"], p["checkpoint_write_s"]) == (STEP, EVAL, WRITE)
+    # the trainer's 1 step was its slow first one: all of it beyond one steady step is one-time
+    assert p["one_time_s"] == pytest.approx(START + FIRST - STEP)
+    assert p["total_s"] == pytest.approx(START + FIRST - STEP + p["full_run_steps"] * STEP + 12 * EVAL + 4 * WRITE)

@@ -1,8 +1,11 @@
-"""`mace bench`: training images/s, step time and peak memory of a config on this machine.
+"""`mace bench`: training throughput of a config on this machine, in steady state.
 
-``--params FILE...`` times one config. ``--profile paper`` times the exact paper baseline (the
-profile plus experiment 0) with AMP and channels_last on and off, then the full test protocol,
-and prints JSON: the figures to compare with the book's projection on a GPU.
+``--params FILE...`` times one config: the input pipeline alone, the model step alone and both
+together (over enough steps to drain the loader's queue), the bottleneck, the workers that keep up,
+and the one-time costs apart. ``--profile paper`` does that for the exact paper baseline (the
+profile plus experiment 0), then times the model step with AMP and channels_last on and off and in
+both ``train.deterministic`` modes, then the full test protocol, and prints JSON: the figures to
+compare with the book's projection on a GPU.
 """
 from __future__ import annotations
 
@@ -49,25 +52,41 @@ def _bench(args) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        for key, value in report.items():
-            print(f"{key:>20}: {value:.1f}" if isinstance(value, float) else f"{key:>20}: {value}")
+        _print_flat(report)
     return 0
+
+
+def _print_flat(report: dict, indent: int = 0) -> None:
+    for key, value in report.items():
+        if isinstance(value, dict):
+            print(f"{' ' * indent}{key}:")
+            _print_flat(value, indent + 2)
+        else:
+            shown = f"{value:.2f}" if isinstance(value, float) else value
+            print(f"{' ' * indent}{key}: {shown}")
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("bench", help="measure training throughput of a config on this device",
-                              description="Time training steps (data loading, AMP, channels_last, workers as "
-                                          "configured). On a GPU: mace bench --profile paper --data-root "
-                                          "data/SYSU-MM01 --device cuda (JSON: images/s with AMP and channels_last "
-                                          "on/off, step time, full-protocol evaluation time, peak GPU memory)")
+                              description="Time training in steady state: the input pipeline alone (loader "
+                                          "workers as configured), the model step alone (batch on the device) "
+                                          "and both together over enough steps to drain the loader's queue "
+                                          "(at least 4 x workers x prefetch 2); says which is the bottleneck. "
+                                          "One-time costs (set-up, worker spawn, warm-up) are reported apart. "
+                                          "On a GPU: mace bench --profile paper --data-root "
+                                          "data/SYSU-MM01 --device cuda (JSON: the three parts, model step with AMP "
+                                          "and channels_last on/off and with train.deterministic true/false, "
+                                          "full-protocol evaluation time, peak GPU memory)")
     p.add_argument("--params", nargs="+", default=None, metavar="FILE", help="YAML params files")
     p.add_argument("--profile", default=None,
-                   help="time the profile's baseline (e.g. paper) over AMP x channels_last, plus its evaluation")
+                   help="time the profile's baseline (e.g. paper): the three parts, the model step over AMP x "
+                        "channels_last and both determinism modes, plus its evaluation")
     p.add_argument("--params-dir", default="params", help="with --profile: the study's params folder")
     p.add_argument("--data-root", default=None, help="with --profile: the SYSU-MM01 folder (overrides data.root)")
     p.add_argument("--no-eval", action="store_true", help="with --profile: skip the evaluation timing")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one setting")
-    p.add_argument("--steps", type=int, default=20, help="timed steps (default 20)")
+    p.add_argument("--steps", type=int, default=20,
+                   help="timed steps (default 20; the loader-facing timings use at least 4 x workers x 2)")
     p.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps (default 3)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: train.device from the params)")
     p.add_argument("--json", action="store_true", help="print the report as JSON (always so with --profile)")

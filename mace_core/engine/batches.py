@@ -98,12 +98,15 @@ class EpochKeys(Sampler):
         return len(self.keys)
 
 
+PREFETCH_FACTOR = 2  # batches each loader worker prepares ahead
+
+
 def make_loader(base: Dataset, seed: int, rank: int, workers: int, pin_memory: bool,
                 persistent_workers: bool) -> tuple[DataLoader, EpochKeys]:
     keys = EpochKeys()
     loader = DataLoader(SeededBatches(base, seed, rank), batch_size=None, sampler=keys, num_workers=workers,
                         pin_memory=pin_memory, persistent_workers=persistent_workers and workers > 0,
-                        prefetch_factor=2 if workers > 0 else None,
+                        prefetch_factor=PREFETCH_FACTOR if workers > 0 else None,
                         # a private generator for the loader's own base seed: the caller's stays untouched
                         generator=torch.Generator().manual_seed(seed))
     return loader, keys

@@ -3,12 +3,12 @@
 ``train(cfg, run_dir, resume)`` builds data, model, loss and optimiser from the config, trains
 ``cfg.train.epochs`` epochs and writes the run directory (see :mod:`mace_core.engine.rundir`).
 
-Exact resume: the checkpoint written after every epoch holds model, optimiser, grad scaler, epoch
-and step counters, the log history and every RNG state; batches draw their augmentation from
-(seed, epoch, batch, rank) alone (:mod:`mace_core.engine.batches`) and the sampler is re-seeded by
-epoch; the lr is a pure function of progress. A run killed anywhere (``kill -9`` included) and
-resumed therefore repeats the interrupted epoch exactly and ends, on CPU, bit-identical to an
-uninterrupted run.
+Exact resume: the checkpoint written after every ``train.checkpoint_every``-th epoch and after the
+last one holds model, optimiser, grad scaler, epoch and step counters, the log history and every RNG
+state; batches draw their augmentation from (seed, epoch, batch, rank) alone
+(:mod:`mace_core.engine.batches`) and the sampler is re-seeded by epoch; the lr is a pure function
+of progress. A run killed anywhere (``kill -9`` included) and resumed therefore repeats the epochs
+since its last checkpoint exactly and ends, on CPU, bit-identical to an uninterrupted run.
 
 Model selection is never silently on the test set: results report the final epoch unless
 ``train.select_on_test`` asks for the thesis convention (best epoch on the test set), which is then
@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.utils.deterministic
 from tqdm.auto import tqdm
 
 from mace_core.config import RunConfig
@@ -54,7 +55,7 @@ from mace_core.errors import MaceError
 # Settings that may change between a run and its resume without changing what is trained (evaluation
 # settings too: they only change what is measured, and config.yaml records the ones in force at the end).
 _RESUME_FREE = {"output_dir", "train.device", "train.compile", "train.log_every", "train.threads", "data.workers",
-                "data.pin_memory", "data.persistent_workers", "data.cache_dir"}
+                "data.pin_memory", "data.persistent_workers", "data.cache_dir", "train.checkpoint_every"}
 _FAULT_ENV = "MACE_FAULT_AT"  # test hook "EPOCH:STEP" (1-based epoch): SIGKILL self before that step
 
 
@@ -69,11 +70,17 @@ def seed_everything(seed: int) -> None:
 
 
 def configure_determinism(deterministic: bool, device: torch.device) -> None:
+    """``train.deterministic``: true = deterministic kernels (bit-reproducible); false = "fast" (cuDNN
+    autotunes its kernels per input shape, no deterministic algorithms)."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = not deterministic
         torch.backends.cudnn.deterministic = deterministic
     # warn_only: a few CUDA kernels have no deterministic variant; CPU ones all do
     torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    # Deterministic mode would also fill every new tensor with NaN (a debugging aid that exposes reads of
+    # uninitialised memory, at a cost on every allocation); results do not depend on it, as no code here
+    # reads memory it has not written, so reproducibility is kept without paying for it.
+    torch.utils.deterministic.fill_uninitialized_memory = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,6 +301,9 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
     if tc.early_stop_patience > 0 and not tc.select_on_test:
         raise MaceError("train.early_stop_patience > 0 watches the test-set metric, i.e. selects on test",
                         "also set train.select_on_test=true (then labelled as such), or keep patience 0")
+    if tc.checkpoint_every < 1:
+        raise MaceError(f"train.checkpoint_every={tc.checkpoint_every} must be >= 1",
+                        "use 1 to write a checkpoint after every epoch, k for every k-th (the last is always written)")
     if tc.early_stop_patience > 0 and tc.eval_every <= 0:
         raise MaceError("train.early_stop_patience needs evaluations during training",
                         "set train.eval_every to k > 0")
@@ -445,7 +455,9 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
         stop = False
         if due or last_epoch:
             if info.is_main:
+                t_eval = time.perf_counter()
                 metrics = evaluate(model, cfg, device)
+                record["eval_time_s"] = time.perf_counter() - t_eval
                 record["eval"] = metrics
                 score = headline(metrics)
                 if last_epoch:
@@ -473,12 +485,15 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
             if "eval" in record:
                 line += f", test Rank-1 {100 * headline(record['eval']):.1f} %"
             tqdm.write(line)
-        if info.is_main:
+        # every k-th epoch, the last one and an early stop; resume repeats the epochs after the last write
+        checkpoint_due = (epoch + 1) % tc.checkpoint_every == 0 or last_epoch or stop
+        if info.is_main and checkpoint_due:
             ck.save_checkpoint(last_path, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scaler": scaler.state_dict() if scaler.is_enabled() else None, "state": state,
                 "rng": ck.capture_rng(), "config": cfg.to_dict(), "num_classes": data.num_classes,
                 "world_size": info.world_size})
+        if info.is_main:
             rundir.write_log(run_dir, state["history"])
         barrier(info)
         if stop:

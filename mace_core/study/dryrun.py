@@ -6,8 +6,14 @@ experiment 0, as the study resolves it), check the disk space of every cache, ch
 ends with its full all-search evaluation: 3,803 queries, 10 trials on the real release), evaluate
 indoor search, and RegDB in both directions when a RegDB root is given. Per stage it records the
 wall time, the peak memory of the process and of its loader workers (sampled), the cache size on
-disk and images/s; from the measured step time it projects the full run on this device. The
-table is printed and written as JSON (atomically).
+disk and images/s. The table is printed and written as JSON (atomically).
+
+The projection of the full run is built from steady-state parts only, each counted as often as the
+full run pays it: one-time costs (the trainer's start-up, worker spawn and first-call set-up: its
+wall time less its steady steps, evaluation and checkpoint) + epochs × steps × the steady step time
+(loader and model together after a warm-up, over enough steps to drain the loader's queue: see
+:mod:`mace_core.engine.bench`) + evaluations × the trainer's evaluation time alone + checkpoint
+writes (every ``train.checkpoint_every`` epochs and the last) × the time of one write.
 
 ImageNet weights that cannot be loaded here (offline) are replaced by random init *only* in this
 dry run, and the JSON and the table say so: timings and memory do not depend on the weights.
@@ -147,21 +153,25 @@ class _Stages:
 
 def dry_run(data_root, profile: str = "paper", regdb_root=None, steps: int = 4, json_out=None,
             params_dir="params", overrides=(), work_dir=None, quick_check: bool = False,
-            progress: bool = True) -> dict[str, Any]:
+            progress: bool = True, warmup: int = 3) -> dict[str, Any]:
     """Run the stages (module doc) and return the report; ``json_out`` receives it as JSON."""
     from mace_core.engine.bench import cache_only_hub_when_offline
 
+    if not isinstance(warmup, int) or warmup < 1:
+        raise MaceError(f"--warmup must be a positive integer, got {warmup!r}",
+                        "pass e.g. --warmup 3 (the first step pays one-time set-up and is never timed)")
     with cache_only_hub_when_offline():
         return _dry_run(data_root, profile, regdb_root, steps, json_out, params_dir, tuple(overrides), work_dir,
-                        quick_check, progress)
+                        quick_check, progress, warmup)
 
 
 def _dry_run(data_root, profile, regdb_root, steps, json_out, params_dir, overrides, work_dir, quick_check,
-             progress) -> dict[str, Any]:
+             progress, warmup) -> dict[str, Any]:
     from mace_core.data import cache as cache_mod
     from mace_core.data import check as check_mod
     from mace_core.data.datasets import load_training_data, test_cache_groups
     from mace_core.data.sysu import training_set
+    from mace_core.engine import checkpoint as ck
     from mace_core.engine.bench import resolve_pretrained
     from mace_core.engine.device import resolve_device
     from mace_core.engine.train import evaluate, train
@@ -229,19 +239,55 @@ def _dry_run(data_root, profile, regdb_root, steps, json_out, params_dir, overri
     kept: dict[str, Any] = {}
 
     def training():
+        start = time.perf_counter()
         results = train(cfg, run_dir, progress=progress, keep=kept)
-        step_s = results["train_time_s"] / max(1, results["steps"])
+        kept["wall_s"] = time.perf_counter() - start
         return results, {"images": None, "images_per_s_train": round(results["images_per_s"], 1),
-                         "step_time_s": round(step_s, 3), "amp": results["amp"], "device": results["device"],
-                         "note": f"{results['steps']} steps (first included), then the trainer's final evaluation "
-                                 f"(all-search, {cfg.eval.trials} trials)"}
+                         "amp": results["amp"], "device": results["device"],
+                         "note": f"{results['steps']} steps through the real trainer (start-up and first-call "
+                                 f"set-up included), then its evaluation (all-search, {cfg.eval.trials} trials) "
+                                 "and checkpoint"}
 
-    t0 = time.perf_counter()
     results = stages.run(f"train {steps} steps + all-search evaluation", training)
     train_row = stages.rows[-1]
     train_row["images_per_s"] = train_row.pop("images_per_s_train")
-    eval_all_s = time.perf_counter() - t0 - results["train_time_s"]
+    last_epoch = ck.load_checkpoint(run_dir / "checkpoints" / "last.pt")["state"]["history"][-1]
+    eval_all_s = last_epoch["eval_time_s"]
+    train_row["note"] += f"; evaluation alone {eval_all_s:.1f} s"
     protocol = (results.get("metrics") or {}).get("protocol", {})
+
+    def checkpoint_write():
+        # the trainer's own checkpoint, back on the training device, written again as the trainer writes it
+        device = resolve_device(cfg.train.device)
+        payload = ck.load_checkpoint(run_dir / "checkpoints" / "last.pt", map_location=device)
+        payload.pop("format", None)
+        target = run_dir / "checkpoints" / "timing.pt"
+        start = time.perf_counter()
+        ck.save_checkpoint(target, payload)
+        write_s = time.perf_counter() - start
+        size = target.stat().st_size
+        target.unlink()
+        return write_s, {"checkpoint_mb": _mb(size), "note": f"one write of last.pt ({_mb(size)} MiB): {write_s:.2f} s"}
+
+    checkpoint_s = stages.run("checkpoint write", checkpoint_write)
+    checkpoint_mb = stages.rows[-1]["checkpoint_mb"]
+
+    def steady_state():
+        from mace_core.engine.bench import bench
+
+        r = bench(cfg, steps=steps, warmup=warmup, parts=("together",))
+        t = r["together"]
+        return r, {"images": None, "step_time_s": round(t["step_time_ms_mean"] / 1000, 4),
+                   "note": f"steady step {t['step_time_ms_mean']:.1f} ms: {t['note']}"}
+
+    steady = stages.run(f"steady-state steps (after {warmup} warm-up)", steady_state)
+    # images/s of the timed steps alone (the stage's wall time also builds the data and model)
+    stages.rows[-1]["images_per_s"] = round(steady["together"]["images_per_s"], 1)
+    step_s = steady["together"]["step_time_ms_mean"] / 1000
+    # what the trainer paid beyond its steady steps, its evaluation and its checkpoint: start-up, worker spawn,
+    # first-call set-up (never negative: the parts are measured apart)
+    one_time_s = max(0.0, kept["wall_s"] - results["steps"] * step_s - eval_all_s - checkpoint_s)
+
     device = resolve_device(cfg.train.device)
     model = kept["model"]
 
@@ -284,13 +330,11 @@ def _dry_run(data_root, profile, regdb_root, steps, json_out, params_dir, overri
         regdb = stages.run("RegDB both directions", regdb_eval)
 
     full_steps = cfg_full_steps(profile, params_dir, results["num_classes"], d.root, d.include_val)
-    step_s = train_row["step_time_s"]
-    evals = full_steps["evaluations"]
     report = {
         "profile": profile, "config": f"{EXPERIMENT}/{VARIANT}", "started": started,
         "data_root": str(d.root), "regdb_root": regdb_cfg.data.root if regdb_cfg else None,
         "device": train_row["device"], "amp": train_row["amp"], "backbone": cfg.model.backbone,
-        "last_stride1": cfg.model.last_stride1, "input": f"{size[0]}x{size[1]}", "steps": steps,
+        "last_stride1": cfg.model.last_stride1, "input": f"{size[0]}x{size[1]}", "steps": steps, "warmup": warmup,
         "pretrained": cfg.model.pretrained, "weights_note": weights_note,
         "overrides": list(overrides), "exact_paper_config": not overrides,
         "stages": stages.rows,
@@ -299,14 +343,8 @@ def _dry_run(data_root, profile, regdb_root, steps, json_out, params_dir, overri
                        "rank1": (results.get("metrics") or {}).get("mean", {}).get("rank1")},
         "indoor_search": {"queries": indoor["protocol"]["num_query_images"], "trials": indoor["protocol"]["trials"]},
         "regdb": {k: {"rank1": v["mean"]["rank1"]} for k, v in regdb.items()},
-        "projection": {
-            "full_run_steps": full_steps["steps"], "epochs": full_steps["epochs"],
-            "steps_per_epoch": full_steps["steps_per_epoch"], "step_time_s": step_s,
-            "train_hours": round(full_steps["steps"] * step_s / 3600, 2),
-            "evaluations": evals, "eval_hours": round(evals * eval_all_s / 3600, 2),
-            "total_hours": round((full_steps["steps"] * step_s + evals * eval_all_s) / 3600, 2),
-            "rule": "full-run steps x measured step time, plus evaluations x measured all-search evaluation time",
-        },
+        "projection": project(full_steps, one_time_s, step_s, eval_all_s, checkpoint_s),
+        "checkpoint_mb": checkpoint_mb,
         "run_dir": str(run_dir),
     }
     if json_out is not None:
@@ -315,9 +353,10 @@ def _dry_run(data_root, profile, regdb_root, steps, json_out, params_dir, overri
 
 
 def cfg_full_steps(profile: str, params_dir, num_classes: int, root, include_val: bool) -> dict[str, int]:
-    """Steps and evaluations of the uncapped run: epochs × steps per epoch (the reference epoch
-    length ``max(#RGB, #IR) // (P·K)`` unless the profile sets one); one evaluation every
-    ``eval_every`` epochs plus the last."""
+    """Steps, evaluations and checkpoint writes of the uncapped run: epochs × steps per epoch (the
+    reference epoch length ``max(#RGB, #IR) // (P·K)`` unless the profile sets one); one evaluation
+    every ``eval_every`` epochs plus the last; one checkpoint every ``checkpoint_every`` epochs plus
+    the last."""
     from mace_core.data.sysu import training_set
     from mace_core.study.variants import resolve
 
@@ -329,7 +368,29 @@ def cfg_full_steps(profile: str, params_dir, num_classes: int, root, include_val
     epochs = full.train.epochs
     every = full.train.eval_every
     evals = (epochs // every if every > 0 else 0) + (0 if every > 0 and epochs % every == 0 else 1)
-    return {"epochs": epochs, "steps_per_epoch": per_epoch, "steps": epochs * per_epoch, "evaluations": evals}
+    k = full.train.checkpoint_every
+    return {"epochs": epochs, "steps_per_epoch": per_epoch, "steps": epochs * per_epoch, "evaluations": evals,
+            "eval_every": every, "checkpoint_every": k, "checkpoints": epochs // k + (0 if epochs % k == 0 else 1)}
+
+
+def project(full: dict[str, int], one_time_s: float, step_s: float, eval_s: float,
+            checkpoint_s: float) -> dict[str, Any]:
+    """The full run's time: one-time costs + steps × steady step + evaluations × one evaluation +
+    checkpoint writes × one write (``full``: :func:`cfg_full_steps`)."""
+    parts = {"one_time_s": one_time_s, "train_s": full["steps"] * step_s,
+             "eval_s": full["evaluations"] * eval_s, "checkpoint_s": full["checkpoints"] * checkpoint_s}
+    total = sum(parts.values())
+    return {
+        "full_run_steps": full["steps"], "epochs": full["epochs"], "steps_per_epoch": full["steps_per_epoch"],
+        "step_time_s": step_s, "evaluations": full["evaluations"], "eval_every": full["eval_every"],
+        "eval_time_s": eval_s, "checkpoints": full["checkpoints"], "checkpoint_every": full["checkpoint_every"],
+        "checkpoint_write_s": checkpoint_s, **parts, "total_s": total,
+        "train_hours": round(parts["train_s"] / 3600, 2), "eval_hours": round(parts["eval_s"] / 3600, 2),
+        "total_hours": round(total / 3600, 2),
+        "checkpoint_share": parts["checkpoint_s"] / total if total > 0 else 0.0,
+        "rule": "one-time start-up + full-run steps x steady step time + evaluations x one all-search evaluation "
+                "+ checkpoint writes x one write",
+    }
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -342,10 +403,20 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     p = report["projection"]
     lines.append("")
-    lines.append(f"Projected full run on {report['device']} (amp {report['amp']}): {p['full_run_steps']:,} steps "
-                 f"({p['epochs']} epochs x {p['steps_per_epoch']}) x {p['step_time_s']} s = {p['train_hours']} h "
-                 f"training + {p['evaluations']} evaluations x {report['all_search']['seconds_estimate']} s = "
-                 f"{p['eval_hours']} h; total {p['total_hours']} h.")
+    every_eval = f"every {p['eval_every']} epochs + last" if p["eval_every"] > 0 else "after the last epoch"
+    rows = [
+        ("one-time: start-up, worker spawn, first-call set-up", "1", p["one_time_s"], p["one_time_s"]),
+        (f"training steps, steady state ({p['epochs']} epochs x {p['steps_per_epoch']:,})",
+         f"{p['full_run_steps']:,}", p["step_time_s"], p["train_s"]),
+        (f"all-search evaluations ({every_eval})", str(p["evaluations"]), p["eval_time_s"], p["eval_s"]),
+        (f"checkpoint writes (every {p['checkpoint_every']} epochs + last)", str(p["checkpoints"]),
+         p["checkpoint_write_s"], p["checkpoint_s"]),
+    ]
+    lines.append(f"| projected full run on {report['device']} (amp {report['amp']}) | count | each s | total h |")
+    lines.append("|---|---:|---:|---:|")
+    for name, count, each, total in rows:
+        lines.append(f"| {name} | {count} | {each:.3g} | {total / 3600:.2f} |")
+    lines.append(f"| total | | | {p['total_s'] / 3600:.2f} |")
     if report.get("weights_note"):
         lines.append(f"NOTE: {report['weights_note']}.")
     if not report["exact_paper_config"]:

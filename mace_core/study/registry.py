@@ -31,7 +31,7 @@ _NOT_TRAINING = ("study", "cli", "analysis")
 _PLUMBING = {
     "": ("name", "experiment", "output_dir"),
     "data": ("workers", "pin_memory", "persistent_workers", "cache_dir"),
-    "train": ("log_every",),
+    "train": ("log_every", "checkpoint_every"),
 }
 
 
