@@ -311,3 +311,24 @@ def test_train_a_few_steps_and_evaluate_both_directions(synth, tmp_path):
     for d in (i2v, v2i):
         assert all(0 <= d["mean"][k] <= 1 for k in ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP"))
         assert d["mean"]["rank1"] <= d["mean"]["rank5"] <= d["mean"]["rank10"] <= d["mean"]["rank20"]
+
+
+def test_study_dry_run_with_an_llcm_root(tmp_path, capsys):
+    from mace_core.data.synthetic_like import generate_sysu_like
+
+    sysu = generate_sysu_like(tmp_path / "sysu", scale=0.02, size=(32, 16), workers=1)
+    # 9 training identities: the paper config's batch takes 8
+    llcm_root = generate_like("llcm", tmp_path / "llcm", scale=0.012, size=(32, 16), workers=1)
+    out = tmp_path / "report.json"
+    code = main(["study", "dry-run", "--data-root", str(sysu), "--llcm-root", str(llcm_root), "--steps", "1",
+                 "--quick-check", "--json", str(out), "--work-dir", str(tmp_path / "run"),
+                 "--set", "data.height=32", "--set", "data.width=16", "--set", "data.workers=0"])
+    printed, err = capsys.readouterr()
+    assert code == 0, err
+    report = json.loads(out.read_text())
+    assert report["stages"][-1]["stage"] == "LLCM: data check, train 1 steps + both directions"
+    assert "LLCM: data check" in printed and "VIS->IR" in printed
+    llcm_rep = report["llcm"]
+    assert llcm_rep["steps"] == 1 and llcm_rep["training_identities"] == 9 and llcm_rep["trials"] == 10
+    assert 0 <= llcm_rep["ir2vis"]["rank1"] <= 1 and 0 <= llcm_rep["vis2ir"]["rank1"] <= 1
+    assert (tmp_path / "run-llcm" / "results.json").is_file()

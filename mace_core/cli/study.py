@@ -55,6 +55,8 @@ def register(subparsers) -> None:
     dry.add_argument("--profile", default="paper")
     dry.add_argument("--data-root", required=True, help="a SYSU-MM01(-like) folder, e.g. from `mace data synth --like`")
     dry.add_argument("--regdb-root", default=None, help="a RegDB(-like) folder: also evaluate RegDB both ways")
+    dry.add_argument("--llcm-root", default=None,
+                     help="an LLCM(-like) folder: also train the steps on LLCM and evaluate it both ways")
     dry.add_argument("--steps", type=int, default=4, help="training steps (default 4)")
     dry.add_argument("--json", default=None, metavar="OUT", help="report file (default runs/dry-run/<profile>.json)")
     dry.add_argument("--params-dir", default="params")
@@ -165,7 +167,8 @@ def cmd_dry_run(args) -> int:
 
     out = args.json or resolve_path("runs", args.params_dir) / "dry-run" / f"{args.profile}.json"
     report = dry_run(args.data_root, args.profile, args.regdb_root, args.steps, out, args.params_dir,
-                     tuple(args.set or ()), args.work_dir, args.quick_check, progress=sys.stderr.isatty())
+                     tuple(args.set or ()), args.work_dir, args.quick_check, progress=sys.stderr.isatty(),
+                     llcm_root=args.llcm_root)
     print(format_table(report))
     print(f"report: {out}")
     return 0
