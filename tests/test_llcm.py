@@ -332,3 +332,56 @@ def test_study_dry_run_with_an_llcm_root(tmp_path, capsys):
     assert llcm_rep["steps"] == 1 and llcm_rep["training_identities"] == 9 and llcm_rep["trials"] == 10
     assert 0 <= llcm_rep["ir2vis"]["rank1"] <= 1 and 0 <= llcm_rep["vis2ir"]["rank1"] <= 1
     assert (tmp_path / "run-llcm" / "results.json").is_file()
+
+
+# ----------------------------------------------------------------------------- the optional study layer
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def test_llcm_layer_is_optional(monkeypatch):
+    from mace_core.study.variants import LLCM_ROOT_ENV, list_experiments
+
+    monkeypatch.delenv(LLCM_ROOT_ENV, raising=False)
+    assert "07_llcm" not in list_experiments(REPO / "params")
+    assert "07_llcm" in list_experiments(REPO / "params", optional=True)
+    monkeypatch.setenv(LLCM_ROOT_ENV, "/somewhere/LLCM")
+    assert list_experiments(REPO / "params")[-1] == "07_llcm"
+
+
+def test_llcm_root_goes_to_the_llcm_layer_only(monkeypatch, tmp_path):
+    from mace_core.study.variants import DATA_ROOT_ENV, LLCM_ROOT_ENV, resolve
+
+    monkeypatch.setenv(DATA_ROOT_ENV, str(tmp_path / "sysu"))
+    monkeypatch.setenv(LLCM_ROOT_ENV, str(tmp_path / "llcm"))
+    for profile in ("ci", "smoke", "paper"):
+        v = resolve("07_llcm", "baseline", profile, REPO / "params")
+        assert (v.config.data.dataset, v.config.data.root) == ("llcm", str(tmp_path / "llcm"))
+        assert resolve("00_baseline", "baseline", profile, REPO / "params").config.data.root == str(tmp_path / "sysu")
+
+
+def test_ci_profile_runs_the_llcm_layer_end_to_end(synth, tmp_path, monkeypatch):
+    """The runner with --llcm-root on the ci profile: the 07_llcm notebook executed by papermill,
+    both directions on its page, and the chapter in the generated table of contents."""
+    import nbformat
+
+    from mace_core.study import book, runner
+    from mace_core.study.variants import LLCM_ROOT_ENV
+
+    monkeypatch.chdir(REPO)
+    monkeypatch.delenv(LLCM_ROOT_ENV, raising=False)
+    books = tmp_path / "book"
+    (books / "chapters").mkdir(parents=True)
+    for page in ("intro.md", "chapters/07_llcm.md"):
+        (books / page).write_text((REPO / "book" / page).read_text())
+    report = runner.run_study("ci", REPO / "params", tmp_path / "runs", books, REPO / "notebooks", only="07",
+                              llcm_root=str(synth), build=False, prepare_data=False, progress=False)
+    assert report.ok, report.failed
+    assert [r["label"] for r in report.executed] == ["07_llcm/baseline"]
+    assert len(report.trained) == 1            # the ci profile's second seed, trained by the runner
+    assert LLCM_ROOT_ENV not in os.environ     # restored after the study
+    page = nbformat.read(books / "generated" / "07_llcm" / "baseline.ipynb", as_version=4)
+    html = "".join(str(o.get("data", {}).get("text/html", "")) + o.get("text", "")
+                   for c in page.cells for o in c.get("outputs", []))
+    assert "IR→VIS" in html and "VIS→IR" in html and "training identities: 7" in html
+    toc = book.write_toc(books, {"07_llcm": ["baseline"]}).read_text()
+    assert "chapters/07_llcm" in toc and "generated/07_llcm/baseline" in toc
