@@ -311,6 +311,15 @@ def test_train_a_few_steps_and_evaluate_both_directions(synth, tmp_path):
     for d in (i2v, v2i):
         assert all(0 <= d["mean"][k] <= 1 for k in ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP"))
         assert d["mean"]["rank1"] <= d["mean"]["rank5"] <= d["mean"]["rank10"] <= d["mean"]["rank20"]
+    # `mace eval` on the checkpoint: the same IR->VIS figures; --vis2ir deen swaps the VIS->IR probe side
+    out = tmp_path / "eval.json"
+    code = main(["eval", "--checkpoint", str(tmp_path / "run" / "checkpoints" / "last.pt"), "--trials", "3",
+                 "--vis2ir", "deen", "--device", "cpu", "--out", str(out)])
+    ev = json.loads(out.read_text())
+    assert code == 0 and ev["mean"] == m["mean"]
+    deen = ev["directions"]["vis2ir"]
+    assert deen["protocol"]["vis2ir"] == "deen" and deen["protocol"]["checkpoint"].endswith("last.pt")
+    assert {t["gallery_size"] for t in deen["trials"]} == {n_vis}
 
 
 def test_study_dry_run_with_an_llcm_root(tmp_path, capsys):
