@@ -394,3 +394,32 @@ def test_ci_profile_runs_the_llcm_layer_end_to_end(synth, tmp_path, monkeypatch)
     assert "IR→VIS" in html and "VIS→IR" in html and "training identities: 7" in html
     toc = book.write_toc(books, {"07_llcm": ["baseline"]}).read_text()
     assert "chapters/07_llcm" in toc and "generated/07_llcm/baseline" in toc
+
+
+@pytest.fixture(scope="module")
+def full_size_tree(tmp_path_factory):
+    """The full-size synthetic layout with empty files (counting needs no pixels), on tmpfs when possible."""
+    from _data_helpers import fast_tmpdir
+
+    from mace_core.data.synthetic_like import _llcm_folder, _write_llcm_lists
+
+    gen = fast_tmpdir(tmp_path_factory, "llcm-full")
+    root = next(gen)
+    plan = llcm_plan(seed=0, scale=1.0)
+    for (split, mod, cam, pid), n in plan["folders"].items():
+        folder = root / _llcm_folder(split, mod, cam, pid)
+        folder.mkdir(parents=True)
+        for k in range(1, n + 1):
+            os.close(os.open(folder / f"{k:04d}.jpg", os.O_CREAT | os.O_WRONLY, 0o644))
+    _write_llcm_lists(root, plan)
+    yield root
+    next(gen, None)
+
+
+def test_full_size_layout_matches_every_release_figure(full_size_tree):
+    rep = check("llcm", full_size_tree, decode=0)
+    assert rep.problems == []
+    assert any(n.startswith("every figure equals the real LLCM release's") for n in rep.notes), rep.notes
+    c = rep.counts
+    assert c["IR->VIS queries (every NIR test image)"] == c["test NIR images"] > 0
+    assert c["IR->VIS gallery, trial 0 (one VIS image per id and camera)"] == 351 * 4
