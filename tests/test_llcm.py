@@ -423,3 +423,20 @@ def test_full_size_layout_matches_every_release_figure(full_size_tree):
     c = rep.counts
     assert c["IR->VIS queries (every NIR test image)"] == c["test NIR images"] > 0
     assert c["IR->VIS gallery, trial 0 (one VIS image per id and camera)"] == 351 * 4
+
+
+def test_study_list_shows_the_llcm_layer_only_with_its_root(tmp_path, monkeypatch, capsys):
+    from mace_core.study.variants import LLCM_ROOT_ENV
+
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv(LLCM_ROOT_ENV, "")          # restored (removed) after the test
+    common = ["study", "list", "--profile", "ci", "--runs-dir", str(tmp_path / "runs"), "--only", "00,07"]
+    assert main(common) == 2
+    assert "optional layer 07_llcm, which needs its data" in capsys.readouterr().err
+    assert main(common[:-1] + ["00"]) == 0
+    assert "07_llcm" not in capsys.readouterr().out
+    assert main(common + ["--llcm-root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "07_llcm/baseline" in out and "00_baseline/baseline" in out
+    code = main(["study", "run", "--profile", "ci", "--slurm", "--llcm-root", str(tmp_path)])
+    assert code == 2 and "--llcm-root is not passed on to Slurm" in capsys.readouterr().err

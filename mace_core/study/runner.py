@@ -117,6 +117,12 @@ def parse_only(only: str | Iterable[str] | None, experiments: list[str]) -> list
     for item in items:
         match = [e for e in experiments if e == item or e.split("_", 1)[0] == item]
         if not match:
+            from mace_core.study.variants import OPTIONAL_EXPERIMENTS
+
+            optional = [e for e in OPTIONAL_EXPERIMENTS if e == item or e.split("_", 1)[0] == item]
+            if optional:   # an optional layer whose data was not given
+                raise MaceError(f"--only {item!r} names the optional layer {optional[0]}, which needs its data",
+                                "also pass --llcm-root PATH (the LLCM folder)")
             raise MaceError(f"--only {item!r} names no experiment", f"use numbers or names from: {', '.join(experiments)}")
         chosen += match
     return [e for e in experiments if e in chosen]
