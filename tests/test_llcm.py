@@ -227,6 +227,27 @@ def test_validator_names_each_inconsistency_with_its_fix(tiny, capsys):
     assert code == 1 and "PROBLEM" in out
 
 
+def test_validator_names_labels_and_identity_folders_that_disagree(tiny):
+    lists = tiny / "idx" / "train_nir.txt"
+    # NIR: identity 5's cam2 images labelled 0 (identity 3's label) -> label 0 spans folders 0003 and 0005,
+    # and folder 0005 carries labels 0 and 1
+    lines = [ln.replace(" 1", " 0") if "cam2/0005" in ln else ln for ln in lists.read_text().splitlines()]
+    lists.write_text("\n".join(lines) + "\n")
+    text = "\n".join(check("llcm", tiny).problems)
+    assert "1 training labels name images of several identity folders (first: label 0: 0003, 0005)" in text
+    assert "1 identity folders carry several training labels (first: 0005)" in text
+
+
+def test_validator_notes_paths_without_identity_folders(tiny):
+    (tiny / "flat").mkdir()
+    (tiny / "flat" / "x.jpg").write_bytes(b"")
+    with open(tiny / "idx" / "train_vis.txt", "a") as fh:
+        fh.write("flat/x.jpg 1\n")
+    rep = check("llcm", tiny)
+    assert rep.problems == [] and rep.counts["training VIS images"] == 9
+    assert any(n.startswith("1 training paths have no camK/NNNN folders") for n in rep.notes)
+
+
 def test_validator_notes_ignored_folders(tiny):
     _touch(tiny / "test_vis" / "cam1" / "0042" / "a.jpg")     # not a test id
     rep = check("llcm", tiny)

@@ -211,7 +211,6 @@ def check_llcm(root, decode=0, seed: int = 0, workers: int | None = None) -> Rep
             except MaceError as exc:
                 rep.problems.append(_llcm_problem(exc))
 
-    train_path_ids: set[int] = set()
     for mod, recs in lists.items():
         name = mod.upper()
         rep.counts[f"training {name} images"] = len(recs)
@@ -220,22 +219,36 @@ def check_llcm(root, decode=0, seed: int = 0, workers: int | None = None) -> Rep
         if missing:
             rep.problems.append(f"{len(missing)} training {name} images are listed in {llcm.TRAIN_LISTS[mod]} but absent "
                                 f"(first: {missing[0]}) — fix: {llcm.RELEASE_FIX}")
-        rel = [os.path.relpath(r.path, root) for r in recs]
-        ids_of_label: dict[int, set] = {}
-        for r, path in zip(recs, rel):
-            ids_of_label.setdefault(r.pid, set()).add(llcm.path_identity(path))
-        if any(None in v for v in ids_of_label.values()):
-            rep.notes.append(f"some {name} training paths have no camK/NNNN folders: identities in both "
-                             "train and test cannot be checked for them")
-        split = sorted(lab for lab, v in ids_of_label.items() if len(v - {None}) > 1)
-        if split:
-            rep.problems.append(f"{len(split)} {name} training labels name images of several identity folders "
-                                f"(first: label {split[0]}) — fix: {llcm.RELEASE_FIX}")
-        train_path_ids |= {i for v in ids_of_label.values() for i in v if i is not None}
+    # The identity folder of each training image (``.../camK/NNNN/file``): labels and folders must
+    # correspond one to one, and no folder may also be a test identity.
+    by_label: dict[int, set] = {}
+    unnamed = 0
+    for recs in lists.values():
+        for r in recs:
+            i = llcm.path_identity(os.path.relpath(r.path, root))
+            unnamed += i is None
+            if i is not None:
+                by_label.setdefault(r.pid, set()).add(i)
+    if unnamed:
+        rep.notes.append(f"{unnamed} training paths have no camK/NNNN folders: whether their identities are also "
+                         "test identities cannot be checked")
+    train_path_ids = set().union(*by_label.values()) if by_label else set()
+    split = sorted(lab for lab, ids in by_label.items() if len(ids) > 1)
+    if split:
+        rep.problems.append(f"{len(split)} training labels name images of several identity folders "
+                            f"(first: label {split[0]}: {', '.join(f'{i:04d}' for i in sorted(by_label[split[0]]))}) "
+                            f"— fix: {llcm.RELEASE_FIX}")
+    owners: dict[int, set] = {}
+    for lab, ids in by_label.items():
+        for i in ids:
+            owners.setdefault(i, set()).add(lab)
+    shared = sorted(i for i, labs in owners.items() if len(labs) > 1)
+    if shared:
+        rep.problems.append(f"{len(shared)} identity folders carry several training labels (first: {shared[0]:04d}) "
+                            f"— fix: {llcm.RELEASE_FIX}")
     if len(lists) == 2:
         vis_l, nir_l = ({r.pid for r in lists[m]} for m in llcm.MODALITIES)
-        both = vis_l & nir_l
-        rep.counts["training identities (labels)"] = len(both)
+        rep.counts["training identities (labels)"] = len(vis_l & nir_l)
         if vis_l ^ nir_l:
             rep.notes.append(f"{len(vis_l ^ nir_l)} training labels have images in one modality only "
                              "(no cross-modal pair: left out of training)")
@@ -243,20 +256,6 @@ def check_llcm(root, decode=0, seed: int = 0, workers: int | None = None) -> Rep
         if labels != list(range(len(labels))):
             rep.notes.append("training labels are not 0..N-1 (the reference uses them as class indices as they "
                              "are; this reader relabels them in sorted order)")
-        by_label = {}
-        for m in llcm.MODALITIES:
-            for r in lists[m]:
-                i = llcm.path_identity(os.path.relpath(r.path, root))
-                if i is not None:
-                    by_label.setdefault(r.pid, set()).add(i)
-        owners: dict[int, set] = {}
-        for lab, ids in by_label.items():
-            for i in ids:
-                owners.setdefault(i, set()).add(lab)
-        shared = sorted(i for i, labs in owners.items() if len(labs) > 1)
-        if shared:
-            rep.problems.append(f"{len(shared)} identity folders carry several training labels (first: {shared[0]:04d}) "
-                                f"— fix: {llcm.RELEASE_FIX}")
     rep.counts["test identities (test_id.txt)"] = len(test_ids)
     for mod, recs in tests.items():
         name = mod.upper()
