@@ -26,7 +26,7 @@ _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 @dataclass
 class DataConfig:
-    dataset: str = "sysu"                 # sysu | regdb
+    dataset: str = "sysu"                 # sysu | regdb | llcm
     root: str = "data/synthetic-sysu"
     source: str = "synthetic"             # synthetic | real: printed next to every metric
     height: int = 288

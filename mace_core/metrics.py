@@ -425,3 +425,47 @@ def evaluate_regdb_features(qf, gf, q_pids, g_pids, max_rank: int = 20, distance
     q, g_sorted = _prepare(qf, gf, distance, gal.order_t)
     chunks = _feature_chunks(q, g_sorted, distance, _chunk_rows(n_g, chunk_rows))
     return _run(chunks, qp, None, gal, n_g, max_rank)
+
+
+# --------------------------------------------------------------------------- LLCM (additive)
+# LLCM rule (DEEN's ``eval_llcm``, github ZYK100/LLCM): a query ignores every gallery item of its
+# own identity taken by its own camera (cameras 1..9 are shared by the VIS and NIR images); the
+# CMC is the identity-level one of SYSU-MM01 (first occurrence of each identity on the kept list);
+# AP, INP, skipped queries and averaging as in the module docstring.
+def _llcm_removal(chunks, q_pids: np.ndarray, q_cams: np.ndarray, gal: _Gallery, g_pids: np.ndarray,
+                  g_cams: np.ndarray):
+    """Set the same-identity, same-camera entries of each chunk (sorted columns) to +inf."""
+    gp, gc = g_pids[gal.order], g_cams[gal.order]
+    for lo, hi, block in chunks:
+        d = block.numpy() if isinstance(block, torch.Tensor) else block
+        same = (q_pids[lo:hi, None] == gp[None, :]) & (q_cams[lo:hi, None] == gc[None, :])
+        d[same] = np.inf
+        yield lo, hi, block
+
+
+def evaluate_llcm(distmat, q_pids, g_pids, q_cams, g_cams, max_rank: int = 20, *,
+                  chunk_rows: int | None = None) -> dict:
+    """LLCM protocol on a distance matrix (queries x gallery, smaller = closer): gallery items of
+    the query's identity *and* camera are ignored; identity-level CMC; AP/INP on the kept list.
+    Returns the dict of :func:`evaluate_sysu`; ties are broken by gallery index."""
+    d = _check_distmat(distmat)
+    n_q, n_g = d.shape
+    _check_sizes(n_q, n_g, max_rank)
+    qp, gp = _ids(q_pids, "q_pids", n_q), _ids(g_pids, "g_pids", n_g)
+    qc, gc = _ids(q_cams, "q_cams", n_q), _ids(g_cams, "g_cams", n_g)
+    gal = _Gallery.build(gp, None)        # no SYSU camera-2 rule
+    chunks = _llcm_removal(_distmat_chunks(d, gal, _chunk_rows(n_g, chunk_rows)), qp, qc, gal, gp, gc)
+    return _run(chunks, qp, qc, gal, n_g, max_rank)
+
+
+def evaluate_llcm_features(qf, gf, q_pids, g_pids, q_cams, g_cams, max_rank: int = 20,
+                           distance: str = "cosine", *, chunk_rows: int | None = None) -> dict:
+    """:func:`evaluate_llcm` on features, chunked like :func:`evaluate_sysu_features`."""
+    n_q, n_g = len(qf), len(gf)
+    _check_sizes(n_q, n_g, max_rank)
+    qp, gp = _ids(q_pids, "q_pids", n_q), _ids(g_pids, "g_pids", n_g)
+    qc, gc = _ids(q_cams, "q_cams", n_q), _ids(g_cams, "g_cams", n_g)
+    gal = _Gallery.build(gp, None)
+    q, g_sorted = _prepare(qf, gf, distance, gal.order_t)
+    chunks = _llcm_removal(_feature_chunks(q, g_sorted, distance, _chunk_rows(n_g, chunk_rows)), qp, qc, gal, gp, gc)
+    return _run(chunks, qp, qc, gal, n_g, max_rank)

@@ -195,3 +195,24 @@ def test_bad_settings_are_refused():
         check_rerank(20, 6, 1.5)
     with pytest.raises(MaceError, match="NaN"):
         rerank_distance(np.full((2, 3), np.nan, np.float32), np.ones((3, 3), np.float32))
+
+
+def test_llcm_protocol_reranks_and_says_so():
+    """LLCM is re-ranked like the others: λ = 1 keeps the original ranking (metrics unchanged), the
+    result is labelled, and a real re-ranking (λ = 0.3) changes the distances it scores."""
+    import numpy as np
+
+    from mace_core.engine.retrieval import llcm_trials
+
+    rng = np.random.default_rng(0)
+    pids = np.repeat(np.arange(6), 4)
+    cams = np.tile([1, 2, 4, 5], 6)
+    vis, nir = rng.normal(size=(24, 8)) + pids[:, None], rng.normal(size=(24, 8)) + pids[:, None]
+    galleries = {0: np.arange(0, 24, 4), 1: np.arange(1, 24, 4)}
+    args = (vis, pids, cams, nir, pids, cams, galleries, galleries, "ir2vis")
+    plain = llcm_trials(*args)
+    same = llcm_trials(*args, rerank={"k1": 4, "k2": 2, "lambda": 1.0})
+    assert [t["mAP"] for t in same.trials] == pytest.approx([t["mAP"] for t in plain.trials])
+    assert same.to_dict()["reranked"] is True and plain.to_dict()["reranked"] is False
+    other = llcm_trials(*args, rerank={"k1": 4, "k2": 2, "lambda": 0.3})
+    assert other.to_dict()["rerank"]["lambda"] == 0.3

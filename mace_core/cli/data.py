@@ -22,7 +22,7 @@ def _synth(args) -> int:
     if args.like:
         from mace_core.data.synthetic_like import generate_like
 
-        size = args.size or ((288, 144) if args.like == "sysu-mm01" else (128, 64))
+        size = args.size or ((128, 64) if args.like == "regdb" else (288, 144))
         root = generate_like(args.like, args.root, structure=args.structure, scale=args.scale, seed=args.seed,
                              size=size, workers=args.workers, **knobs)
         print(f"synthetic {args.like}-like dataset ready at {root} ({time.perf_counter() - start:.0f} s)")
@@ -30,7 +30,7 @@ def _synth(args) -> int:
     from mace_core.errors import MaceError
 
     if args.structure is not None or args.scale != 1.0:
-        raise MaceError("--structure and --scale shape a release-like set", "add --like sysu-mm01 (or regdb)")
+        raise MaceError("--structure and --scale shape a release-like set", "add --like sysu-mm01 (or regdb, llcm)")
     root = generate(args.root, ids=args.ids, images_per_cam=args.images_per_cam, seed=args.seed,
                     size=args.size or (128, 64), workers=args.workers, ir_images_per_cam=args.ir_images_per_cam,
                     **knobs)
@@ -65,7 +65,7 @@ def register(subparsers) -> None:
     s.add_argument("--images-per-cam", type=int, default=8, help="images per identity per camera (default 8)")
     s.add_argument("--ir-images-per-cam", type=int, default=None,
                    help="images per identity per IR camera (default: as --images-per-cam)")
-    s.add_argument("--like", choices=("sysu-mm01", "regdb"), default=None,
+    s.add_argument("--like", choices=("sysu-mm01", "regdb", "llcm"), default=None,
                    help="shape of a real release: its identities and per-camera image counts (ignores --ids)")
     s.add_argument("--structure", default=None, metavar="JSON",
                    help="with --like sysu-mm01: the evaluation's structure.json for the exact per-identity counts "
@@ -74,7 +74,7 @@ def register(subparsers) -> None:
                    help="with --like: share of identities and images kept, ratios unchanged (default 1 = full size)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--size", type=_size, default=None,
-                   help="image size HxW (default 128x64; --like sysu-mm01 288x144, --like regdb 128x64)")
+                   help="image size HxW (default 128x64; --like sysu-mm01 or llcm 288x144, --like regdb 128x64)")
     s.add_argument("--coupling", type=float, help="IR share of visible luminance, 0..1 (default 0.85)")
     s.add_argument("--clutter", type=float, help="background clutter, 0..1 (default 0.2)")
     s.add_argument("--jitter", type=float, help="scale/position/pose jitter multiplier (default 1)")
@@ -89,7 +89,7 @@ def register(subparsers) -> None:
     m.set_defaults(func=_montage)
 
     c = sub.add_parser("check", help="count images/identities/splits and report inconsistencies")
-    c.add_argument("--dataset", required=True, help="sysu or regdb")
+    c.add_argument("--dataset", required=True, help="sysu, regdb or llcm")
     c.add_argument("--root", required=True)
     c.add_argument("--trial", type=int, default=1, help="RegDB trial 1..10 (default 1)")
     c.add_argument("--decode", type=int, default=None,

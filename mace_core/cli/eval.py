@@ -1,4 +1,4 @@
-"""`mace eval`: evaluate a trained checkpoint under the SYSU-MM01 or RegDB protocol."""
+"""`mace eval`: evaluate a trained checkpoint under the SYSU-MM01, RegDB or LLCM protocol."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,7 +39,7 @@ def _eval(args) -> int:
                    if value]
         if ignored:
             raise MaceError(f"{', '.join(ignored)} apply to SYSU-MM01 only, not to --dataset {dataset}",
-                            "drop them (RegDB has one gallery per trial: pick it with --trial and --direction)")
+                            "drop them (RegDB: pick the trial with --trial and --direction; LLCM evaluates both directions)")
     size = (cfg.data.height, cfg.data.width)
     common = {"distance": args.distance, "flip": args.flip, "occlusion": args.occlusion,
               "occlusion_fill": args.occlusion_fill, "occlusion_seed": args.occlusion_seed,
@@ -57,6 +57,11 @@ def _eval(args) -> int:
             name += f"-{direction}"
         if args.multi_query:
             name += f"-mq{args.multi_query}-{args.fusion}"
+    elif dataset == "llcm":
+        from mace_core.engine.evaluate import evaluate_llcm_model
+
+        result = evaluate_llcm_model(model, root, size, trials=args.trials, vis2ir=args.vis2ir, **common)
+        name = "llcm-both" + ("-deen" if args.vis2ir == "deen" else "")
     else:
         trial = args.trial if args.trial is not None else cfg.data.trial
         result = evaluate_regdb_model(model, root, size, trial=trial, **common)
@@ -65,9 +70,10 @@ def _eval(args) -> int:
         name += f"-occ-{args.occlusion}-{args.occlusion_fill}"
     if rerank:   # file name and table say it: re-ranked numbers are not comparable with plain ones
         name += "-reranked"
-    result.protocol.update(checkpoint=str(ckpt), model_selection=meta["model_selection"],
-                           checkpoint_epoch=meta["epoch"], data_source=cfg.data.source)
-    print(result.table(name))
+    for res in (result.ir2vis, result.vis2ir) if dataset == "llcm" else (result,):
+        res.protocol.update(checkpoint=str(ckpt), model_selection=meta["model_selection"],
+                            checkpoint_epoch=meta["epoch"], data_source=cfg.data.source)
+    print(result.table() if dataset == "llcm" else result.table(name))
     print(f"model selection: {meta['model_selection']} (epoch {meta['epoch']}); data: {cfg.data.source}")
     out = Path(args.out) if args.out else _default_out(ckpt, name)
     atomic_write_json(out, result.to_dict())
@@ -90,7 +96,7 @@ def register(subparsers) -> None:
                               description="Evaluate a trained checkpoint. Prints R1/R5/R10/R20/mAP/mINP as "
                                           "mean ± std over trials (percent) and writes the full result as JSON.")
     p.add_argument("--checkpoint", required=True, help="a checkpoint written by `mace train`")
-    p.add_argument("--dataset", choices=("sysu", "regdb"), default=None,
+    p.add_argument("--dataset", choices=("sysu", "regdb", "llcm"), default=None,
                    help="default: the dataset the checkpoint was trained on")
     p.add_argument("--root", default=None, help="dataset root folder (default: the checkpoint's data.root)")
     p.add_argument("--mode", choices=("all", "indoor"), default="all", help="SYSU search mode")
@@ -98,11 +104,14 @@ def register(subparsers) -> None:
                    help="SYSU gallery picks: agw (reference code, comparable with papers) or official (rand_perm_cam.mat)")
     p.add_argument("--perm-file", default=None, help="rand_perm_cam.mat for --gallery official")
     p.add_argument("--shots", type=int, choices=(1, 10), default=1, help="gallery images per identity and camera")
-    p.add_argument("--trials", type=int, default=10, help="SYSU gallery trials (0..N-1)")
+    p.add_argument("--trials", type=int, default=10, help="SYSU / LLCM gallery trials (0..N-1)")
     p.add_argument("--trial", type=int, default=None, help="RegDB trial (default: the checkpoint's)")
     p.add_argument("--direction", default=None,
                    help="search direction: SYSU ir2rgb (standard) or rgb2ir (non-standard reverse); "
                         "RegDB v2t (default) or t2v. Default: the dataset's standard one")
+    p.add_argument("--vis2ir", choices=("symmetric", "deen"), default="symmetric",
+                   help="LLCM VIS->IR: symmetric (VIS queries, sampled NIR gallery) or deen (what DEEN's "
+                        "test.py computes: sampled NIR probes against every VIS image; methods page)")
     p.add_argument("--distance", choices=DISTANCES, default="cosine")
     p.add_argument("--flip", action="store_true", help="average features with the horizontally flipped image")
     p.add_argument("--occlusion", choices=KINDS, default=None, help="occlude the queries at test time")

@@ -15,6 +15,17 @@ def _common(p: argparse.ArgumentParser, profile_required: bool = True) -> None:
     p.add_argument("--notebooks-dir", default="notebooks", help="jupytext notebooks (default: notebooks)")
     p.add_argument("--data-root", default=None,
                    help="dataset folder (overrides data.root; the smoke profile generates it when missing)")
+    p.add_argument("--llcm-root", default=None,
+                   help="an LLCM folder: adds the optional LLCM layer (experiment 07_llcm, its own chapter)")
+
+
+def _llcm_env(args) -> None:
+    import os
+
+    from mace_core.study.variants import LLCM_ROOT_ENV
+
+    if getattr(args, "llcm_root", None):
+        os.environ[LLCM_ROOT_ENV] = os.path.abspath(os.path.expanduser(args.llcm_root))
 
 
 def register(subparsers) -> None:
@@ -59,6 +70,8 @@ def register(subparsers) -> None:
                      help="steps through the real trainer, and timed steady-state steps (at least 4 x workers x 2 "
                           "so that the loader's queue drains; default 4)")
     dry.add_argument("--warmup", type=int, default=3, help="untimed steps before the steady-state timing (default 3)")
+    dry.add_argument("--llcm-root", default=None,
+                     help="an LLCM(-like) folder: also train the steps on LLCM and evaluate it both ways")
     dry.add_argument("--json", default=None, metavar="OUT", help="report file (default runs/dry-run/<profile>.json)")
     dry.add_argument("--params-dir", default="params")
     dry.add_argument("--work-dir", default=None, help="the capped run's folder (default runs/dry-run/<profile>)")
@@ -83,7 +96,12 @@ def register(subparsers) -> None:
 
 def cmd_run(args) -> int:
     if args.slurm:
+        from mace_core.errors import MaceError
         from mace_core.study.slurm import write_slurm
+
+        if args.llcm_root:
+            raise MaceError("--llcm-root is not passed on to Slurm array jobs yet",
+                            "run the LLCM layer without --slurm: mace study run --profile P --only 07 --llcm-root PATH")
 
         path = write_slurm(args.profile, args.slurm_dir, args.params_dir, args.runs_dir, args.book_dir,
                            args.notebooks_dir, args.only, args.data_root, partition=args.slurm_partition,
@@ -94,7 +112,7 @@ def cmd_run(args) -> int:
 
     report = run_study(args.profile, args.params_dir, args.runs_dir, args.book_dir, args.notebooks_dir,
                        only=args.only, jobs=args.jobs, force=args.force, data_root=args.data_root,
-                       build=not args.no_book)
+                       build=not args.no_book, llcm_root=args.llcm_root)
     print(f"executed {len(report.executed)}, up to date {len(report.skipped)}, failed {len(report.failed)} "
           f"in {report.seconds:.0f} s")
     for result in report.failed:
@@ -105,6 +123,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_book(args) -> int:
+    _llcm_env(args)
     import os
 
     from mace_core.study.runner import finish_book
@@ -117,6 +136,7 @@ def cmd_book(args) -> int:
 
 
 def cmd_list(args) -> int:
+    _llcm_env(args)
     import os
 
     from mace_core.study.runner import is_fresh, plan
@@ -169,7 +189,7 @@ def cmd_dry_run(args) -> int:
     out = args.json or resolve_path("runs", args.params_dir) / "dry-run" / f"{args.profile}.json"
     report = dry_run(args.data_root, args.profile, args.regdb_root, args.steps, out, args.params_dir,
                      tuple(args.set or ()), args.work_dir, args.quick_check, progress=sys.stderr.isatty(),
-                     warmup=args.warmup)
+                     warmup=args.warmup, llcm_root=args.llcm_root)
     print(format_table(report))
     print(f"report: {out}")
     return 0

@@ -12,12 +12,12 @@ import random
 import warnings
 from dataclasses import dataclass, field
 
-from mace_core.data import regdb, sysu
+from mace_core.data import llcm, regdb, sysu
 from mace_core.data.images import DECODE_FIX, decode_all
 from mace_core.data.records import Record, is_image_name
 from mace_core.errors import MaceError
 
-DATASETS = ("sysu", "regdb")
+DATASETS = ("sysu", "regdb", "llcm")
 
 # The real releases' figures (SYSU-MM01: release + official splits; RegDB: 412 ids x 10 + 10, trial
 # lists of 206 ids), compared with what the tree holds.
@@ -176,6 +176,143 @@ def check_regdb(root, trial: int = 1, decode=0, seed: int = 0, workers: int | No
     return rep
 
 
+# LLCM: the figures stated by its authors (ZYK100/LLCM README: 46,767 images of 1,064 identities;
+# DEEN test.py: 713 training classes, hence 351 test identities). Per-modality and per-split image
+# counts are not in what was read, so they are printed but not compared.
+LLCM_RELEASE = {"images (training lists + test folders)": 46767, "identities (training + test)": 1064,
+                "training identities (labels)": 713, "test identities (test_id.txt)": 351}
+
+
+def _llcm_problem(exc: MaceError) -> str:
+    return f"{exc.what} — fix: {exc.fix}" if exc.fix else exc.what
+
+
+def check_llcm(root, decode=0, seed: int = 0, workers: int | None = None) -> Report:
+    """LLCM counts and inconsistencies; a missing or broken index file is reported, not raised,
+    so that one run names every problem it can."""
+    root = llcm.check_root(root)
+    rep = Report("LLCM", str(root))
+    lists: dict[str, list[Record]] = {}
+    for mod in llcm.MODALITIES:
+        try:
+            lists[mod] = llcm.read_list(root, mod)
+        except MaceError as exc:
+            rep.problems.append(_llcm_problem(exc))
+    try:
+        test_ids = llcm.test_ids(root)
+    except MaceError as exc:
+        rep.problems.append(_llcm_problem(exc))
+        test_ids = []
+    tests: dict[str, list[Record]] = {}
+    if test_ids:
+        for mod in llcm.MODALITIES:
+            try:
+                tests[mod] = llcm.test_images(root, mod)
+            except MaceError as exc:
+                rep.problems.append(_llcm_problem(exc))
+
+    for mod, recs in lists.items():
+        name = mod.upper()
+        rep.counts[f"training {name} images"] = len(recs)
+        rep.counts[f"training {name} identities (labels)"] = len({r.pid for r in recs})
+        missing = [r.path for r in recs if not _exists(r.path)]
+        if missing:
+            rep.problems.append(f"{len(missing)} training {name} images are listed in {llcm.TRAIN_LISTS[mod]} but absent "
+                                f"(first: {missing[0]}) — fix: {llcm.RELEASE_FIX}")
+    # The identity folder of each training image (``.../camK/NNNN/file``): labels and folders must
+    # correspond one to one, and no folder may also be a test identity.
+    by_label: dict[int, set] = {}
+    unnamed = 0
+    for recs in lists.values():
+        for r in recs:
+            i = llcm.path_identity(os.path.relpath(r.path, root))
+            unnamed += i is None
+            if i is not None:
+                by_label.setdefault(r.pid, set()).add(i)
+    if unnamed:
+        rep.notes.append(f"{unnamed} training paths have no camK/NNNN folders: whether their identities are also "
+                         "test identities cannot be checked")
+    train_path_ids = set().union(*by_label.values()) if by_label else set()
+    split = sorted(lab for lab, ids in by_label.items() if len(ids) > 1)
+    if split:
+        rep.problems.append(f"{len(split)} training labels name images of several identity folders "
+                            f"(first: label {split[0]}: {', '.join(f'{i:04d}' for i in sorted(by_label[split[0]]))}) "
+                            f"— fix: {llcm.RELEASE_FIX}")
+    owners: dict[int, set] = {}
+    for lab, ids in by_label.items():
+        for i in ids:
+            owners.setdefault(i, set()).add(lab)
+    shared = sorted(i for i, labs in owners.items() if len(labs) > 1)
+    if shared:
+        rep.problems.append(f"{len(shared)} identity folders carry several training labels (first: {shared[0]:04d}) "
+                            f"— fix: {llcm.RELEASE_FIX}")
+    if len(lists) == 2:
+        vis_l, nir_l = ({r.pid for r in lists[m]} for m in llcm.MODALITIES)
+        rep.counts["training identities (labels)"] = len(vis_l & nir_l)
+        if vis_l ^ nir_l:
+            rep.notes.append(f"{len(vis_l ^ nir_l)} training labels have images in one modality only "
+                             "(no cross-modal pair: left out of training)")
+        labels = sorted(vis_l | nir_l)
+        if labels != list(range(len(labels))):
+            rep.notes.append("training labels are not 0..N-1 (the reference uses them as class indices as they "
+                             "are; this reader relabels them in sorted order)")
+    rep.counts["test identities (test_id.txt)"] = len(test_ids)
+    for mod, recs in tests.items():
+        name = mod.upper()
+        rep.counts[f"test {name} images"] = len(recs)
+        rep.counts[f"test {name} identities"] = len({r.pid for r in recs})
+        rep.counts[f"test {name} cameras with images"] = len({r.cam for r in recs})
+        lacking = sorted(set(test_ids) - {r.pid for r in recs})
+        if lacking:
+            rep.problems.append(f"{len(lacking)} test identities have no {name} test image (first: {lacking[0]:04d}) — "
+                                f"fix: restore {llcm.TEST_FOLDERS[mod]}/camK/NNNN from the release, or check idx/test_id.txt")
+    if len(tests) == 2:
+        for direction in llcm.DIRECTIONS:
+            q, g = llcm.QUERY_MODALITY[direction], llcm.GALLERY_MODALITY[direction]
+            arrow = "IR->VIS" if direction == "ir2vis" else "VIS->IR"
+            rep.counts[f"{arrow} queries (every {q.upper()} test image)"] = len(tests[q])
+            rep.counts[f"{arrow} gallery, trial 0 (one {g.upper()} image per id and camera)"] = len(
+                llcm.gallery_indices(tests[g], 0))
+    if test_ids and train_path_ids:
+        overlap = sorted(train_path_ids & set(test_ids))
+        if overlap:
+            rep.problems.append(f"{len(overlap)} identities are both in the training lists and in idx/test_id.txt "
+                                f"(first: {overlap[0]:04d}) — fix: {llcm.RELEASE_FIX}")
+    if test_ids:
+        extra = _llcm_unlisted(root, set(test_ids))
+        if extra:
+            rep.notes.append(f"{len(extra)} identity folders under test_vis/ or test_nir/ are not in idx/test_id.txt "
+                             f"(first: {extra[0]}): the protocol ignores them")
+        nir3 = root / llcm.TEST_FOLDERS["nir"] / "cam3"
+        if nir3.is_dir() and any(nir3.iterdir()):
+            rep.notes.append("test_nir/cam3 holds images: the reference protocol lists no NIR test camera 3 and "
+                             "ignores them (so does this reader)")
+    n_train = sum(len(v) for v in lists.values())
+    n_test = sum(len(v) for v in tests.values())
+    rep.counts["images (training lists + test folders)"] = n_train + n_test
+    train_ids = train_path_ids or ({r.pid for v in lists.values() for r in v} if lists else set())
+    rep.counts["identities (training + test)"] = len(train_ids) + len(set(test_ids) - train_path_ids)
+    compare_with_release(rep, LLCM_RELEASE, "LLCM")
+    paths = [r.path for v in lists.values() for r in v if _exists(r.path)] + [r.path for v in tests.values() for r in v]
+    n, bad = decode_images(sorted(set(paths)), decode, seed, workers)
+    rep.problems += bad
+    _decoded_note(rep, n, decode)
+    return rep
+
+
+def _llcm_unlisted(root, listed: set[int]) -> list[str]:
+    out = []
+    for mod in llcm.MODALITIES:
+        base = root / llcm.TEST_FOLDERS[mod]
+        if not base.is_dir():
+            continue
+        for cam_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+            for entry in sorted(os.listdir(cam_dir)):
+                if entry.isdigit() and int(entry) not in listed and (cam_dir / entry).is_dir():
+                    out.append(f"{llcm.TEST_FOLDERS[mod]}/{cam_dir.name}/{entry}")
+    return out
+
+
 def _exists(path: str) -> bool:
     import os
 
@@ -184,7 +321,9 @@ def _exists(path: str) -> bool:
 
 def check(dataset: str, root, trial: int = 1, decode=0, seed: int = 0, workers: int | None = None) -> Report:
     if dataset not in DATASETS:
-        raise MaceError(f"unknown dataset {dataset!r}", "use --dataset sysu or --dataset regdb")
+        raise MaceError(f"unknown dataset {dataset!r}", "use --dataset sysu, regdb or llcm")
+    if dataset == "llcm":
+        return check_llcm(root, decode=decode, seed=seed, workers=workers)
     if dataset == "sysu":
         return check_sysu(root, decode=decode, seed=seed, workers=workers)
     return check_regdb(root, trial=trial, decode=decode, seed=seed, workers=workers)

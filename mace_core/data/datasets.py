@@ -13,7 +13,7 @@ from mace_core.data.records import Record
 from mace_core.data.sampler import identity_subset
 from mace_core.errors import MaceError
 
-DATASETS = ("sysu", "regdb")
+DATASETS = ("sysu", "regdb", "llcm")
 
 
 def to_chw(image: np.ndarray) -> torch.Tensor:
@@ -78,6 +78,11 @@ def _records_for(dataset: str, root, include_val: bool, trial: int) -> tuple[lis
 
         ts = training_set(root, include_val=include_val)
         return ts.rgb, ts.ir
+    if dataset == "llcm":
+        from mace_core.data.llcm import training_set as llcm_training_set
+
+        ts = llcm_training_set(root)
+        return ts.vis, ts.nir
     from mace_core.data.regdb import regdb_split
 
     return regdb_split(root, trial, "train")
@@ -91,6 +96,10 @@ def test_cache_groups(dataset: str, root, trial: int = 1) -> list[tuple[list[Rec
 
         return [(sysu.query_set(root), "sysu-query")] + [
             (sysu.gallery_candidates(root, mode), f"sysu-gallery-{mode}") for mode in sysu.MODES]
+    if dataset == "llcm":
+        from mace_core.data import llcm
+
+        return [(llcm.test_images(root, m), f"llcm-test-{m}") for m in llcm.MODALITIES]
     from mace_core.data.regdb import regdb_split
 
     visible, thermal = regdb_split(root, trial, "test")
@@ -104,7 +113,7 @@ def load_training_data(dataset: str, root, size, cache_dir=None, include_val: bo
     First checks that every cache of the run (training and test, both SYSU search modes) fits on
     disk and can be written: a run never fails for space after hours of training."""
     if dataset not in DATASETS:
-        raise MaceError(f"unknown dataset {dataset!r}", "use sysu or regdb")
+        raise MaceError(f"unknown dataset {dataset!r}", "use sysu, regdb or llcm")
     rgb, ir = _records_for(dataset, root, include_val, trial)
     pids = sorted({r.pid for r in rgb} & {r.pid for r in ir})
     if id_fraction != 1.0:

@@ -262,17 +262,20 @@ def _splits(ids: int, seed: int, knobs: Knobs):
 
 
 def _write_identity(job) -> None:
-    """Render one identity: ``plan`` lists (camera, folder relative to ``out``, file names)."""
+    """Render one identity: ``plan`` lists (camera, folder relative to ``out``, file names), optionally
+    with a fourth entry, the stream key of that folder's images (default: the camera; layouts that
+    render several folders with one camera's look give each folder its own key)."""
     out, seed, pid, plan, size, knobs = job
     from PIL import Image
 
     ident = _identity(seed, pid)
-    for cam, folder, names in plan:
+    for cam, folder, names, *key in plan:
+        stream = key[0] if key else cam
         bg = _camera_background(seed, cam, size, knobs.clutter, cam in IR_CAMS)
         folder = Path(out) / folder
         folder.mkdir(parents=True, exist_ok=True)
         for k, name in enumerate(names, start=1):
-            rng = np.random.default_rng([seed, 2, pid, cam, k])  # keyed on the image, not the order
+            rng = np.random.default_rng([seed, 2, pid, stream, k])  # keyed on the image, not the order
             image = Image.fromarray(render(ident, cam, bg, rng, knobs))
             if name.endswith(".jpg"):
                 image.save(folder / name, quality=knobs.quality)

@@ -13,6 +13,17 @@ the real releases' shape, so that the paper profile can be tried at full scale w
   and the ten trials' lists ``idx/{train,test}_{visible,thermal}_{1..10}.txt`` (a seeded half/half
   identity split per trial, labels 0..205 in each list, as the reader expects).
 
+* **LLCM**: the release's layout as the DEEN code reads it (:mod:`mace_core.data.llcm`):
+  ``idx/train_vis.txt`` / ``idx/train_nir.txt`` (``relpath label``, labels 0..N-1 over the sorted
+  training ids), ``idx/test_id.txt`` (one comma-separated line) and ``test_vis/camK/NNNN/``,
+  ``test_nir/camK/NNNN/`` (no NIR camera 3 in the test set, which the reference never reads).
+  Figures from the public release notes and code: 1,064 identities, 46,767 images, 9 cameras,
+  713 training identities (so 351 test ones). How the images spread over cameras and modalities
+  is not in what was read, so this tree assumes it: each identity is seen by a seeded 4 of the 9
+  cameras, in both modalities at each, and the images are spread evenly over those folders
+  (identity and image totals exact, per-camera and per-modality counts an assumption). Training
+  images sit under ``train_vis/camK/NNNN/`` and ``train_nir/camK/NNNN/`` (the lists name them).
+
 ``scale`` (0 < scale <= 1) keeps a seeded share of each split's identities and scales every
 camera's total to ``round(scale × total)``, spread over the kept identities in proportion to their
 full-size counts, so per-camera proportions stay those of the release (tests use 0.02-0.05).
@@ -31,7 +42,7 @@ import numpy as np
 from mace_core.data.synthetic import FORMAT_VERSION, Knobs, sysu_plan, write_sysu_splits, write_tree
 from mace_core.errors import MaceError
 
-LIKES = ("sysu-mm01", "regdb")
+LIKES = ("sysu-mm01", "regdb", "llcm")
 
 # Real SYSU-MM01 release (images per camera; 491 identities with both modalities; official
 # splits 296 train / 99 val / 96 test, 40 test ids without cam1/cam2 images).
@@ -204,9 +215,84 @@ def generate_regdb_like(root, scale: float = 1.0, seed: int = 0, size=(128, 64),
                       _workers(workers), "rendering RegDB-like identities")
 
 
+# Real LLCM release (DEEN README: 46,767 images, 1,064 identities, 9 cameras; DEEN test.py: 713
+# training classes). The cameras each identity passes and the spread over them are assumed (module doc).
+LLCM_IDS, LLCM_TRAIN_IDS, LLCM_IMAGES, LLCM_CAMS, LLCM_CAMS_PER_ID = 1064, 713, 46767, 9, 4
+LLCM_NO_NIR_TEST_CAM = 3
+
+
+def llcm_plan(seed: int = 0, scale: float = 1.0) -> dict:
+    """``{"train": ids, "test": ids, "folders": {(split, modality, cam, pid): n_images}}`` of the
+    LLCM-like tree (see module doc); a pure function of ``seed`` and ``scale``."""
+    scale = _check_scale(scale)
+    order = np.random.default_rng([seed, 10]).permutation(np.arange(1, LLCM_IDS + 1))
+    train = sorted(order[:LLCM_TRAIN_IDS].tolist())
+    test = sorted(order[LLCM_TRAIN_IDS:].tolist())
+    if scale < 1:   # a seeded share of each split, at least two identities each
+        train, test = (sorted(np.random.default_rng([seed, 12, tag]).choice(
+            ids, max(2, int(round(scale * len(ids)))), replace=False).tolist()) for tag, ids in ((0, train), (1, test)))
+    folders = []
+    for split, ids in (("train", train), ("test", test)):
+        for pid in ids:
+            cams = sorted(np.random.default_rng([seed, 11, pid]).choice(
+                np.arange(1, LLCM_CAMS + 1), LLCM_CAMS_PER_ID, replace=False).tolist())
+            for cam in cams:
+                folders.append((split, "vis", cam, pid))
+                if not (split == "test" and cam == LLCM_NO_NIR_TEST_CAM):
+                    folders.append((split, "nir", cam, pid))
+    total = int(round(scale * LLCM_IMAGES))
+    extra = _apportion({i: 1 for i in range(len(folders))}, max(0, total - len(folders)))
+    return {"train": train, "test": test, "folders": {f: 1 + extra[i] for i, f in enumerate(folders)}}
+
+
+def _llcm_look(modality: str, cam: int) -> int:
+    """The embedded generator's camera look rendering LLCM camera ``cam`` in ``modality``."""
+    return (1, 2, 4, 5)[(cam - 1) % 4] if modality == "vis" else (3, 6)[(cam - 1) % 2]
+
+
+def _llcm_folder(split: str, modality: str, cam: int, pid: int) -> str:
+    return f"{split}_{modality}/cam{cam}/{pid:04d}"
+
+
+def _write_llcm_lists(tmp: Path, plan: dict) -> None:
+    (tmp / "idx").mkdir()
+    label = {p: i for i, p in enumerate(plan["train"])}
+    for modality in ("vis", "nir"):
+        lines = [f"{_llcm_folder(split, mod, cam, pid)}/{k:04d}.jpg {label[pid]}"
+                 for (split, mod, cam, pid), n in sorted(plan["folders"].items(), key=lambda kv: (kv[0][3], kv[0][2]))
+                 if split == "train" and mod == modality for k in range(1, n + 1)]
+        (tmp / "idx" / f"train_{modality}.txt").write_text("\n".join(lines) + "\n")
+    (tmp / "idx" / "test_id.txt").write_text(",".join(str(p) for p in plan["test"]) + "\n")
+
+
+def generate_llcm_like(root, scale: float = 1.0, seed: int = 0, size=(288, 144), workers: int | None = None,
+                       **knobs) -> Path:
+    """An LLCM-shaped synthetic tree under ``root`` (see module doc); reused when up to date."""
+    scale = _check_scale(scale)
+    k = _knobs(knobs)
+    size = _size(size)
+    plan = llcm_plan(seed, scale)
+    params = {"format": FORMAT_VERSION, "like": "llcm", "scale": scale, "seed": int(seed), "size": list(size),
+              "counts_digest": _digest({"train": plan["train"], "test": plan["test"],
+                                        "folders": sorted([*f, n] for f, n in plan["folders"].items())}),
+              "knobs": asdict(k)}
+    per_pid: dict[int, list] = {}
+    for (split, modality, cam, pid), n in sorted(plan["folders"].items()):
+        stream = (100 if modality == "vis" else 200) + cam   # one image stream per folder
+        per_pid.setdefault(pid, []).append((_llcm_look(modality, cam), _llcm_folder(split, modality, cam, pid),
+                                            [f"{i:04d}.jpg" for i in range(1, n + 1)], stream))
+    jobs = [(int(seed), pid, per_pid[pid], size, k) for pid in sorted(per_pid)]
+    return write_tree(Path(root).expanduser().resolve(), params, jobs, lambda tmp: _write_llcm_lists(tmp, plan),
+                      _workers(workers), "rendering LLCM-like identities")
+
+
 def generate_like(like: str, root, **kwargs) -> Path:
     if like not in LIKES:
         raise MaceError(f"unknown --like {like!r}", f"use one of {', '.join(LIKES)}")
+    if like == "llcm":
+        if kwargs.pop("structure", None) is not None:
+            raise MaceError("--structure describes SYSU-MM01, not LLCM", "drop --structure with --like llcm")
+        return generate_llcm_like(root, **kwargs)
     if like == "regdb":
         if kwargs.pop("structure", None) is not None:
             raise MaceError("--structure describes SYSU-MM01, not RegDB", "drop --structure with --like regdb")

@@ -262,3 +262,74 @@ def evaluate_regdb_model(model, root, size, trial: int = 1, direction: str | Non
                 "flip": bool(flip), "occlusion": occlusion}
     return regdb_trial(vf, _labels(visible)[0], tf, _labels(thermal)[0], trial, direction, distance,
                        protocol=protocol, rerank=rerank)
+
+
+# --------------------------------------------------------------------------- LLCM (additive)
+class LLCMResult:
+    """Both LLCM directions of one model. ``to_dict()`` is the IR->VIS result's (so tables, the
+    headline and model selection read IR->VIS Rank-1, as for SYSU-MM01) plus ``directions``:
+    ``{"ir2vis": ..., "vis2ir": ...}``, each a full :class:`EvalResult` dict."""
+
+    def __init__(self, ir2vis: EvalResult, vis2ir: EvalResult):
+        self.ir2vis, self.vis2ir = ir2vis, vis2ir
+
+    def to_dict(self) -> dict:
+        out = self.ir2vis.to_dict()
+        out["directions"] = {"ir2vis": self.ir2vis.to_dict(), "vis2ir": self.vis2ir.to_dict()}
+        return out
+
+    def table(self) -> str:
+        from mace_core.engine.retrieval import format_table
+
+        return format_table({"LLCM IR->VIS": self.ir2vis, "LLCM VIS->IR": self.vis2ir})
+
+
+def evaluate_llcm_model(model, root, size, trials: int = 10, distance: str = "cosine", flip: bool = False,
+                        occlusion: str | None = None, occlusion_fill: str = DEFAULT_FILL, occlusion_seed: int = 0,
+                        vis2ir: str = "symmetric", cache_dir=None, batch_size: int = 128, device="cpu",
+                        rerank: dict | None = None, **_unused) -> LLCMResult:
+    """LLCM, both directions over gallery trials ``0 .. trials-1`` (the reference runs 10).
+
+    Every VIS test image (cameras 1-9) and every NIR test image (cameras 1, 2, 4-9) is embedded
+    once; each trial's galleries are subsets (see :mod:`mace_core.data.llcm`). Test-time
+    occlusion, if any, applies to the query images of each direction (image ``i`` of a modality
+    with the generator ``(occlusion_seed, i)``); galleries stay clean."""
+    from mace_core.data import llcm
+    from mace_core.engine.retrieval import LLCM_VIS2IR, llcm_trials
+
+    check_distance(distance)
+    if vis2ir not in LLCM_VIS2IR:
+        raise MaceError(f"unknown LLCM VIS->IR setting {vis2ir!r}", f"use one of {', '.join(LLCM_VIS2IR)}")
+    if occlusion is not None:
+        check_kind(occlusion)
+        check_fill(occlusion_fill)
+    if not isinstance(trials, (int, np.integer)) or isinstance(trials, bool) or trials < 1:
+        raise MaceError(f"trials must be an integer >= 1, got {trials!r}", "use 10 (the protocol) or fewer for a quick look")
+    records = {m: llcm.test_images(root, m) for m in llcm.MODALITIES}
+    for m, recs in records.items():
+        if not recs:
+            raise MaceError(f"no LLCM {m.upper()} test images under {root}",
+                            "check idx/test_id.txt against the test_vis/ and test_nir/ folders (`mace data check`)")
+    galleries = {m: {t: llcm.gallery_indices(records[m], t) for t in range(int(trials))} for m in llcm.MODALITIES}
+    transform = test_transform(size)
+    modality = {"vis": "rgb", "nir": "ir"}
+    images = {m: cached_images(records[m], size, cache_dir, desc=f"llcm-test-{m}") for m in llcm.MODALITIES}
+    feats = {m: extract_features(model, images[m], modality[m], transform, batch_size, device, flip)
+             for m in llcm.MODALITIES}
+    query_f = None
+    if occlusion is not None:
+        query_f = {m: extract_features(model, images[m], modality[m], transform, batch_size, device, flip, occlusion,
+                                       occlusion_fill, occlusion_seed) for m in llcm.MODALITIES}
+    labels = {m: _labels(records[m]) for m in llcm.MODALITIES}
+    results = {}
+    for direction in llcm.DIRECTIONS:
+        protocol = {"dataset": "llcm", "direction": direction, "trials": int(trials), "distance": distance,
+                    "flip": bool(flip), "occlusion": occlusion,
+                    "occlusion_fill": occlusion_fill if occlusion else None,
+                    "occlusion_seed": occlusion_seed if occlusion else None,
+                    "vis2ir": vis2ir if direction == "vis2ir" else None,
+                    "num_vis_test_images": len(records["vis"]), "num_nir_test_images": len(records["nir"])}
+        results[direction] = llcm_trials(feats["vis"], *labels["vis"], feats["nir"], *labels["nir"],
+                                         galleries["vis"], galleries["nir"], direction, vis2ir, distance,
+                                         protocol=protocol, query_f=query_f, rerank=rerank)
+    return LLCMResult(results["ir2vis"], results["vis2ir"])

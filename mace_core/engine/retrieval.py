@@ -51,7 +51,8 @@ METRICS = ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")
 LABELS = {"rank1": "R1", "rank5": "R5", "rank10": "R10", "rank20": "R20", "mAP": "mAP", "mINP": "mINP"}
 FUSIONS = ("avg", "max", "weighted")
 # Search directions each dataset defines; the first is its standard protocol (the default).
-DIRECTIONS: dict[str, tuple[str, ...]] = {"sysu": ("ir2rgb", "rgb2ir"), "regdb": ("v2t", "t2v")}
+DIRECTIONS: dict[str, tuple[str, ...]] = {"sysu": ("ir2rgb", "rgb2ir"), "regdb": ("v2t", "t2v"),
+                                          "llcm": ("ir2vis", "vis2ir")}   # LLCM: both are always evaluated
 DIRECTION_NAMES = {"ir2rgb": "IR to RGB", "rgb2ir": "RGB to IR (non-standard)",
                    "v2t": "visible to thermal", "t2v": "thermal to visible"}
 SYSU_REVERSE_SAME_ROOM = (SYSU_SAME_ROOM[1], SYSU_SAME_ROOM[0])   # RGB cam-2 queries ignore IR cam-3 items
@@ -276,3 +277,56 @@ def combine_trials(results: list[EvalResult], protocol: dict | None = None) -> E
 def pool_count(count: int, n: int) -> int:
     """How many pools a group of ``count`` queries yields for pool size ``n``."""
     return 1 if count <= n else math.ceil(count / n)
+
+
+# --------------------------------------------------------------------------- LLCM (additive)
+LLCM_VIS2IR = ("symmetric", "deen")
+
+
+def llcm_trials(vis_f, vis_pids, vis_cams, nir_f, nir_pids, nir_cams, vis_galleries: dict[int, np.ndarray],
+                nir_galleries: dict[int, np.ndarray], direction: str = "ir2vis", vis2ir: str = "symmetric",
+                distance: str = "cosine", max_rank: int = 20, protocol: dict | None = None,
+                query_f: dict[str, np.ndarray] | None = None, rerank: dict | None = None) -> EvalResult:
+    """LLCM, one direction over the trials (every test image of each modality embedded once; the
+    trial galleries are index arrays into them, see :func:`mace_core.data.llcm.gallery_indices`).
+
+    ``ir2vis``: every NIR test image queries trial ``t``'s VIS gallery. ``vis2ir`` with
+    ``vis2ir="symmetric"``: every VIS test image queries trial ``t``'s NIR gallery; with
+    ``"deen"``: what DEEN's ``test.py`` computes for its VIS-to-IR setting (test_mode [2, 1]):
+    trial ``t``'s sampled NIR images are ranked against every VIS test image (the sampled set is
+    the probe side). ``query_f`` optionally replaces the query-side features per modality (e.g.
+    occluded copies), keyed ``"vis"``/``"nir"``."""
+    from mace_core.data.llcm import check_direction
+    from mace_core.metrics import evaluate_llcm, evaluate_llcm_features
+
+    check_direction(direction)
+    if vis2ir not in LLCM_VIS2IR:
+        raise MaceError(f"unknown LLCM VIS->IR setting {vis2ir!r}", f"use one of {', '.join(LLCM_VIS2IR)}")
+    feats = {"vis": np.asarray(vis_f), "nir": np.asarray(nir_f)}
+    pids = {"vis": np.asarray(vis_pids, np.int64), "nir": np.asarray(nir_pids, np.int64)}
+    cams = {"vis": np.asarray(vis_cams, np.int64), "nir": np.asarray(nir_cams, np.int64)}
+    qfeats = {**feats, **(query_f or {})}
+    galleries = vis_galleries if direction == "ir2vis" else nir_galleries
+    if not galleries:
+        raise MaceError("no gallery trials to evaluate", "use trials >= 1")
+    q_mod, g_mod = ("nir", "vis") if direction == "ir2vis" else ("vis", "nir")
+    result = EvalResult(_protocol(protocol, rerank))
+
+    def score(qf, gf, qp, gp, qc, gc):   # re-ranked: the same protocol on the re-ranked distance
+        if rerank:
+            return evaluate_llcm(_reranked(qf, gf, distance, rerank), qp, gp, qc, gc, max_rank=max_rank)
+        return evaluate_llcm_features(qf, gf, qp, gp, qc, gc, max_rank=max_rank, distance=distance)
+
+    for trial, idx in galleries.items():
+        idx = np.asarray(idx, np.int64)
+        if idx.size == 0:
+            raise MaceError(f"the LLCM {g_mod.upper()} gallery of trial {trial} is empty",
+                            "check the test split (idx/test_id.txt and the test folders)")
+        if direction == "vis2ir" and vis2ir == "deen":   # sampled NIR images are the probes
+            r = score(qfeats["nir"][idx], feats["vis"], pids["nir"][idx], pids["vis"], cams["nir"][idx], cams["vis"])
+            sizes = {"query_size": int(idx.size), "gallery_size": int(pids["vis"].size)}
+        else:
+            r = score(qfeats[q_mod], feats[g_mod][idx], pids[q_mod], pids[g_mod][idx], cams[q_mod], cams[g_mod][idx])
+            sizes = {"query_size": int(pids[q_mod].size), "gallery_size": int(idx.size)}
+        result.trials.append({"trial": int(trial), **sizes, **metric_row(r)})
+    return result

@@ -143,8 +143,12 @@ def evaluate(model: torch.nn.Module, cfg: RunConfig, device: torch.device,
                                          **common)
         elif d.dataset == "regdb":
             result = evaluate_regdb_model(model, d.root, (d.height, d.width), trial=d.trial, **common)
+        elif d.dataset == "llcm":
+            from mace_core.engine.evaluate import evaluate_llcm_model
+
+            result = evaluate_llcm_model(model, d.root, (d.height, d.width), trials=e.trials, **common)
         else:
-            raise MaceError(f"data.dataset={d.dataset!r} is not known", "use sysu or regdb")
+            raise MaceError(f"data.dataset={d.dataset!r} is not known", "use sysu, regdb or llcm")
     finally:
         model.train(was_training)
     return result.to_dict() if hasattr(result, "to_dict") else dict(result)

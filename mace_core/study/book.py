@@ -208,7 +208,7 @@ def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs
     from mace_core.analysis import findings, tables
     from mace_core.analysis.thesis_numbers import THESIS_LABEL
     from mace_core.study.api import load_results
-    from mace_core.study.variants import list_experiments
+    from mace_core.study.variants import OPTIONAL_EXPERIMENTS, list_experiments
 
     book_dir = Path(book_dir)
     head = ["experiment", "comparison", "ours", "thesis", "Δ ours", "Δ thesis", "vs seed noise", "detectable Δ",
@@ -218,6 +218,8 @@ def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs
     for experiment in list_experiments(params_dir):
         if chapters is not None and experiment not in set(chapters):
             continue
+        if experiment in OPTIONAL_EXPERIMENTS:
+            continue   # the LLCM layer has no thesis figure to compare with: its chapter holds its numbers
         runs = load_results(experiment, profile, params_dir, runs_dir)
         if not runs:
             continue

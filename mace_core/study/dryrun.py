@@ -4,7 +4,9 @@ What a first real run would do, in order, each stage timed: resolve the config (
 experiment 0, as the study resolves it), check the disk space of every cache, check the data
 (every image decoded), build the image caches, train ``steps`` steps with the real trainer (which
 ends with its full all-search evaluation: 3,803 queries, 10 trials on the real release), evaluate
-indoor search, and RegDB in both directions when a RegDB root is given. Per stage it records the
+indoor search, RegDB in both directions when a RegDB root is given, and, when an LLCM root is
+given, an LLCM stage (its data check, ``steps`` steps of the same config trained on LLCM, then the
+LLCM evaluation in both directions). Per stage it records the
 wall time, the peak memory of the process and of its loader workers (sampled), the cache size on
 disk and images/s. The table is printed and written as JSON (atomically).
 
@@ -153,7 +155,7 @@ class _Stages:
 
 def dry_run(data_root, profile: str = "paper", regdb_root=None, steps: int = 4, json_out=None,
             params_dir="params", overrides=(), work_dir=None, quick_check: bool = False,
-            progress: bool = True, warmup: int = 3) -> dict[str, Any]:
+            progress: bool = True, warmup: int = 3, llcm_root=None) -> dict[str, Any]:
     """Run the stages (module doc) and return the report; ``json_out`` receives it as JSON."""
     from mace_core.engine.bench import cache_only_hub_when_offline
 
@@ -162,11 +164,11 @@ def dry_run(data_root, profile: str = "paper", regdb_root=None, steps: int = 4, 
                         "pass e.g. --warmup 3 (the first step pays one-time set-up and is never timed)")
     with cache_only_hub_when_offline():
         return _dry_run(data_root, profile, regdb_root, steps, json_out, params_dir, tuple(overrides), work_dir,
-                        quick_check, progress, warmup)
+                        quick_check, progress, warmup, llcm_root)
 
 
 def _dry_run(data_root, profile, regdb_root, steps, json_out, params_dir, overrides, work_dir, quick_check,
-             progress, warmup) -> dict[str, Any]:
+             progress, warmup, llcm_root=None) -> dict[str, Any]:
     from mace_core.data import cache as cache_mod
     from mace_core.data import check as check_mod
     from mace_core.data.datasets import load_training_data, test_cache_groups
@@ -329,6 +331,8 @@ def _dry_run(data_root, profile, regdb_root, steps, json_out, params_dir, overri
 
         regdb = stages.run("RegDB both directions", regdb_eval)
 
+    llcm = llcm_stage(stages, cfg, llcm_root, run_dir, steps, quick_check, progress) if llcm_root is not None else {}
+
     full_steps = cfg_full_steps(profile, params_dir, results["num_classes"], d.root, d.include_val)
     report = {
         "profile": profile, "config": f"{EXPERIMENT}/{VARIANT}", "started": started,
@@ -343,6 +347,7 @@ def _dry_run(data_root, profile, regdb_root, steps, json_out, params_dir, overri
                        "rank1": (results.get("metrics") or {}).get("mean", {}).get("rank1")},
         "indoor_search": {"queries": indoor["protocol"]["num_query_images"], "trials": indoor["protocol"]["trials"]},
         "regdb": {k: {"rank1": v["mean"]["rank1"]} for k, v in regdb.items()},
+        "llcm": llcm,
         "projection": project(full_steps, one_time_s, step_s, eval_all_s, checkpoint_s),
         "checkpoint_mb": checkpoint_mb,
         "run_dir": str(run_dir),
@@ -350,6 +355,38 @@ def _dry_run(data_root, profile, regdb_root, steps, json_out, params_dir, overri
     if json_out is not None:
         atomic_write_json(json_out, report)
     return report
+
+
+def llcm_stage(stages: _Stages, cfg: RunConfig, llcm_root, run_dir: Path, steps: int, quick_check: bool,
+               progress: bool) -> dict[str, Any]:
+    """The LLCM stage: check the tree, train ``steps`` steps of ``cfg`` on it (its own run folder,
+    ``<run_dir>-llcm``), whose final evaluation is LLCM's both-direction protocol."""
+    from mace_core.data import check as check_mod
+    from mace_core.engine.train import train
+
+    root = str(Path(llcm_root).expanduser().resolve())
+    llcm_cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset="llcm", root=root))
+    llcm_dir = run_dir.with_name(run_dir.name + "-llcm")
+    shutil.rmtree(llcm_dir, ignore_errors=True)
+
+    def fn():
+        rep = check_mod.check("llcm", root, decode=50 if quick_check else "all")
+        if rep.problems:
+            raise MaceError(f"the LLCM data check found {len(rep.problems)} problem(s): {rep.problems[0]}",
+                            "fix the LLCM tree (see `mace data check --dataset llcm`) before a real run")
+        res = train(llcm_cfg, llcm_dir, progress=progress)
+        both = res["metrics"]["directions"]
+        r1 = {k: v["mean"]["rank1"] for k, v in both.items()}
+        out = {"root": root, "steps": res["steps"], "training_identities": res["num_classes"],
+               "trials": res["metrics"]["protocol"]["trials"],
+               "ir2vis": {"rank1": r1["ir2vis"], "mAP": both["ir2vis"]["mean"]["mAP"]},
+               "vis2ir": {"rank1": r1["vis2ir"], "mAP": both["vis2ir"]["mean"]["mAP"]}, "run_dir": str(llcm_dir)}
+        return out, {"images": None,
+                     "note": f"{res['steps']} steps on {res['num_classes']} identities, then both directions "
+                             f"({out['trials']} trials): Rank-1 IR->VIS {100 * r1['ir2vis']:.1f} %, "
+                             f"VIS->IR {100 * r1['vis2ir']:.1f} %"}
+
+    return stages.run(f"LLCM: data check, train {steps} steps + both directions", fn)
 
 
 def cfg_full_steps(profile: str, params_dir, num_classes: int, root, include_val: bool) -> dict[str, int]:

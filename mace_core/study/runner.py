@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from mace_core.errors import MaceError
 from mace_core.study import book, registry
-from mace_core.study.variants import (DATA_ROOT_ENV, find_params_dir, list_experiments, list_variants, resolve,
+from mace_core.study.variants import (DATA_ROOT_ENV, LLCM_ROOT_ENV, find_params_dir, list_experiments, list_variants, resolve,
                                       resolve_path, seeds_of_variant, with_seed)
 from mace_core.utils.atomic import atomic_write_json, atomic_write_text
 
@@ -119,6 +119,12 @@ def parse_only(only: str | Iterable[str] | None, experiments: list[str]) -> list
     for item in items:
         match = [e for e in experiments if e == item or e.split("_", 1)[0] == item]
         if not match:
+            from mace_core.study.variants import OPTIONAL_EXPERIMENTS
+
+            optional = [e for e in OPTIONAL_EXPERIMENTS if e == item or e.split("_", 1)[0] == item]
+            if optional:   # an optional layer whose data was not given
+                raise MaceError(f"--only {item!r} names the optional layer {optional[0]}, which needs its data",
+                                "also pass --llcm-root PATH (the LLCM folder)")
             raise MaceError(f"--only {item!r} names no experiment", f"use numbers or names from: {', '.join(experiments)}")
         chosen += match
     return [e for e in experiments if e in chosen]
@@ -486,7 +492,7 @@ def ensure_data(profile: str, params_dir="params") -> Path:
 
 def run_study(profile: str, params_dir="params", runs_dir="runs", book_dir="book", notebooks_dir="notebooks",
               only=None, jobs: int = 1, force: bool = False, data_root: str | None = None,
-              build: bool = True, prepare_data: bool = True,
+              build: bool = True, prepare_data: bool = True, llcm_root: str | None = None,
               execute: Callable[[dict[str, Any]], None] | None = None, progress: bool = True) -> StudyReport:
     """Execute what is missing, write the TOC and runs table, build the book (see module docstring)."""
     start = time.time()
@@ -502,6 +508,12 @@ def run_study(profile: str, params_dir="params", runs_dir="runs", book_dir="book
               else os.environ[registry.CODE_VERSION_ENV]}
     if data_root:
         pinned[DATA_ROOT_ENV] = str(Path(data_root).expanduser().resolve())
+    if llcm_root:   # adds the optional LLCM layer (experiment 07_llcm) to the study and the book
+        llcm_path = Path(llcm_root).expanduser().resolve()
+        if not llcm_path.is_dir():
+            raise MaceError(f"LLCM root {str(llcm_path)!r} is not a directory",
+                            "pass --llcm-root pointing at the LLCM release (or `mace data synth --like llcm`)")
+        pinned[LLCM_ROOT_ENV] = str(llcm_path)
     saved_env = {k: os.environ.get(k) for k in pinned}
     base_env: dict[str, str] = dict(pinned)
     os.environ.update(pinned)

@@ -29,6 +29,10 @@ from mace_core.errors import MaceError
 
 EXPERIMENT_RE = re.compile(r"^\d\d_[a-z0-9_]+$")
 DATA_ROOT_ENV = "MACE_DATA_ROOT"   # set by the study runner (--data-root) for the notebook kernels
+LLCM_ROOT_ENV = "MACE_LLCM_ROOT"   # set by the study runner (--llcm-root): enables the LLCM layer
+# Optional experiment layers: part of the study only while their environment variable is set (the
+# runner sets it from its option), because their data is not the profile's dataset.
+OPTIONAL_EXPERIMENTS = {"07_llcm": LLCM_ROOT_ENV}
 
 
 @dataclass
@@ -73,9 +77,13 @@ def list_profiles(params_dir: str | Path = "params") -> list[str]:
     return sorted(p.stem for p in (find_params_dir(params_dir) / "profiles").glob("*.yaml"))
 
 
-def list_experiments(params_dir: str | Path = "params") -> list[str]:
+def list_experiments(params_dir: str | Path = "params", optional: bool | None = None) -> list[str]:
+    """Experiment folders of params/. An optional layer (:data:`OPTIONAL_EXPERIMENTS`) is listed when
+    ``optional`` is true, or, by default, when its environment variable (e.g. MACE_LLCM_ROOT) is set."""
     root = find_params_dir(params_dir)
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and EXPERIMENT_RE.match(p.name))
+    names = sorted(p.name for p in root.iterdir() if p.is_dir() and EXPERIMENT_RE.match(p.name))
+    return [n for n in names if n not in OPTIONAL_EXPERIMENTS
+            or (optional if optional is not None else bool(os.environ.get(OPTIONAL_EXPERIMENTS[n])))]
 
 
 def list_variants(experiment: str, params_dir: str | Path = "params") -> list[str]:
@@ -134,8 +142,10 @@ def resolve(experiment: str, variant: str, profile: str, params_dir: str | Path 
     study.pop("extends", None)
     # Labels come from the file names, never from the YAML, so a run is always named for what ran it.
     merged = merge(merged, {"name": name or variant, "experiment": experiment})
-    if os.environ.get(DATA_ROOT_ENV):
-        merged = merge(merged, {"data": {"root": os.environ[DATA_ROOT_ENV]}})
+    # LLCM configs take their root from --llcm-root (MACE_LLCM_ROOT), the others from --data-root
+    root_env = LLCM_ROOT_ENV if (merged.get("data") or {}).get("dataset") == "llcm" else DATA_ROOT_ENV
+    if os.environ.get(root_env):
+        merged = merge(merged, {"data": {"root": os.environ[root_env]}})
     try:
         cfg = from_dict(merged)
     except MaceError as exc:

@@ -1,0 +1,60 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # LLCM run
+#
+# Trains (or reuses) the baseline of this profile on LLCM and shows its test metrics in both
+# directions (IR→VIS: every near-infrared test image queries one visible image per identity and
+# camera; VIS→IR: the other way round), as mean ± std over the ten seeded gallery trials, for
+# each training seed of the profile. The protocol is described on the methods page.
+
+# %% tags=["parameters", "remove-cell"]
+profile = "smoke"
+variant = "baseline"
+params_dir = "params"
+runs_dir = "runs"
+
+# %% tags=["remove-input", "remove-stderr"]
+import pandas as pd
+
+from mace_core.analysis import figures, tables
+from mace_core.study import run_seeds
+
+runs = run_seeds("07_llcm", variant, profile, params_dir, runs_dir)
+run = runs[0]
+print(f"data: {run.config.data.source} LLCM; selection: {run.results['model_selection']}; "
+      f"training identities: {run.results['num_classes']}; seeds: {[r.seed for r in runs]}")
+
+# %% [markdown]
+# ## Test metrics, both directions
+
+# %% tags=["remove-input", "remove-stderr"]
+NAMES = {"ir2vis": "IR→VIS", "vis2ir": "VIS→IR"}
+METRICS = [("rank1", "R1"), ("rank5", "R5"), ("rank10", "R10"), ("rank20", "R20"), ("mAP", "mAP"), ("mINP", "mINP")]
+rows = []
+for r in runs:
+    for direction, d in r.results["metrics"]["directions"].items():
+        row = {"direction": NAMES[direction], "seed": r.seed, "trials": len(d["trials"])}
+        row.update({label: f"{100 * d['mean'][m]:.2f} ± {100 * d['std'][m]:.2f}" for m, label in METRICS})
+        rows.append(row)
+frame = pd.DataFrame(rows)
+frame.attrs["caption"] = (f"LLCM, {profile} profile: percent, mean ± std over the gallery trials of one model "
+                          "per row (final epoch)")
+tables.show(frame)
+
+# %% [markdown]
+# ## Training curves
+
+# %% tags=["remove-input", "remove-stderr"]
+fig = figures.training_curves(run.log, title=f"LLCM {variant} ({profile} profile)")
