@@ -6,9 +6,9 @@
 #       format_name: percent
 #       format_version: '1.3'
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python (mace-study)
 #     language: python
-#     name: python3
+#     name: mace-study
 # ---
 
 # %% [markdown]
@@ -20,8 +20,10 @@
 # each training seed of the profile. The protocol is described on the methods page.
 
 # %% tags=["parameters", "remove-cell"]
-profile = "smoke"
-variant = "baseline"
+profile = "smoke"         # a profile of params/profiles/ (the layer runs when --llcm-root / MACE_LLCM_ROOT is set)
+variant = None            # a YAML of params/07_llcm/ (the study runner passes it); None: baseline
+seed = None               # one training seed of study.seeds; None: every seed of the variant
+overrides = {}            # dotted config keys, e.g. {"train.epochs": 10}
 params_dir = "params"
 runs_dir = "runs"
 
@@ -29,9 +31,10 @@ runs_dir = "runs"
 import pandas as pd
 
 from mace_core.analysis import figures, tables
-from mace_core.study import run_seeds
+from mace_core.study import notebook_run
 
-runs = run_seeds("07_llcm", variant, profile, params_dir, runs_dir)
+page = notebook_run("07_llcm", globals())   # checks the parameters before anything trains
+runs = page.run_seeds() if seed is None else [page.run()]
 run = runs[0]
 print(f"data: {run.config.data.source} LLCM; selection: {run.results['model_selection']}; "
       f"training identities: {run.results['num_classes']}; seeds: {[r.seed for r in runs]}")
@@ -57,4 +60,4 @@ tables.show(frame)
 # ## Training curves
 
 # %% tags=["remove-input", "remove-stderr"]
-fig = figures.training_curves(run.log, title=f"LLCM {variant} ({profile} profile)")
+fig = figures.training_curves(run.log, title=f"LLCM {page.name} ({profile} profile)")

@@ -306,6 +306,12 @@ class NotebookRun:
         from mace_core.study.api import run_resolved
         return run_resolved(self.variant, self.runs_dir, self.params_dir, force)
 
+    def run_seeds(self) -> list:
+        """Every training-seed replicate of the variant (``study.seeds``), training those missing."""
+        from mace_core.study.api import run_resolved
+        return [run_resolved(with_seed(self.variant, s), self.runs_dir, self.params_dir)
+                for s in seeds_of_variant(self.variant)]
+
     def evaluate(self, run=None, **eval_overrides: Any) -> dict[str, Any]:
         """A cached test-time evaluation (``multi_query=5, fusion="max"``, ``occlusion="upper_body"``)."""
         from mace_core.study.api import evaluate_run
