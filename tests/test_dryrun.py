@@ -107,37 +107,21 @@ def test_bench_needs_params_or_profile(capsys):
     assert "--profile" in capsys.readouterr().err
 
 
-START, FIRST, STEP, EVAL, WRITE = 50.0, 30.0, 0.25, 4.0, 1.5  # fake seconds
+EVAL, WRITE = 4.0, 1.5  # fake seconds (START, FIRST, STEP: test_bench)
 
 
 def test_projection_ignores_slow_start_up_and_first_step(trees, tmp_path, monkeypatch):
     """A fake clock moved only by injected costs: a slow start-up and first step (in the trainer and in
     the steady-state timing), fixed later steps, evaluation and checkpoint write. The projection
     counts the start-up and first step once, as one-time costs, and every other part exactly."""
-    from test_bench import FakeClock
+    from test_bench import FIRST, START, STEP, inject
 
     from mace_core.engine import bench as bench_mod
     from mace_core.engine import checkpoint as ck
     from mace_core.engine import train as train_mod
     from mace_core.study import dryrun
 
-    clock, fresh = FakeClock(), [False]
-    for module in (train_mod, bench_mod):
-        build, fb = module.build_training_set, module.forward_backward
-
-        def slow_build(*args, _build=build, **kwargs):
-            clock.now += START
-            fresh[0] = True
-            return _build(*args, **kwargs)
-
-        def timed_step(*args, _fb=fb, **kwargs):
-            clock.now += FIRST if fresh[0] else STEP
-            fresh[0] = False
-            return _fb(*args, **kwargs)
-
-        monkeypatch.setattr(module, "build_training_set", slow_build)
-        monkeypatch.setattr(module, "forward_backward", timed_step)
-        monkeypatch.setattr(module, "time", clock)
+    clock = inject(monkeypatch, (train_mod, bench_mod))   # slow start-up and first step, STEP after
     monkeypatch.setattr(dryrun, "time", clock)
     evaluate, save = train_mod.evaluate, ck.save_checkpoint
 
