@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mace_core.data.records import Record, is_image_name
+from mace_core.data.records import Record, is_image_name, read_label_list
 from mace_core.errors import MaceError
 
 VIS_CAMS = tuple(range(1, 10))
@@ -98,21 +98,8 @@ def read_list(root, modality: str) -> list[Record]:
     if modality not in MODALITIES:
         raise MaceError(f"unknown LLCM modality {modality!r}", "use 'vis' or 'nir'")
     root = check_root(root)
-    path = root / TRAIN_LISTS[modality]
-    if not path.is_file():
-        raise MaceError(f"LLCM list {str(path)!r} is missing", RELEASE_FIX)
-    records = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-            raise MaceError(f"LLCM list {str(path)!r} line {n} is not 'relpath label': {line!r}",
-                            f"restore the list file: {RELEASE_FIX}")
-        records.append(Record(str(root / parts[0]), int(parts[1]), path_camera(parts[0])))
-    if not records:
-        raise MaceError(f"LLCM list {str(path)!r} is empty", f"restore the list file: {RELEASE_FIX}")
-    return records
+    pairs = read_label_list(root / TRAIN_LISTS[modality], "LLCM", RELEASE_FIX)
+    return [Record(str(root / rel), label, path_camera(rel)) for rel, label in pairs]
 
 
 def training_set(root) -> TrainingSet:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mace_core.data.records import Record
+from mace_core.data.records import Record, read_label_list
 from mace_core.errors import MaceError
 
 TRIALS = tuple(range(1, 11))
@@ -27,20 +27,8 @@ def check_root(root) -> Path:
 
 
 def _read_list(root: Path, path: Path, cam: int) -> list[Record]:
-    if not path.is_file():
-        raise MaceError(f"RegDB list {str(path)!r} is missing", "copy idx/ from the RegDB release")
-    records = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-            raise MaceError(f"RegDB list {str(path)!r} line {n} is not 'relpath label': {line!r}",
-                            "restore the list file from the RegDB release")
-        records.append(Record(str(root / parts[0]), int(parts[1]), cam))
-    if not records:
-        raise MaceError(f"RegDB list {str(path)!r} is empty", "restore the list file from the RegDB release")
-    return records
+    pairs = read_label_list(path, "RegDB", "copy idx/ from the RegDB release")
+    return [Record(str(root / rel), label, cam) for rel, label in pairs]
 
 
 def regdb_split(root, trial: int, split: str = "train") -> tuple[list[Record], list[Record]]:

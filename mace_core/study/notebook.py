@@ -321,13 +321,14 @@ class NotebookRun:
         """One line for a YAML variant; the changed settings for an ad-hoc one; any changed sweep."""
         seed = self.config.train.seed
         if not self.adhoc:
-            lines = [f"variant {self.name} (params/{self.experiment}/{self.name}.yaml), profile "
-                     f"{self.variant.profile}, training seed {seed}"]
+            # short lines: the book shows this output in a column ~80 characters wide
+            lines = [f"variant {self.name}", f"  file     params/{self.experiment}/{self.name}.yaml",
+                     f"  profile  {self.variant.profile}, training seed {seed}"]
         else:
             cfg = self.config.to_dict()
-            lines = [f"ad-hoc variant {self.name}: params/{self.experiment}/{self.base}.yaml on profile "
-                     f"{self.variant.profile}, training seed {seed}, with"]
-            lines += [f"  {key} = {_get(cfg, key)!r}" for key in _flatten(self.adhoc)]
+            lines = [f"ad-hoc variant {self.name}", f"  base     params/{self.experiment}/{self.base}.yaml",
+                     f"  profile  {self.variant.profile}, training seed {seed}", "  changed settings:"]
+            lines += [f"    {key} = {_get(cfg, key)!r}" for key in _flatten(self.adhoc)]
         spec = spec_of(self.experiment, self.params_dir)
         for key, value in self.passed.items():
             if spec.params[key].sweep:
