@@ -22,17 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
 import torch
 import torch.utils.deterministic
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+from common import HERE, prepare  # noqa: E402  (also puts the checkout on sys.path)
 
 from mace_core.config import load_config
-from mace_core.data.synthetic import generate
 from mace_core.engine import bench as bench_mod
 from mace_core.utils.atomic import atomic_write_json
 
@@ -49,10 +45,7 @@ def main() -> None:
     ap.add_argument("--paper", action="store_true", help="the paper model (ResNet-50, 288x144) instead")
     ap.add_argument("--out", default=str(HERE / "results"))
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    root = generate(out / "synthetic-bench", ids=60, images_per_cam=4, seed=0, size=(128, 64))
+    out, root = prepare(args)
     if args.paper:
         layer = {"data": {"height": 288, "width": 144, "ids_per_batch": 8, "images_per_id": 4},
                  "model": {"backbone": "resnet50", "pretrained": "none"}}

@@ -21,20 +21,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+from common import HERE, prepare  # noqa: E402  (also puts the checkout on sys.path)
 
 from mace_core.config import ModelConfig
 from mace_core.data.cache import cached_images
 from mace_core.data.datasets import to_chw
-from mace_core.data.synthetic import generate
 from mace_core.data.sysu import gallery_candidates
 from mace_core.data.transforms import normalize_batch, test_transform
 from mace_core.engine.evaluate import embed_images
@@ -63,10 +59,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=12, help="training forward batches per repeat")
     ap.add_argument("--out", default=str(HERE / "results"))
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    root = generate(out / "synthetic-bench", ids=60, images_per_cam=4, seed=0, size=(128, 64))
+    out, root = prepare(args)
     images = cached_images(gallery_candidates(root), SIZE, out / "cache", desc="bench-eval-gallery")
     torch.manual_seed(0)
     cfg = ModelConfig(backbone="resnet18", pretrained="none",

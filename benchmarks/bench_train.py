@@ -18,16 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
-import torch
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+from common import HERE, prepare  # noqa: E402  (also puts the checkout on sys.path)
 
 from mace_core.config import load_config
-from mace_core.data.synthetic import generate
 from mace_core.engine.bench import bench
 from mace_core.utils.atomic import atomic_write_json
 
@@ -39,10 +34,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--out", default=str(HERE / "results"))
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    root = generate(out / "synthetic-bench", ids=60, images_per_cam=4, seed=0, size=(128, 64))
+    out, root = prepare(args)
     layer = {
         "name": "bench-cpu",
         "data": {"root": str(root), "height": 64, "width": 32, "ids_per_batch": 8, "images_per_id": 4, "pad": 4,

@@ -4,7 +4,6 @@ import json
 
 from _tables_helpers import seeded
 
-from mace_core.analysis import thesis_numbers as tn
 from mace_core.study import api, book, variants
 
 
