@@ -106,7 +106,7 @@ def test_finding_follows_the_numbers():
 
 def test_headline_labels_the_best_of_k_and_states_the_detectable_difference():
     h = tables.headline("02_attention", _attention_study())
-    assert h.measure == "cam vs baseline (best of 2, picked after the fact)" and h.noise == "exceeds"
+    assert h.measure == f"cam vs baseline (best of 2{tables.PICKED})" and h.noise == "exceeds"
     # per-seed differences: cam 10, 11, 9 (sd 1), sam 1, -2, 4 (sd 3); pooled √((2·1 + 2·9) / 4) = √5
     # -> 3.26404 · √5 = 7.3 pp
     assert h.mdd == "7.3"

@@ -25,7 +25,7 @@ def test_runs_table_has_a_weights_column_from_results(tmp_path):
     text = book.write_runs_table(tmp_path / "book", runs).read_text()
     header = next(line for line in text.splitlines() if line.startswith("| used by"))
     assert [c.strip() for c in header.strip("|").split("|")][2] == "weights"
-    rows = {line.split("|")[1].strip(): line.split("|")[3].strip() for line in text.splitlines()
+    rows = {line.split("|")[1].strip().replace("\u200b", ""): line.split("|")[3].strip() for line in text.splitlines()
             if line.startswith("| 0")}
     assert rows == {"00_baseline/baseline": "resnet50.tv_in1k",
                     "01_backbones/seresnet50": "file w.pth sha256:0123456789ab…",

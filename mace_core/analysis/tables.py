@@ -893,6 +893,12 @@ class Headline:
     claims: tuple[ClaimResult, ...] = ()
 
 
+# Marks a comparison picked after the fact (the best of k, or the largest of k drops); the overview's
+# note under its table says so in words (a short mark keeps the table as narrow as the page).
+PICKED = "†"
+PICKED_NOTE = ("† picked after the fact: the best of the chapter's k comparisons (for occlusion, the largest of k "
+               "drops); its verdict is Holm-adjusted over all k.")
+
 _NOISE = {fd.HIGHER: "exceeds", fd.LOWER: "exceeds", fd.NOT_DISTINGUISHABLE: "not distinguishable",
           fd.NO_ESTIMATE: "n = 1: no estimate"}
 
@@ -916,7 +922,7 @@ def _headline_of(entries: Sequence[fd.Entry], measure: str, baseline: str, findi
         return Headline(e.label, fd.fmt_value(e.ours), _fmt(e.thesis), finding=finding, claims=tuple(claims))
     best = max(others, key=lambda e: e.diff.mean)
     td = best.thesis_diff
-    picked = f" (best of {len(others)}, picked after the fact)" if len(others) > 1 else ""
+    picked = f" (best of {len(others)}{PICKED})" if len(others) > 1 else ""
     return Headline(f"{best.label} vs {baseline}{picked}", fd.fmt_value(best.ours), _fmt(best.thesis),
                     fd.fmt_difference(best.diff), MISSING if td is None else f"{td:+.1f}",
                     _NOISE[best.diff.verdict], _direction(best.diff.mean, td), finding,
@@ -949,7 +955,7 @@ def headline(experiment: str, runs: Sequence[Any], evals: Iterable[Mapping[str, 
         worst = max(drops, key=lambda k: drops[k].mean)
         drop = drops[worst]
         ref = tn.TABLE9.get(("baseline", worst), {}).get("R1_drop")
-        picked = f" (largest of {len(drops)}, picked after the fact)" if len(drops) > 1 else ""
+        picked = f" (largest of {len(drops)}{PICKED})" if len(drops) > 1 else ""
         return Headline(f"baseline drop, {worst}{picked}", _fmt_drop(drop).replace(" n.d.", ""),
                         _fmt(ref), noise=_NOISE[drop.verdict], direction=_direction(drop.mean, ref),
                         finding=occlusion_finding(runs, evals, with_claims=False),

@@ -98,10 +98,11 @@ def write_runs_table(book_dir: str | Path, run_dirs: Iterable[Path]) -> Path:
         commits.add(commit or "n/a")
         # few, short columns: the table must fit the page (profile, code version and commit are said above it)
         devices.add(f"{device}{' / ' + gpus if gpus else ''}, {hw.get('torch_threads', '?')} thread(s)")
-        rows.append([", ".join(rec.get("used_by", [])), str(rec.get("seed", "n/a")),
+        # a break opportunity after each "/" (zero-width space): long variant names wrap, not overflow
+        rows.append([", ".join(u.replace("/", "/\u200b") for u in rec.get("used_by", [])), str(rec.get("seed", "n/a")),
                      _weights_cell(results.get("pretrained_weights")), f"`{run_dir.name}`",
                      f"{secs:.0f}" if isinstance(secs, (int, float)) else "n/a",
-                     str(rec.get("trained_at", "n/a")).replace("T", " ")])
+                     str(rec.get("trained_at", "n/a")).replace("T", " ")[:16]])   # to the minute
         for name, version in (env.get("packages") or {}).items():
             packages.setdefault(name, set()).add(str(version))
     head = ["used by (experiment/variant)", "seed", "weights", "run key", "train (s)", "trained at"]
@@ -211,8 +212,8 @@ def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs
     from mace_core.study.variants import OPTIONAL_EXPERIMENTS, list_experiments
 
     book_dir = Path(book_dir)
-    head = ["experiment", "comparison", "ours", "thesis", "Δ ours", "Δ thesis", "vs seed noise", "detectable Δ",
-            "direction"]
+    # eight columns fit the content column at 1024 px; whether our Δ has the thesis's sign is in each finding
+    head = ["experiment", "comparison", "ours", "thesis", "Δ ours", "Δ thesis", "vs seed noise", "detectable Δ"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     found, claims, sources, sizes = [], [], set(), set()
     for experiment in list_experiments(params_dir):
@@ -236,7 +237,7 @@ def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs
                                            + [tables.MISSING] * (len(head) - 2)) + " |")
             continue
         lines.append("| " + " | ".join(_cell(c) for c in [link, h.measure, h.ours, h.thesis, h.diff,
-                                                          h.thesis_diff, h.noise, h.mdd, h.direction]) + " |")
+                                                          h.thesis_diff, h.noise, h.mdd]) + " |")
         found.append(f"- {link}: {h.finding}")
         if h.claims:
             claims += [f"### {link}", ""] + [f"- {tables.claim_line(c)}" for c in h.claims] + [""]
@@ -245,16 +246,16 @@ def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs
             "Every experiment's headline comparison, generated from the stored runs. Ours: IR→RGB Rank-1 in %. "
             f"{findings.n_note(sorted(sizes) or [1])} Thesis: {THESIS_LABEL}, best epoch on test, one run. "
             f"{findings.RULE} "
-            "Where a chapter compares several variants, the one shown is the best, picked after the fact; its "
-            "verdict is Holm-adjusted over all of them. Detectable Δ: the difference (pp) a t-test at α = 0.05 "
+            "Where a chapter compares several variants, the one shown is the best, picked after the fact (†); "
+            "its verdict is Holm-adjusted over all of them. Detectable Δ: the difference (pp) a t-test at α = 0.05 "
             "would detect with 80 % power at the chapter's n and observed seed spread; a *not distinguishable* "
             "means smaller than that, or absent. "
-            "Direction: whether our difference has the sign of the thesis's.", ""]
+            "Each finding below says whether our difference has the sign of the thesis's.", ""]
     if len(lines) == 2:
         text += ["No completed runs yet."]
     else:
         # the class lets book/_static/mace.css keep numbers on one line (the book check measures it)
-        text += [":::{div} mace-overview", *lines, ":::", "", "## Findings", ""] + found
+        text += [":::{div} mace-overview", *lines, ":::", "", tables.PICKED_NOTE, "", "## Findings", ""] + found
         if claims:
             text += ["", "## The thesis's claims, tested", "",
                      "Every conclusion the thesis draws in its experiment chapters (listed with its section on the "
