@@ -23,7 +23,7 @@
 # %% tags=["parameters", "remove-cell"]
 profile = "smoke"         # a profile of params/profiles/ (smoke: CPU; paper: the thesis on real SYSU-MM01)
 variant = None            # a YAML of params/01_backbones/ (the study runner passes it); None: resnet50
-backbone = None           # any timm resnet*/seresnet*/efficientnet_*/tresnet_* name, e.g. "resnet34"
+backbone = None           # a timm resnet*/seresnet*/efficientnet_*/tresnet_*/convnext* name
 seed = None               # a training seed of the variant's study.seeds; None: its first
 overrides = {}            # dotted config keys, e.g. {"train.epochs": 10, "data.root": "/data/SYSU-MM01"}
 params_dir = "params"

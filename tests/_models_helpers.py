@@ -12,6 +12,7 @@ TINY_BACKBONES = {
     "seresnet": ("seresnet18", {"channels": [16, 32, 64, 128]}),
     "efficientnet": ("efficientnet_b0", {}),
     "tresnet": ("tresnet_m", {"layers": [1, 1, 1, 1], "width_factor": 0.25}),
+    "convnext": ("convnext_atto", {"dims": [16, 32, 64, 128], "depths": [1, 1, 1, 1]}),
 }
 HEIGHT, WIDTH = 64, 32
 

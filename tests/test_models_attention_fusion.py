@@ -61,7 +61,7 @@ def test_attention_config_errors():
         tiny_model(attention="cam", attention_positions=[])
 
 
-@pytest.mark.parametrize("family", ["tresnet", "efficientnet"])
+@pytest.mark.parametrize("family", ["tresnet", "efficientnet", "convnext"])
 def test_attention_on_other_families(family):
     model = tiny_model(family, attention="dam").eval()
     maps = model.attention_maps(images(2), "ir")

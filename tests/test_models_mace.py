@@ -70,7 +70,7 @@ def test_specific_stages_out_of_range_is_an_error():
 
 
 @pytest.mark.parametrize("family,full,halved", [("resnet", (4, 2), (2, 1)), ("tresnet", (4, 2), (2, 1)),
-                                                ("efficientnet", (4, 2), (2, 1))])
+                                                ("efficientnet", (4, 2), (2, 1)), ("convnext", (4, 2), (2, 1))])
 def test_last_stride_one_doubles_final_map(family, full, halved):
     x = images(2)
     with torch.no_grad():
@@ -199,3 +199,18 @@ def test_same_seed_same_model_and_outputs():
     out_a, out_b = a(images(B, 1), images(B, 2)), b(images(B, 1), images(B, 2))
     assert torch.equal(out_a.triplet_feat, out_b.triplet_feat)
     assert torch.equal(out_a.logits_is, out_b.logits_is)
+
+
+def test_convnext_last_stride_pads_the_patchify_conv_and_keeps_its_weights():
+    """ConvNeXt's last downsampling is a 2x2 stride-2 conv: at stride 1 it gets one zero row and column
+    (bottom/right), so the map doubles exactly and the conv's weights are untouched."""
+    torch.manual_seed(0)
+    on = tiny_model("convnext", last_stride1=True)
+    torch.manual_seed(0)
+    off = tiny_model("convnext", last_stride1=False)
+    pads = [m for m in on.modules() if isinstance(m, torch.nn.ZeroPad2d)]
+    assert len(pads) == 1 and pads[0].padding == (0, 1, 0, 1)   # the last stage is in the shared trunk
+    conv_on = [m for m in on.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (2, 2)]
+    conv_off = [m for m in off.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (2, 2)]
+    assert [c.stride for c in conv_on].count((1, 1)) == len(pads)
+    assert all(torch.equal(a.weight, b.weight) for a, b in zip(conv_on, conv_off))

@@ -10,14 +10,21 @@ resnet*         conv1, bn1, act1, maxpool           layer1..layer4              
 seresnet*       same as resnet (SE inside blocks)   layer1..layer4              (none)
 efficientnet_*  conv_stem, bn1                      blocks[0..6] (7 stages)     conv_head, bn2
 tresnet_*       body.s2d (SpaceToDepth), conv1      body.layer1..body.layer4    (none)
+convnext*       stem (4x4 patchify conv, LayerNorm) stages[0..3]                norm_pre (identity)
 ==============  ==================================  ==========================  =====================
+
+ConvNeXt is not in the thesis; it is supported so that a user's own backbone variant (README,
+"Working interactively") can be any of the field's current CNNs. Its pooled features go to the same
+BN necks as every family (timm's head LayerNorm is not used).
 
 ``specific_stages`` (0/1/2) moves the first N stages into the modality-specific part as well.
 
 Last stride 1 (the AGW reference code's re-ID trick, on by default) removes the downsampling of the last stage
 that still downsamples: every stride-2 convolution becomes stride 1, a stride-2 average/max pool
 becomes identity and TResNet's anti-alias BlurPool keeps its blur but stops subsampling. Paddings of
-these layers are stride-independent for odd kernels, so output sizes simply double.
+these layers are stride-independent for odd kernels, so output sizes simply double. An even-kernel
+"patchify" downsampling (ConvNeXt's 2x2, stride 2) gets stride 1 and one row and column of zero
+padding at the bottom/right, so its output size doubles too (the weights are unchanged).
 
 CPU-size mapping
 ----------------
@@ -69,7 +76,7 @@ CPU_EQUIVALENTS: dict[str, tuple[str, dict[str, Any]]] = {
     "tresnet_m": ("tresnet_m", {"layers": [1, 1, 1, 1], "width_factor": 0.5}),
 }
 
-FAMILIES = ("resnet", "seresnet", "efficientnet", "tresnet")
+FAMILIES = ("resnet", "seresnet", "efficientnet", "tresnet", "convnext")
 
 
 def cpu_equivalent(backbone: str) -> tuple[str, dict[str, Any]]:
@@ -95,14 +102,14 @@ class BackboneParts:
 
 def family_of(name: str) -> str:
     """Adapter family of a timm model name (``seresnet`` checked before ``resnet``)."""
-    for family in ("seresnet", "resnet", "efficientnet", "tresnet"):
+    for family in ("seresnet", "resnet", "efficientnet", "tresnet", "convnext"):
         if name.startswith(family):
             return family
     if name.startswith("tinynet"):  # timm's TinyNets are EfficientNet-B0 scaled down (same class, same parts)
         return "efficientnet"
     raise MaceError(f"model.backbone {name!r} is not a supported family",
-                    "use a resnet*, seresnet*, efficientnet_* or tresnet_* model (e.g. resnet50, seresnet50, "
-                    "efficientnet_b3, tresnet_m)")
+                    "use a resnet*, seresnet*, efficientnet_*, tresnet_* or convnext* model (e.g. resnet50, "
+                    "seresnet50, efficientnet_b3, tresnet_m, convnext_tiny)")
 
 
 _TAG = re.compile(r"[A-Za-z0-9_]+\.[A-Za-z0-9_]+")
@@ -224,6 +231,10 @@ def split_backbone(model: nn.Module, family: str) -> BackboneParts:
         stem = nn.Sequential(body.s2d, body.conv1)
         stages = [body.layer1, body.layer2, body.layer3, body.layer4]
         tail = nn.Identity()
+    elif family == "convnext":
+        stem = model.stem
+        stages = list(model.stages)
+        tail = model.norm_pre
     else:
         raise MaceError(f"backbone family {family!r} is not supported", f"use one of {', '.join(FAMILIES)}")
     return BackboneParts(stem=stem, stages=stages, tail=tail, out_channels=int(model.num_features), family=family,
@@ -258,7 +269,13 @@ def remove_last_stride(stages: list[nn.Module]) -> int:
 def _set_stride_one(stage: nn.Module) -> None:
     for name, m in list(stage.named_modules()):
         if isinstance(m, nn.Conv2d) and max(m.stride) > 1:
+            even = [k for k in m.kernel_size if k % 2 == 0]
             m.stride = (1, 1)
+            if even and m.padding == (0, 0):   # patchify conv: pad bottom/right so the size doubles
+                kh, kw = m.kernel_size
+                parent_name, _, child = name.rpartition(".")
+                parent = stage.get_submodule(parent_name) if parent_name else stage
+                setattr(parent, child, nn.Sequential(nn.ZeroPad2d((0, kw - 1, 0, kh - 1)), m))
         elif isinstance(m, BlurPool2d) and m.stride > 1:
             m.stride = 1  # keep the anti-alias blur, drop the subsampling
         elif isinstance(m, (nn.AvgPool2d, nn.MaxPool2d)) and _as_int(m.stride) > 1:

@@ -153,7 +153,7 @@ class Spec:
 PARAMETERS: dict[str, Spec] = {
     "00_baseline": Spec("baseline"),
     "01_backbones": Spec("resnet50", {"backbone": Param(
-        _backbone, "any timm model of a supported family (resnet*, seresnet*, efficientnet_*, tresnet_*)",
+        _backbone, "any timm model of a supported family (resnet*, seresnet*, efficientnet_*, tresnet_*, convnext*)",
         layer=lambda v: {"model": {"backbone": v}}, match=lambda y, v: _get(y, "model.backbone") == v)}),
     "02_attention": Spec("cam", {"attention": Param(
         _attention, "none | cam | sam | dam",
