@@ -52,8 +52,9 @@ for r in runs:
         row.update({label: f"{100 * d['mean'][m]:.2f} ± {100 * d['std'][m]:.2f}" for m, label in METRICS})
         rows.append(row)
 frame = pd.DataFrame(rows)
-frame.attrs["caption"] = (f"LLCM, {profile} profile: percent, mean ± std over the gallery trials of one model "
-                          "per row (final epoch)")
+frame.attrs["caption"] = " ".join(filter(None, [
+    f"LLCM, {profile} profile: percent, mean ± std over the gallery trials of one model per row (final epoch).",
+    tables.rerank_note(r.results for r in runs)]))
 tables.show(frame)
 
 # %% [markdown]

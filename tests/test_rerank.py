@@ -214,5 +214,7 @@ def test_llcm_protocol_reranks_and_says_so():
     same = llcm_trials(*args, rerank={"k1": 4, "k2": 2, "lambda": 1.0})
     assert [t["mAP"] for t in same.trials] == pytest.approx([t["mAP"] for t in plain.trials])
     assert same.to_dict()["reranked"] is True and plain.to_dict()["reranked"] is False
+    # every trial row says it too, as for SYSU-MM01 and RegDB
+    assert all(t["reranked"] for t in same.trials) and not any(t["reranked"] for t in plain.trials)
     other = llcm_trials(*args, rerank={"k1": 4, "k2": 2, "lambda": 0.3})
     assert other.to_dict()["rerank"]["lambda"] == 0.3

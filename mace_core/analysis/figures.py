@@ -56,14 +56,14 @@ def _short(col: str) -> str:
 
 
 def training_curves(log: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Loss terms, schedule (lr, λ₂) / training accuracy, and evaluation metrics per epoch."""
+    """Loss terms, schedule (lr, λ₂, the applied KD weight λ₂·T²) / training accuracy, and evaluation metrics per epoch."""
     epoch = _epoch_column(log)
     losses, metrics = loss_columns(log), metric_columns(log)
     if not losses:
         raise MaceError(f"training log has no loss columns (columns: {list(log.columns)})",
                         "pass the log.csv of a run (RunResult.log)")
     sched = [c for c in log.columns if c.lower() in ("lr", "kd_weight", "lambda2", "lambda_2", "loss_weight.kd")
-             or c.lower().endswith(("lambda2", "kd_weight"))]
+             or c.lower().endswith(("lambda2", "kd_weight", "kd_weight_effective"))]
     acc = [c for c in log.columns if "acc" in c.lower() and pd.api.types.is_numeric_dtype(log[c])]
     panels = 2 + bool(metrics)
     fig, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 3.4), squeeze=False)

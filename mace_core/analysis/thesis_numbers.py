@@ -101,7 +101,8 @@ AMBIGUITIES: tuple[Ambiguity, ...] = (
     Ambiguity("Distillation scale T²",
               "Eqs. 7-8 print KL(σ(p/T), σ(p/T)) with no T² factor and give no value of T.",
               "T = 3 and the weight multiplied by T², the form of Ye's released distillation code (DDAG, "
-              "CAJ), the lineage of the code the thesis adapted (§3.3.1); T² keeps the soft targets' "
+              "CAJ); that the code the thesis adapted (§3.3.1: 'an author's GitHub repository') is of that lineage is our "
+              "inference; T² keeps the soft targets' "
               "gradients independent of T. The weight applied is λ₂·T²: 9.0 at the end of the default ramp, "
               "0.9 for experiment 0's fixed 0.1; logs and summaries show it. `loss.kd_t2_scaling: false` "
               "runs eqs. 7-8 as printed.",

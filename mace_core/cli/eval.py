@@ -101,7 +101,7 @@ def register(subparsers) -> None:
     p.add_argument("--root", default=None, help="dataset root folder (default: the checkpoint's data.root)")
     p.add_argument("--mode", choices=("all", "indoor"), default="all", help="SYSU search mode")
     p.add_argument("--gallery", choices=("agw", "official"), default="agw",
-                   help="SYSU gallery picks: agw (reference code, comparable with papers) or official (rand_perm_cam.mat)")
+                   help="SYSU gallery picks: agw (AGW reference code's picks, comparable with papers) or official (rand_perm_cam.mat)")
     p.add_argument("--perm-file", default=None, help="rand_perm_cam.mat for --gallery official")
     p.add_argument("--shots", type=int, choices=(1, 10), default=1, help="gallery images per identity and camera")
     p.add_argument("--trials", type=int, default=10, help="SYSU / LLCM gallery trials (0..N-1)")

@@ -6,7 +6,7 @@ Layout: ``camK/NNNN/NNNN.jpg`` (RGB cams 1, 2, 4, 5; IR cams 3, 6) and ``exp/{tr
 
 Gallery sampling (``gallery_indices``):
 
-* ``method="agw"`` reproduces the reference code's picks: one ``random.Random(trial)`` stream,
+* ``method="agw"`` reproduces the AGW reference code's picks (``mangye16/Cross-Modal-Re-ID-baseline``): one ``random.Random(trial)`` stream,
   test identities in ascending order, RGB cameras in order, one ``choice`` over each
   (identity, camera) folder's sorted file list. The reference is single-shot only; with
   ``shots > 1`` the same stream draws ``min(shots, n)`` files without replacement (``sample``).

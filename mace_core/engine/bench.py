@@ -353,7 +353,7 @@ def time_evaluation(cfg: RunConfig, num_classes: int) -> dict[str, Any]:
     model = build_model(cfg.model, num_classes).to(device, memory_format=fmt)
     reset_peak_memory(device)
     start = time.perf_counter()
-    metrics = evaluate(model, cfg, device)  # as the trainer calls it (no autocast: fp32 features)
+    metrics = evaluate(model, cfg, device)  # as the trainer calls it (autocast and channels_last as configured)
     _sync(device)
     protocol = metrics.get("protocol", {})
     return {"eval_s": time.perf_counter() - start, "eval_peak_memory_mb": peak_memory_mb(device),

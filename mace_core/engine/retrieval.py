@@ -328,5 +328,5 @@ def llcm_trials(vis_f, vis_pids, vis_cams, nir_f, nir_pids, nir_cams, vis_galler
         else:
             r = score(qfeats[q_mod], feats[g_mod][idx], pids[q_mod], pids[g_mod][idx], cams[q_mod], cams[g_mod][idx])
             sizes = {"query_size": int(pids[q_mod].size), "gallery_size": int(idx.size)}
-        result.trials.append({"trial": int(trial), **sizes, **metric_row(r)})
+        result.trials.append({"trial": int(trial), **sizes, **metric_row(r), "reranked": bool(rerank)})
     return result
