@@ -308,9 +308,12 @@ def _dry_run(data_root, profile, regdb_root, steps, json_out, params_dir, overri
         def regdb_eval():
             # The trial's test images embedded once; both directions rank the same features (v2t, and
             # t2v on the transposed distances), as evaluate_regdb_model does for each direction.
+            import torch
+
             from mace_core.data.cache import cached_images
             from mace_core.data.regdb import regdb_split
             from mace_core.data.transforms import test_transform
+            from mace_core.engine.device import amp_dtype
             from mace_core.engine.evaluate import extract_features
             from mace_core.engine.retrieval import regdb_trial
 
@@ -318,9 +321,15 @@ def _dry_run(data_root, profile, regdb_root, steps, json_out, params_dir, overri
             visible, thermal = regdb_split(regdb_cfg.data.root, 1, "test")
             tf = test_transform(size)
             feats = {}
+            # loaded and computed as the trainer's evaluation does (workers, pinned memory, autocast,
+            # memory format), so the stage times the path a real run takes
+            rd = regdb_cfg.data
+            loading = {"workers": rd.workers, "pin_memory": rd.pin_memory,
+                       "amp": amp_dtype(regdb_cfg.train.amp, device),
+                       "memory_format": torch.channels_last if regdb_cfg.train.channels_last else torch.contiguous_format}
             for kind, recs, modality in (("visible", visible, "rgb"), ("thermal", thermal, "ir")):
                 images = cached_images(recs, size, d.cache_dir, desc=f"regdb-{kind}-test-1")
-                feats[kind] = extract_features(model, images, modality, tf, e.batch_size, device, e.flip)
+                feats[kind] = extract_features(model, images, modality, tf, e.batch_size, device, e.flip, **loading)
             out = {}
             for direction in ("v2t", "t2v"):
                 out[direction] = regdb_trial(feats["visible"], [r.pid for r in visible], feats["thermal"],
