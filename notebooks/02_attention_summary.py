@@ -23,7 +23,7 @@ params_dir = "params"
 runs_dir = "runs"
 
 # %% tags=["remove-cell"]
-from mace_core.analysis import figures, tables
+from mace_core.analysis import figures, tables, thesis_rows
 from mace_core.study import check_summary, load_results
 
 profile, params_dir, runs_dir = check_summary("02_attention", globals())  # refuses unknown parameters
@@ -40,7 +40,7 @@ tables.show(tables.comparison_table("02_attention", runs))
 tables.show(tables.metrics_table("02_attention", runs))
 
 # %% tags=["remove-input", "remove-stderr"]
-fig = figures.comparison_bars(tables.comparison_frame(runs, tables.thesis_for("02_attention")),
+fig = figures.comparison_bars(tables.comparison_frame(runs, thesis_rows.thesis_for("02_attention")),
                               title="ours (mean ± std over seeds) beside the thesis")
 
 # %% [markdown]

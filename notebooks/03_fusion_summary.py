@@ -22,7 +22,7 @@ params_dir = "params"
 runs_dir = "runs"
 
 # %% tags=["remove-cell"]
-from mace_core.analysis import figures, tables
+from mace_core.analysis import figures, tables, thesis_rows
 from mace_core.study import check_summary, load_results
 
 profile, params_dir, runs_dir = check_summary("03_fusion", globals())  # refuses unknown parameters
@@ -39,7 +39,7 @@ tables.show(tables.comparison_table("03_fusion", runs))
 tables.show(tables.metrics_table("03_fusion", runs))
 
 # %% tags=["remove-input", "remove-stderr"]
-fig = figures.comparison_bars(tables.comparison_frame(runs, tables.thesis_for("03_fusion")),
+fig = figures.comparison_bars(tables.comparison_frame(runs, thesis_rows.thesis_for("03_fusion")),
                               title="ours (mean ± std over seeds) beside the thesis")
 
 # %% [markdown]

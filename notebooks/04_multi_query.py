@@ -32,7 +32,7 @@ params_dir = "params"
 runs_dir = "runs"
 
 # %% tags=["remove-input", "remove-stderr"]
-from mace_core.analysis import figures, runviews, tables
+from mace_core.analysis import figures, multi_query_tables, runviews, tables
 from mace_core.study import notebook_run
 
 page = notebook_run("04_multi_query", globals())   # checks the parameters before anything trains
@@ -40,13 +40,13 @@ run = page.run()
 sweep = page.study["multi_query"]
 evals = [{"seed": run.seed, "n": n, "fusion": f, "results": page.evaluate(run, multi_query=n, fusion=f)}
          for n in sweep["n"] for f in sweep["fusion"]]
-tables.show(tables.multi_query_table(evals, run))
+tables.show(multi_query_tables.multi_query_table(evals, run))
 
 # %% [markdown]
 # ## Rank-1 and mAP against the pool size
 
 # %% tags=["remove-input", "remove-stderr"]
-fig = figures.metric_curves(tables.multi_query_frame(evals), x="n", hue="fusion",
+fig = figures.metric_curves(multi_query_tables.multi_query_frame(evals), x="n", hue="fusion",
                             title="multi-query fusion (mean ± std over trials)", xlabel="queries per pool (n)")
 
 # %% [markdown]

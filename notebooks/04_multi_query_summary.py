@@ -23,7 +23,7 @@ params_dir = "params"
 runs_dir = "runs"
 
 # %% tags=["remove-cell"]
-from mace_core.analysis import figures, tables
+from mace_core.analysis import figures, multi_query_tables, tables
 from mace_core.study import check_summary, evaluate_variant, load_results
 
 profile, params_dir, runs_dir = check_summary("04_multi_query", globals())  # refuses unknown parameters
@@ -36,17 +36,17 @@ evals = [{"seed": run.seed, "n": n, "fusion": f,
          for run in runs for n in sweep["n"] for f in sweep["fusion"]]
 
 # %% tags=["remove-input", "remove-stderr"]
-tables.show(tables.multi_query_table(evals, runs, "R1"))
+tables.show(multi_query_tables.multi_query_table(evals, runs, "R1"))
 
 # %% tags=["remove-input", "remove-stderr"]
-tables.show(tables.multi_query_table(evals, runs, "mAP"))
+tables.show(multi_query_tables.multi_query_table(evals, runs, "mAP"))
 
 # %% tags=["remove-input", "remove-stderr"]
-fig = figures.metric_curves(tables.multi_query_frame(evals), x="n", hue="fusion",
+fig = figures.metric_curves(multi_query_tables.multi_query_frame(evals), x="n", hue="fusion",
                             title="multi-query fusion (mean ± std over seeds)", xlabel="queries per pool (n)")
 
 # %% [markdown]
 # ## Finding
 
 # %% tags=["remove-input", "remove-stderr"]
-tables.show_finding(tables.multi_query_finding(evals))
+tables.show_finding(multi_query_tables.multi_query_finding(evals))

@@ -31,7 +31,7 @@ params_dir = "params"
 runs_dir = "runs"
 
 # %% tags=["remove-input", "remove-stderr"]
-from mace_core.analysis import figures, runviews, tables
+from mace_core.analysis import figures, occlusion_tables, runviews, tables
 from mace_core.study import notebook_run
 
 page = notebook_run("06_occlusion", globals())   # checks the parameters before anything trains
@@ -50,10 +50,10 @@ examples = runviews.occlusion_examples_figure(run, kinds, seed=0)
 # ## Table 9 rows of this model
 
 # %% tags=["remove-input", "remove-stderr"]
-tables.show(tables.occlusion_table([run], evals))
+tables.show(occlusion_tables.occlusion_table([run], evals))
 
 # %% tags=["remove-input", "remove-stderr"]
-fig = figures.occlusion_drops(tables.occlusion_frame([run], evals), title=f"{page.name}: drop under occlusion")
+fig = figures.occlusion_drops(occlusion_tables.occlusion_frame([run], evals), title=f"{page.name}: drop under occlusion")
 
 # %% [markdown]
 # ## Top-5 retrieval, clean vs occluded

@@ -23,7 +23,7 @@ params_dir = "params"
 runs_dir = "runs"
 
 # %% tags=["remove-cell"]
-from mace_core.analysis import figures, tables
+from mace_core.analysis import figures, occlusion_tables, tables
 from mace_core.study import check_summary, evaluate_variant, load_results
 
 profile, params_dir, runs_dir = check_summary("06_occlusion", globals())  # refuses unknown parameters
@@ -35,13 +35,13 @@ evals = [{"seed": run.seed, "model": run.variant, "occlusion": kind,
          for run in runs for kind in run.study["occlusion"]["types"]]
 
 # %% tags=["remove-input", "remove-stderr"]
-tables.show(tables.occlusion_table(runs, evals))
+tables.show(occlusion_tables.occlusion_table(runs, evals))
 
 # %% tags=["remove-input", "remove-stderr"]
-fig = figures.occlusion_drops(tables.occlusion_frame(runs, evals), title="Rank-1 and mAP drop under occlusion (mean over seeds)")
+fig = figures.occlusion_drops(occlusion_tables.occlusion_frame(runs, evals), title="Rank-1 and mAP drop under occlusion (mean over seeds)")
 
 # %% [markdown]
 # ## Finding
 
 # %% tags=["remove-input", "remove-stderr"]
-tables.show_finding(tables.occlusion_finding(runs, evals))
+tables.show_finding(occlusion_tables.occlusion_finding(runs, evals))

@@ -30,7 +30,7 @@ runs_dir = "runs"
 # %% tags=["remove-input", "remove-stderr"]
 import pandas as pd
 
-from mace_core.analysis import figures, tables
+from mace_core.analysis import figures, results, tables
 from mace_core.study import notebook_run
 
 page = notebook_run("07_llcm", globals())   # checks the parameters before anything trains
@@ -54,7 +54,7 @@ for r in runs:
 frame = pd.DataFrame(rows)
 frame.attrs["caption"] = " ".join(filter(None, [
     f"LLCM, {profile} profile: percent, mean ± std over the gallery trials of one model per row (final epoch).",
-    tables.rerank_note(r.results for r in runs)]))
+    results.rerank_note(r.results for r in runs)]))
 tables.show(frame)
 
 # %% [markdown]

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mace_core.analysis import attention_maps, embeddings, figures, retrieval_grid, tables
+from mace_core.analysis import (attention_maps, embeddings, figures, multi_query_tables, retrieval_grid, tables,
+                                thesis_rows)
 from mace_core.errors import MaceError
 
 
@@ -50,7 +51,7 @@ def test_metric_curves_one_panel_per_metric_with_bands():
     evals = [{"seed": s, "n": n, "fusion": f, "results": {"trials": [{"R1": 0.3 + 0.01 * n + 0.02 * s, "mAP": 0.2},
                                                                      {"R1": 0.32 + 0.01 * n, "mAP": 0.22}]}}
              for s in (0, 1) for n in (1, 2, 5) for f in ("avg", "max")]
-    frame = tables.multi_query_frame(evals)
+    frame = multi_query_tables.multi_query_frame(evals)
     fig = figures.metric_curves(frame, x="n", hue="fusion")
     assert [ax.get_title() for ax in fig.axes] == ["R1", "mAP"]
     assert len(fig.axes[0].lines) == 2 and fig.axes[0].collections  # lines + std bands
@@ -131,9 +132,9 @@ def test_comparison_bars_ours_beside_thesis():
     cfg.model.attention = "sam"
     run = SimpleNamespace(variant="sam", config=cfg, results={"metrics": {"mean": {"rank1": 0.3, "mAP": 0.2},
                                                                             "std": {"rank1": 0.01, "mAP": 0.02}}})
-    frame = tables.comparison_frame([run], tables.thesis_for("02_attention"))
+    frame = tables.comparison_frame([run], thesis_rows.thesis_for("02_attention"))
     assert len(frame) == 4 and set(frame[frame.source.str.startswith("thesis")]["mean"]) == {43.47, 43.73}
     fig = figures.comparison_bars(frame)
     assert len(fig.axes) == 2 and len(fig.axes[0].patches) == 2
     with pytest.raises(MaceError, match="no thesis table"):
-        tables.thesis_for("04_multi_query")
+        thesis_rows.thesis_for("04_multi_query")

@@ -4,7 +4,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from mace_core.analysis import findings as fd, tables, thesis_claims as tc, thesis_numbers as tn
+from mace_core.analysis import (findings as fd, headline, multi_query_tables, occlusion_tables, results, tables,
+                                thesis_claims as tc, thesis_numbers as tn, thesis_rows)
 from mace_core.config import RunConfig
 from mace_core.errors import MaceError
 
@@ -18,13 +19,13 @@ def fake_run(variant="baseline", trials=None, source="synthetic", selection=None
     trials = trials or [{"cmc": [0.5] + [0.7] * 4 + [0.8] * 5 + [0.9] * 10, "mAP": 0.4, "mINP": 0.2},
                         {"cmc": [0.3] + [0.5] * 4 + [0.6] * 5 + [0.7] * 10, "mAP": 0.2, "mINP": 0.1}]
     # the trainer's results.json: metrics as the evaluator writes them (fractions, per trial)
-    results = {"metrics": {"trials": trials}, "train_time_s": 90.0, "parameters": 2_900_000,
-               "selected_epoch": 12, "model_selection": selection or "final epoch", "data_source": source}
-    return SimpleNamespace(variant=variant, config=cfg, results=results)
+    stored = {"metrics": {"trials": trials}, "train_time_s": 90.0, "parameters": 2_900_000,
+              "selected_epoch": 12, "model_selection": selection or "final epoch", "data_source": source}
+    return SimpleNamespace(variant=variant, config=cfg, results=stored)
 
 
 def test_summarize_trials_gives_percent_mean_and_sample_std():
-    s = tables.summarize(fake_run().results)
+    s = results.summarize(fake_run().results)
     sd = 20 / np.sqrt(2)   # two trials 20 points apart, ddof=1
     assert s["R1"] == pytest.approx((40.0, sd))
     assert s["R5"] == pytest.approx((60.0, sd))
@@ -36,17 +37,17 @@ def test_summarize_trials_gives_percent_mean_and_sample_std():
 def test_summarize_prefers_the_evaluators_mean_and_std():
     res = {"metrics": {"trials": [{"rank1": 0.9}], "mean": {"rank1": 0.4, "mAP": 0.3},
                        "std": {"rank1": 0.01, "mAP": 0.02}, "rank1": {"mean": 0.4, "std": 0.01}}}
-    s = tables.summarize(res)
+    s = results.summarize(res)
     assert set(s) == {"R1", "mAP"}
     assert s["R1"] == pytest.approx((40.0, 1.0)) and s["mAP"] == pytest.approx((30.0, 2.0))
 
 
 def test_summarize_other_shapes():
-    assert tables.summarize({"mean": {"R1": 41.0, "mAP": 30.0}, "std": {"R1": 1.0}})["R1"] == (41.0, 1.0)
-    assert tables.summarize({"metrics": {"rank1": {"mean": 0.5, "std": 0.1}}})["R1"] == pytest.approx((50.0, 10.0))
-    assert tables.summarize({"cmc": np.linspace(0.2, 0.9, 20), "mAP": 0.3})["R1"] == pytest.approx((20.0, None))
+    assert results.summarize({"mean": {"R1": 41.0, "mAP": 30.0}, "std": {"R1": 1.0}})["R1"] == (41.0, 1.0)
+    assert results.summarize({"metrics": {"rank1": {"mean": 0.5, "std": 0.1}}})["R1"] == pytest.approx((50.0, 10.0))
+    assert results.summarize({"cmc": np.linspace(0.2, 0.9, 20), "mAP": 0.3})["R1"] == pytest.approx((20.0, None))
     with pytest.raises(MaceError, match="no metrics"):
-        tables.summarize({"epochs": 3})
+        results.summarize({"epochs": 3})
 
 
 from _tables_helpers import fake_run as seeded_run, seeded  # noqa: E402
@@ -105,8 +106,8 @@ def test_finding_follows_the_numbers():
 
 
 def test_headline_labels_the_best_of_k_and_states_the_detectable_difference():
-    h = tables.headline("02_attention", _attention_study())
-    assert h.measure == f"cam vs baseline (best of 2{tables.PICKED})" and h.noise == "exceeds"
+    h = headline.headline("02_attention", _attention_study())
+    assert h.measure == f"cam vs baseline (best of 2{headline.PICKED})" and h.noise == "exceeds"
     # per-seed differences: cam 10, 11, 9 (sd 1), sam 1, -2, 4 (sd 3); pooled √((2·1 + 2·9) / 4) = √5
     # -> 3.26404 · √5 = 7.3 pp
     assert h.mdd == "7.3"
@@ -117,9 +118,9 @@ def test_headline_labels_the_best_of_k_and_states_the_detectable_difference():
 def test_baseline_table_is_one_row_per_metric_ours_beside_thesis():
     df = tables.baseline_table(seeded("baseline", [30, 33, 39]))
     assert list(df.columns) == ["metric", "ours", "thesis"]
-    assert list(df["metric"]) == [tables.HEADERS[m] for m in tables.METRICS]
+    assert list(df["metric"]) == [results.HEADERS[m] for m in results.METRICS]
     assert df.iloc[0]["ours"] == "34.0 ± 4.6" and df.iloc[0]["thesis"] == "45.6"
-    assert df.iloc[5]["thesis"] == tables.MISSING            # the thesis reports no mINP
+    assert df.iloc[5]["thesis"] == results.MISSING            # the thesis reports no mINP
     assert "n = 3 training seeds" in df.attrs["caption"]
     with pytest.raises(MaceError, match="one variant"):
         tables.baseline_table(seeded("baseline", [1]) + seeded("other", [2]))
@@ -140,7 +141,7 @@ def test_backbone_tables_map_small_family_members_to_thesis_rows():
     cost = tables.backbone_cost_table(runs).set_index(("variant", ""))
     assert cost.loc["se", ("parameters (M)", "thesis")] == "49.3" and cost.loc["resnet", ("training time", "ours")] == "90 s"
     assert cost.loc["eff", ("epoch", "thesis")] == "46"
-    assert tables.backbone_family("resnet10t") == "resnet50"
+    assert thesis_rows.backbone_family("resnet10t") == "resnet50"
 
 
 def test_fraction_and_fusion_tables():
@@ -166,15 +167,15 @@ def test_multi_query_table_aggregates_seeds_per_pool_size():
                                                           "protocol": {"mean_pool_size": min(n, 8)}}}
              for s in (0, 1, 2) for n in (1, 5, 10) for f in tn.FUSIONS]
     runs = seeded("baseline", [30, 31, 32])
-    df = tables.multi_query_table(evals, runs)
+    df = multi_query_tables.multi_query_table(evals, runs)
     assert list(df[("n", "")]) == ["1", "5", "10"] and list(df[("fused", "")]) == ["1.0", "5.0", "8.0"]
     five = df.iloc[1]
     assert five[("avg", "ours")] == "36.0 ± 1.0" and five[("max", "thesis")] == "49.7"
     assert df.iloc[0][("avg", "thesis")] == "45.6"            # n = 1: Table 3
     assert "n = 3 training seeds" in df.attrs["caption"]
-    frame = tables.multi_query_frame(evals)
+    frame = multi_query_tables.multi_query_frame(evals)
     assert frame[(frame.n == 5) & (frame.metric == "R1")]["mean"].tolist() == pytest.approx([36.0] * 3)
-    text = tables.multi_query_finding(evals)
+    text = multi_query_tables.multi_query_finding(evals)
     # every seed gains exactly n - 1 points: zero spread, so the gain exceeds the noise
     assert "n = 10" in text and "9.0 pp above the single query" in text and "exceeds" in text
 
@@ -188,7 +189,7 @@ def test_occlusion_table_rows_per_model_and_condition():
                   {"seed": s, "model": "baseline", "occlusion": "lower_body", "results": {"R1": (40 + 2 * s) / 100, "mAP": 0.30}},
                   {"seed": s, "model": "occlusion_random_rect", "occlusion": "random_rect",
                    "results": {"R1": (33 + s) / 100, "mAP": 0.25}}]
-    df = tables.occlusion_table(runs, evals)
+    df = occlusion_tables.occlusion_table(runs, evals)
     assert [tuple(r) for r in df[[("model", ""), ("queries", "")]].to_numpy()] == [
         ("baseline", "clean"), ("baseline", "lower_body"), ("baseline", "random_rect"),
         ("occlusion_random_rect", "clean"), ("occlusion_random_rect", "random_rect")]
@@ -197,9 +198,9 @@ def test_occlusion_table_rows_per_model_and_condition():
     assert rect[("Rank-1 drop", "ours")] == "21.0 ± 2.5"          # 20, 21, 22 paired
     assert df.iloc[1][("Rank-1 drop", "ours")] == "0.0 ± 0.0 n.d."   # lower_body: same as clean
     assert df.iloc[0][("Rank-1", "thesis")] == "44.6" and df.iloc[4][("Rank-1", "thesis")] == "40.4"
-    frame = tables.occlusion_frame(runs, evals)
+    frame = occlusion_tables.occlusion_frame(runs, evals)
     assert frame.set_index(["model", "occlusion"]).loc[("baseline", "random_rect"), "R1_drop"] == pytest.approx(21.0)
-    text = tables.occlusion_finding(runs, evals)
+    text = occlusion_tables.occlusion_finding(runs, evals)
     assert "for 1 of 2 occlusion types, beyond the seed noise for 1" in text and "**random_rect**, 21.0 pp" in text
     assert "**occlusion_random_rect** scores +13.0 pp" in text and "thesis gained +23.8 pp" in text
     assert tables.show(df).caption.startswith("Table 9")
@@ -226,5 +227,5 @@ def test_reranked_numbers_are_said_in_the_caption():
     cap = tables.baseline_table(plain).attrs["caption"]
     assert "Re-ranked: k-reciprocal re-ranking" in cap and "k1 = 20, k2 = 6, λ = 0.3" in cap
     # evaluations of trained runs (multi-query, occlusion tables) are checked too
-    assert tables.rerank_note([{"reranked": True, "rerank": {"k1": 10, "k2": 3, "lambda": 0.5}}]).startswith("Re-ranked")
-    assert tables.rerank_note([{"reranked": False}, {"mean": {}}]) == ""
+    assert results.rerank_note([{"reranked": True, "rerank": {"k1": 10, "k2": 3, "lambda": 0.5}}]).startswith("Re-ranked")
+    assert results.rerank_note([{"reranked": False}, {"mean": {}}]) == ""

@@ -4,7 +4,7 @@ import json
 
 from _tables_helpers import seeded
 
-from mace_core.analysis import tables, thesis_numbers as tn
+from mace_core.analysis import headline, thesis_numbers as tn
 from mace_core.study import api, book, variants
 
 
@@ -58,7 +58,7 @@ def test_overview_has_a_row_per_experiment_with_findings_and_follows_the_intro(t
     assert "| exceeds | 3.3 |" in attention_row
     assert "the direction is the opposite of the thesis's" in text   # said in the attention finding
     multi_row = next(r for r in rows if r.startswith("| 4: multi query"))   # no chapter page: plain title
-    assert "n = 5, avg vs n = 1" in multi_row and tables.PICKED not in multi_row   # k = 1 pool
+    assert "n = 5, avg vs n = 1" in multi_row and headline.PICKED not in multi_row   # k = 1 pool
     assert f"{tn.TABLE7[(5, 'avg')]['R1']:.1f}" in multi_row
     assert "no occluded evaluation" in next(r for r in rows if r.startswith("| 6: occlusion"))
     assert "## Findings" in text and "- [2: attention](../chapters/02_attention.md): Best: **cam**" in text

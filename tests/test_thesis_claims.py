@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from _tables_helpers import seeded
 
-from mace_core.analysis import findings as fd, tables, thesis_claims as tc
+from mace_core.analysis import claims, findings as fd, occlusion_tables, tables, thesis_claims as tc
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 
@@ -12,9 +12,9 @@ BOOK = Path(__file__).resolve().parents[1] / "book"
 def test_every_experiment_chapter_lists_its_claims_with_sections():
     for experiment in ("01_backbones", "02_attention", "03_fusion", "04_multi_query", "05_data_efficiency",
                        "06_occlusion"):
-        claims = tc.claims_for(experiment)
-        assert len(claims) >= 3, experiment
-        assert all(c.section.startswith("3.") for c in claims)
+        listed = tc.claims_for(experiment)
+        assert len(listed) >= 3, experiment
+        assert all(c.section.startswith("3.") for c in listed)
     assert len({c.id for c in tc.CLAIMS}) == len(tc.CLAIMS)
     for c in tc.CLAIMS:
         assert bool(c.contrast) != bool(c.untestable), c.id            # a test, or the reason there is none
@@ -57,7 +57,7 @@ def _occlusion_fixture():
 
 def test_occlusion_claims_report_costs_and_contradictions_as_well_as_gains():
     runs, evals = _occlusion_fixture()
-    results = {r.claim.id: r for r in tables.claim_results("06_occlusion", runs, evals)}
+    results = {r.claim.id: r for r in claims.claim_results("06_occlusion", runs, evals)}
     # per-seed contrasts and their paired t-tests (scipy ttest_rel):
     #   drop_upper   upper − clean      -12, -11, -12  p = 0.000815
     #   drop_lower   lower − clean      -22, -22, -21  p = 0.000237
@@ -75,7 +75,7 @@ def test_occlusion_claims_report_costs_and_contradictions_as_well_as_gains():
     assert results["c6.upper_vs_lower"].diff.mean == pytest.approx(10.0)
     assert results["c6.drop_random_rect"].verdict == fd.NOT_RUN and results["c6.gap_random_rect"].diff is None
 
-    text = tables.occlusion_finding(runs, evals)
+    text = occlusion_tables.occlusion_finding(runs, evals)
     lines = [line for line in text.splitlines() if line.startswith("- §")]
     assert len(lines) == len(tc.claims_for("06_occlusion"))
     upper = next(line for line in lines if "Upper-body occlusion hurts more" in line)
@@ -92,7 +92,7 @@ def test_occlusion_claims_report_costs_and_contradictions_as_well_as_gains():
 def test_claims_of_a_training_chapter_and_the_same_direction():
     runs = (seeded("concat", [30, 33, 39]) + seeded("adaptive", [20, 23, 29], model__fusion="adaptive")
             + seeded("transform", [40, 44, 48], model__fusion="transform"))
-    results = {r.claim.id: r for r in tables.claim_results("03_fusion", runs)}
+    results = {r.claim.id: r for r in claims.claim_results("03_fusion", runs)}
     assert results["c3.adaptive_lower"].verdict == fd.SUPPORTED           # -10 at every seed: zero spread
     assert results["c3.transform_lower"].verdict == fd.CONTRADICTED        # +10, +11, +9
     assert results["c3.fusions_same"].verdict == fd.CONTRADICTED           # transform − adaptive: +20, +21, +19

@@ -183,7 +183,7 @@ def gate_histogram(weights: np.ndarray, modalities: Sequence[str], names: Sequen
 def occlusion_drops(frame: pd.DataFrame, title: str = "") -> plt.Figure:
     """Rank-1 and mAP drop (pp) per occlusion type, one bar group per model.
 
-    ``frame``: :func:`mace_core.analysis.tables.occlusion_frame` output.
+    ``frame``: :func:`mace_core.analysis.occlusion_tables.occlusion_frame` output.
     """
     long = frame.melt(id_vars=["model", "occlusion"], value_vars=["R1_drop", "mAP_drop"],
                       var_name="metric", value_name="drop (pp)")

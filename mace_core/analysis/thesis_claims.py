@@ -10,7 +10,7 @@ the same contrast over its tables (:func:`thesis_delta`).
 
 Condition keys, per experiment:
 
-* 01-03, 05: the thesis row a variant stands for (``tables.SPECS[...].key``): backbone family
+* 01-03, 05: the thesis row a variant stands for (``thesis_rows.SPECS[...].key``): backbone family
   (``"resnet50"`` …), attention (``"none"``, ``"cam"`` …), fusion (``"concat"`` …), identity fraction
   (``0.1`` … ``1.0``);
 * 04: ``(n, fusion)`` for a pool of n IR queries, ``(1, None)`` the single query;

@@ -206,7 +206,11 @@ def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs
     computed finding and a link to its chapter, from stored results only (never trains or evaluates).
     ``chapters``: the experiments whose chapter the book has (None: all); the others are left out, even
     where they share a stored run with an executed one (``--only 00,05``)."""
-    from mace_core.analysis import findings, tables
+    from mace_core.analysis import findings
+    from mace_core.analysis.claims import claim_line
+    from mace_core.analysis.headline import PICKED_NOTE, headline
+    from mace_core.analysis.results import MISSING, data_source, group_runs
+    from mace_core.analysis.thesis_rows import BASELINE_FROM
     from mace_core.analysis.thesis_numbers import THESIS_LABEL
     from mace_core.study.api import load_results
     from mace_core.study.variants import OPTIONAL_EXPERIMENTS, list_experiments
@@ -224,23 +228,23 @@ def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs
         runs = load_results(experiment, profile, params_dir, runs_dir)
         if not runs:
             continue
-        if experiment in tables.BASELINE_FROM:
-            runs = load_results(tables.BASELINE_FROM[experiment], profile, params_dir, runs_dir) + runs
+        if experiment in BASELINE_FROM:
+            runs = load_results(BASELINE_FROM[experiment], profile, params_dir, runs_dir) + runs
         title = f"{int(experiment[:2])}: {experiment[3:].replace('_', ' ')}"   # short: the table stays narrow
         link = f"[{title}](../chapters/{experiment}.md)" if _page(book_dir, f"chapters/{experiment}") else title
-        sources |= {tables.data_source(r) for r in runs}
-        sizes |= {len(m) for m in tables.group_runs(runs).values()}
+        sources |= {data_source(r) for r in runs}
+        sizes |= {len(m) for m in group_runs(runs).values()}
         try:
-            h = tables.headline(experiment, runs, _experiment_evals(experiment, runs))
+            h = headline(experiment, runs, _experiment_evals(experiment, runs))
         except MaceError as err:   # e.g. a summary not executed yet: say so instead of failing the book
             lines.append("| " + " | ".join([link, "not available: " + _cell(getattr(err, "what", err))]
-                                           + [tables.MISSING] * (len(head) - 2)) + " |")
+                                           + [MISSING] * (len(head) - 2)) + " |")
             continue
         lines.append("| " + " | ".join(_cell(c) for c in [link, h.measure, h.ours, h.thesis, h.diff,
                                                           h.thesis_diff, h.noise, h.mdd]) + " |")
         found.append(f"- {link}: {h.finding}")
         if h.claims:
-            claims += [f"### {link}", ""] + [f"- {tables.claim_line(c)}" for c in h.claims] + [""]
+            claims += [f"### {link}", ""] + [f"- {claim_line(c)}" for c in h.claims] + [""]
     source = ", ".join(sorted(sources)) or "no"
     text = [f"# Results at a glance ({source} data, {profile} profile)", "",
             "Every experiment's headline comparison, generated from the stored runs. Ours: IR→RGB Rank-1 in %. "
@@ -255,7 +259,7 @@ def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs
         text += ["No completed runs yet."]
     else:
         # the class lets book/_static/mace.css keep numbers on one line (the book check measures it)
-        text += [":::{div} mace-overview", *lines, ":::", "", tables.PICKED_NOTE, "", "## Findings", ""] + found
+        text += [":::{div} mace-overview", *lines, ":::", "", PICKED_NOTE, "", "## Findings", ""] + found
         if claims:
             text += ["", "## The thesis's claims, tested", "",
                      "Every conclusion the thesis draws in its experiment chapters (listed with its section on the "

@@ -1,0 +1,108 @@
+"""Headline numbers (the book's "results at a glance" page): one comparison per experiment.
+
+:func:`headline` picks each experiment's headline comparison (the best variant, pool or the largest
+occlusion drop) beside the thesis, with its verdict and the chapter's thesis claims tested.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mace_core.analysis import findings as fd, thesis_numbers as tn
+from mace_core.analysis.claims import ClaimResult, claim_results
+from mace_core.analysis.multi_query_tables import mq_thesis, multi_query_finding
+from mace_core.analysis.occlusion_tables import fmt_drop, occlusion_comparisons, occlusion_finding
+from mace_core.analysis.results import MISSING, mq_groups, over_seeds
+from mace_core.analysis.tables import experiment_finding, fmt
+from mace_core.analysis.thesis_rows import baseline_row, entries_of, experiment_rows
+from mace_core.errors import MaceError
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One experiment's headline comparison, as display strings, and its tested thesis claims."""
+
+    measure: str
+    ours: str
+    thesis: str
+    diff: str = MISSING
+    thesis_diff: str = MISSING
+    noise: str = MISSING            # "exceeds" | "not distinguishable" | "n = 1"
+    direction: str = MISSING        # "agrees" | "opposite" | "—"
+    finding: str = ""
+    mdd: str = MISSING              # the Δ detectable with 80 % power at α = 0.05 (pp)
+    claims: tuple[ClaimResult, ...] = ()
+
+
+# Marks a comparison picked after the fact (the best of k, or the largest of k drops); the overview's
+# note under its table says so in words (a short mark keeps the table as narrow as the page).
+PICKED = "†"
+PICKED_NOTE = ("† picked after the fact: the best of the chapter's k comparisons (for occlusion, the largest of k "
+               "drops); its verdict is Holm-adjusted over all k.")
+
+_NOISE = {fd.HIGHER: "exceeds", fd.LOWER: "exceeds", fd.NOT_DISTINGUISHABLE: "not distinguishable",
+          fd.NO_ESTIMATE: "n = 1: no estimate"}
+
+
+def _direction(ours: float | None, thesis: float | None) -> str:
+    if ours is None or thesis is None or ours == 0 or thesis == 0:
+        return MISSING
+    return "agrees" if (ours > 0) == (thesis > 0) else "opposite"
+
+
+def _fmt_mdd(diffs: Iterable[fd.Difference | None]) -> str:
+    mdd = fd.family_mdd(diffs)
+    return MISSING if mdd is None else f"{mdd:.1f}"
+
+
+def _headline_of(entries: Sequence[fd.Entry], measure: str, baseline: str, finding: str,
+                 claims: Sequence[ClaimResult] = ()) -> Headline:
+    others = [e for e in entries if e.diff is not None]
+    if not others:
+        e = entries[0]
+        return Headline(e.label, fd.fmt_value(e.ours), fmt(e.thesis), finding=finding, claims=tuple(claims))
+    best = max(others, key=lambda e: e.diff.mean)
+    td = best.thesis_diff
+    picked = f" (best of {len(others)}{PICKED})" if len(others) > 1 else ""
+    return Headline(f"{best.label} vs {baseline}{picked}", fd.fmt_value(best.ours), fmt(best.thesis),
+                    fd.fmt_difference(best.diff), MISSING if td is None else f"{td:+.1f}",
+                    _NOISE[best.diff.verdict], _direction(best.diff.mean, td), finding,
+                    _fmt_mdd(e.diff for e in others), tuple(claims))
+
+
+def headline(experiment: str, runs: Sequence[Any], evals: Iterable[Mapping[str, Any]] | None = None) -> Headline:
+    """The experiment's headline: the best variant (or pool, or the occlusion drop) beside the thesis,
+    its verdict after the chapter's Holm correction, the detectable Δ, and the chapter's claims tested."""
+    evals = list(evals or [])
+    claims = claim_results(experiment, runs, evals)
+    if experiment == "04_multi_query":
+        groups = mq_groups(evals)
+        single = next((k for k in groups if k[0] == 1), None)
+        if single is None:
+            raise MaceError("no single-query evaluation stored", "execute the multi-query summary notebook")
+        summaries = {"n = 1": over_seeds(groups[single], "R1")}
+        thesis = {"n = 1": mq_thesis(1, single[1], "R1")}
+        for (n, fusion), by_seed in sorted(groups.items()):
+            if n > 1:
+                summaries[f"n = {n}, {fusion}"] = over_seeds(by_seed, "R1")
+                thesis[f"n = {n}, {fusion}"] = mq_thesis(n, fusion, "R1")
+        return _headline_of(fd.entries_from(summaries, "n = 1", thesis), "Rank-1", "n = 1",
+                            multi_query_finding(evals, with_claims=False), claims)
+    if experiment == "06_occlusion":
+        found = occlusion_comparisons(runs, evals)
+        if isinstance(found, str):
+            raise MaceError("no occluded evaluation of the baseline stored", "execute the occlusion summary notebook")
+        drops, gains = found
+        worst = max(drops, key=lambda k: drops[k].mean)
+        drop = drops[worst]
+        ref = tn.TABLE9.get(("baseline", worst), {}).get("R1_drop")
+        picked = f" (largest of {len(drops)}{PICKED})" if len(drops) > 1 else ""
+        return Headline(f"baseline drop, {worst}{picked}", fmt_drop(drop).replace(" n.d.", ""),
+                        fmt(ref), noise=_NOISE[drop.verdict], direction=_direction(drop.mean, ref),
+                        finding=occlusion_finding(runs, evals, with_claims=False),
+                        mdd=_fmt_mdd(list(drops.values()) + list(gains.values())), claims=tuple(claims))
+    rows = experiment_rows(experiment, runs)
+    finding = experiment_finding(experiment, runs, with_claims=False)
+    base = baseline_row(rows)
+    return _headline_of(entries_of(experiment, rows), "Rank-1", base.label if base else "baseline", finding, claims)
