@@ -33,13 +33,11 @@ runs_dir = "runs"
 
 # %% tags=["remove-input", "remove-stderr"]
 from mace_core.analysis import figures, multi_query_tables, runviews, tables
-from mace_core.study import notebook_run
+from mace_core.study import multi_query_evals, notebook_run
 
 page = notebook_run("04_multi_query", globals())   # checks the parameters before anything trains
 run = page.run()
-sweep = page.study["multi_query"]
-evals = [{"seed": run.seed, "n": n, "fusion": f, "results": page.evaluate(run, multi_query=n, fusion=f)}
-         for n in sweep["n"] for f in sweep["fusion"]]
+evals = multi_query_evals([run])   # every pool size and fusion of the variant's sweep
 tables.show(multi_query_tables.multi_query_table(evals, run))
 
 # %% [markdown]

@@ -24,16 +24,12 @@ runs_dir = "runs"
 
 # %% tags=["remove-cell"]
 from mace_core.analysis import figures, multi_query_tables, tables
-from mace_core.study import check_summary, evaluate_variant, load_results
+from mace_core.study import check_summary, load_results, multi_query_evals
 
 profile, params_dir, runs_dir = check_summary("04_multi_query", globals())  # refuses unknown parameters
 
 runs = load_results("04_multi_query", profile, params_dir, runs_dir)
-sweep = runs[0].study["multi_query"]
-evals = [{"seed": run.seed, "n": n, "fusion": f,
-          "results": evaluate_variant("04_multi_query", run.variant, profile, params_dir, runs_dir, seed=run.seed,
-                                      multi_query=n, fusion=f)}
-         for run in runs for n in sweep["n"] for f in sweep["fusion"]]
+evals = multi_query_evals(runs)   # every seed × pool size × fusion of the sweep
 
 # %% tags=["remove-input", "remove-stderr"]
 tables.show(multi_query_tables.multi_query_table(evals, runs, "R1"))

@@ -32,13 +32,12 @@ runs_dir = "runs"
 
 # %% tags=["remove-input", "remove-stderr"]
 from mace_core.analysis import figures, occlusion_tables, runviews, tables
-from mace_core.study import notebook_run
+from mace_core.study import notebook_run, occlusion_evals
 
 page = notebook_run("06_occlusion", globals())   # checks the parameters before anything trains
 run = page.run()
 kinds = page.study["occlusion"]["types"]
-evals = [{"seed": run.seed, "model": page.name, "occlusion": kind, "results": page.evaluate(run, occlusion=kind)}
-         for kind in kinds]
+evals = occlusion_evals([run], kinds)
 
 # %% [markdown]
 # ## Occlusion types

@@ -24,15 +24,12 @@ runs_dir = "runs"
 
 # %% tags=["remove-cell"]
 from mace_core.analysis import figures, occlusion_tables, tables
-from mace_core.study import check_summary, evaluate_variant, load_results
+from mace_core.study import check_summary, load_results, occlusion_evals
 
 profile, params_dir, runs_dir = check_summary("06_occlusion", globals())  # refuses unknown parameters
 
 runs = load_results("06_occlusion", profile, params_dir, runs_dir)
-evals = [{"seed": run.seed, "model": run.variant, "occlusion": kind,
-          "results": evaluate_variant("06_occlusion", run.variant, profile, params_dir, runs_dir, seed=run.seed,
-                                      occlusion=kind)}
-         for run in runs for kind in run.study["occlusion"]["types"]]
+evals = occlusion_evals(runs)   # every model × seed × occlusion type of its sweep
 
 # %% tags=["remove-input", "remove-stderr"]
 tables.show(occlusion_tables.occlusion_table(runs, evals))

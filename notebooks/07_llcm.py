@@ -28,9 +28,7 @@ params_dir = "params"
 runs_dir = "runs"
 
 # %% tags=["remove-input", "remove-stderr"]
-import pandas as pd
-
-from mace_core.analysis import figures, results, tables
+from mace_core.analysis import figures, tables
 from mace_core.study import notebook_run
 
 page = notebook_run("07_llcm", globals())   # checks the parameters before anything trains
@@ -43,19 +41,7 @@ print(f"data: {run.config.data.source} LLCM; selection: {run.results['model_sele
 # ## Test metrics, both directions
 
 # %% tags=["remove-input", "remove-stderr"]
-NAMES = {"ir2vis": "IR→VIS", "vis2ir": "VIS→IR"}
-METRICS = [("rank1", "R1"), ("rank5", "R5"), ("rank10", "R10"), ("rank20", "R20"), ("mAP", "mAP"), ("mINP", "mINP")]
-rows = []
-for r in runs:
-    for direction, d in r.results["metrics"]["directions"].items():
-        row = {"direction": NAMES[direction], "seed": r.seed, "trials": len(d["trials"])}
-        row.update({label: f"{100 * d['mean'][m]:.2f} ± {100 * d['std'][m]:.2f}" for m, label in METRICS})
-        rows.append(row)
-frame = pd.DataFrame(rows)
-frame.attrs["caption"] = " ".join(filter(None, [
-    f"LLCM, {profile} profile: percent, mean ± std over the gallery trials of one model per row (final epoch).",
-    results.rerank_note(r.results for r in runs)]))
-tables.show(frame)
+tables.show(tables.llcm_table(runs, profile))
 
 # %% [markdown]
 # ## Training curves

@@ -229,3 +229,23 @@ def test_reranked_numbers_are_said_in_the_caption():
     # evaluations of trained runs (multi-query, occlusion tables) are checked too
     assert results.rerank_note([{"reranked": True, "rerank": {"k1": 10, "k2": 3, "lambda": 0.5}}]).startswith("Re-ranked")
     assert results.rerank_note([{"reranked": False}, {"mean": {}}]) == ""
+
+
+def test_llcm_table_rows_per_run_and_direction():
+    def llcm_run(seed, r1):
+        names = ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")
+        ir2vis = {"trials": [{}] * 10, "mean": dict(zip(names, (r1, 0.6, 0.7, 0.8, 0.3, 0.1))),
+                  "std": dict.fromkeys(names, 0.0125)}
+        directions = {"ir2vis": ir2vis, "vis2ir": {**ir2vis, "trials": [{}] * 3}}
+        return SimpleNamespace(seed=seed, results={"metrics": {"directions": directions}})
+
+    df = tables.llcm_table([llcm_run(0, 0.41234), llcm_run(1, 0.5)], "ci")
+    assert list(df.columns) == ["direction", "seed", "trials", "R1", "R5", "R10", "R20", "mAP", "mINP"]
+    assert [tuple(r) for r in df[["direction", "seed", "trials"]].to_numpy()] == [
+        ("IR→VIS", 0, 10), ("VIS→IR", 0, 3), ("IR→VIS", 1, 10), ("VIS→IR", 1, 3)]
+    assert df.iloc[0]["R1"] == "41.23 ± 1.25" and df.iloc[2]["R1"] == "50.00 ± 1.25"   # percent, two decimals
+    assert df.iloc[1]["mINP"] == "10.00 ± 1.25"
+    assert df.attrs["caption"].startswith("LLCM, ci profile: percent") and "Re-ranked" not in df.attrs["caption"]
+    reranked = llcm_run(0, 0.4)
+    reranked.results.update(reranked=True, rerank={"k1": 20, "k2": 6, "lambda": 0.3})
+    assert "k1 = 20, k2 = 6, λ = 0.3" in tables.llcm_table([reranked], "ci").attrs["caption"]

@@ -113,6 +113,40 @@ def test_evaluate_variant_caches_per_eval_settings(tmp_path, monkeypatch):
         api.evaluate_variant(*args, multi_query="five")
 
 
+def test_sweep_evaluations_follow_each_runs_study_section(tmp_path, monkeypatch):
+    """multi_query_evals / occlusion_evals: one cached evaluation per run and sweep point, items shaped as the
+    chapter tables read them; the sweep is each run's own ``study:`` section unless one is passed."""
+    root = make_study(tmp_path, {"04_x": {
+        "baseline": "study:\n  multi_query:\n    n: [1, 5]\n    fusion: [avg, max]\n"
+                    "  occlusion:\n    types: [upper_body, lower_body]\n",
+        "other": "train:\n  lr: 0.2\nstudy:\n  multi_query:\n    n: [2]\n    fusion: [avg]\n"
+                 "  occlusion:\n    types: [random_rect]\n"}})
+    monkeypatch.setattr(api, "_train", FakeTrainer())
+    calls = []
+
+    def fake_eval(run, eval_cfg):
+        calls.append((run.variant, eval_cfg.multi_query, eval_cfg.fusion, eval_cfg.occlusion))
+        return {"R1": float(eval_cfg.multi_query or 1)}
+
+    monkeypatch.setattr(api, "_evaluate", fake_eval)
+    args = ("04_x", "tiny", root / "params", root / "runs")
+    for name in ("baseline", "other"):
+        api.run_variant("04_x", name, *args[1:])
+    runs = api.load_results(*args)
+    mq = api.multi_query_evals(runs)
+    assert [(e["seed"], e["n"], e["fusion"], e["results"]["R1"]) for e in mq] == [
+        (0, 1, "avg", 1.0), (0, 1, "max", 1.0), (0, 5, "avg", 5.0), (0, 5, "max", 5.0), (0, 2, "avg", 2.0)]
+    assert api.multi_query_evals(runs) == mq and len(calls) == 5            # cached beside each run
+    assert [e["n"] for e in api.multi_query_evals(runs[:1], {"n": [3], "fusion": ["max"]})] == [3]
+    occ = api.occlusion_evals(runs)
+    assert [(e["model"], e["occlusion"]) for e in occ] == [
+        ("baseline", "upper_body"), ("baseline", "lower_body"), ("other", "random_rect")]
+    assert calls[-3:] == [("baseline", None, "avg", "upper_body"), ("baseline", None, "avg", "lower_body"),
+                          ("other", None, "avg", "random_rect")]
+    assert [e["occlusion"] for e in api.occlusion_evals(runs[1:], ["upper_body"])] == ["upper_body"]
+    assert api.multi_query_evals([]) == [] and api.occlusion_evals([]) == []
+
+
 def test_load_results_lists_only_completed_variants(tmp_path, monkeypatch):
     root = make_study(tmp_path, {"00_x": {"baseline": "{}\n", "other": "train:\n  lr: 0.2\n"}})
     monkeypatch.setattr(api, "_train", FakeTrainer())

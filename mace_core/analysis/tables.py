@@ -205,6 +205,31 @@ def experiment_finding(experiment: str, runs: Sequence[Any], with_claims: bool =
 
 
 # ---------------------------------------------------------------------------------------------
+# Experiment 7 (LLCM): no thesis table, both retrieval directions of each run
+
+_LLCM_DIRECTIONS = {"ir2vis": "IR→VIS", "vis2ir": "VIS→IR"}
+_LLCM_METRICS = (("rank1", "R1"), ("rank5", "R5"), ("rank10", "R10"), ("rank20", "R20"), ("mAP", "mAP"),
+                 ("mINP", "mINP"))
+
+
+def llcm_table(runs: Sequence[Any], profile: str) -> pd.DataFrame:
+    """One row per run and retrieval direction: every metric as mean ± std over that run's gallery trials
+    (percent, two decimals), from ``results["metrics"]["directions"]``; the caption says when re-ranked."""
+    runs = list(runs)
+    rows = []
+    for r in runs:
+        for direction, d in r.results["metrics"]["directions"].items():
+            row = {"direction": _LLCM_DIRECTIONS[direction], "seed": r.seed, "trials": len(d["trials"])}
+            row.update({label: f"{100 * d['mean'][m]:.2f} ± {100 * d['std'][m]:.2f}" for m, label in _LLCM_METRICS})
+            rows.append(row)
+    out = pd.DataFrame(rows)
+    out.attrs["caption"] = " ".join(filter(None, [
+        f"LLCM, {profile} profile: percent, mean ± std over the gallery trials of one model per row (final epoch).",
+        rerank_note(r.results for r in runs)]))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # Figures' frames (numeric, long): mean and std over seeds
 
 def fraction_curve_data(runs: Sequence[Any]) -> pd.DataFrame:

@@ -14,6 +14,7 @@ import dataclasses
 import shutil
 import sys
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from mace_core.study.variants import list_variants, resolve, resolve_path, seeds
 from mace_core.utils.atomic import atomic_write_json
 
 __all__ = ["RunResult", "run_variant", "run_resolved", "run_seeds", "load_results", "evaluate_variant",
-           "evaluate_run", "list_variants", "run_dir_of", "seeds_of"]
+           "evaluate_run", "multi_query_evals", "occlusion_evals", "list_variants", "run_dir_of", "seeds_of"]
 
 
 @dataclass
@@ -219,3 +220,27 @@ def evaluate_run(run: RunResult, **eval_overrides: Any) -> dict[str, Any]:
     results = _evaluate(run, eval_cfg)
     atomic_write_json(path, {"run": run.key, "eval": settings, "results": results})
     return results
+
+
+def multi_query_evals(runs: Iterable[RunResult], sweep: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Experiment 4's test-time evaluations of each run, as :mod:`mace_core.analysis.multi_query_tables`
+    reads them: ``{seed, n, fusion, results}`` for every pool size ``n`` and fusion of ``sweep``
+    (``{"n": [...], "fusion": [...]}``; None: the run's own ``study.multi_query``), cached beside the run."""
+    out = []
+    for run in runs:
+        grid = run.study["multi_query"] if sweep is None else sweep
+        out += [{"seed": run.seed, "n": n, "fusion": f, "results": evaluate_run(run, multi_query=n, fusion=f)}
+                for n in grid["n"] for f in grid["fusion"]]
+    return out
+
+
+def occlusion_evals(runs: Iterable[RunResult], types: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """Experiment 6's occluded test-time evaluations of each run, as :mod:`mace_core.analysis.occlusion_tables`
+    reads them: ``{seed, model, occlusion, results}`` for every occlusion type of ``types`` (None: the run's
+    own ``study.occlusion.types``), cached beside the run."""
+    out = []
+    for run in runs:
+        kinds = run.study["occlusion"]["types"] if types is None else list(types)
+        out += [{"seed": run.seed, "model": run.variant, "occlusion": kind, "results": evaluate_run(run, occlusion=kind)}
+                for kind in kinds]
+    return out
