@@ -28,7 +28,7 @@ overrides = {}            # dotted config keys, e.g. {"train.epochs": 10, "data.
 params_dir = "params"
 runs_dir = "runs"
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 from mace_core.analysis import figures, tables
 from mace_core.study import notebook_run
 
@@ -39,7 +39,7 @@ print(f"run: {run.run_dir.name}  data: {run.config.data.source}  selection: {run
 # %% [markdown]
 # ## Table 3: test metrics
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 tables.show(tables.baseline_table(run))
 
 # %% [markdown]
@@ -49,5 +49,5 @@ tables.show(tables.baseline_table(run))
 # lines under their sums), training accuracy with the learning rate and distillation weight λ₂, and
 # the test metrics at each evaluation.
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 fig = figures.training_curves(run.log, title=f"{page.name} ({profile} profile)")

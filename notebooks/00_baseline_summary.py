@@ -29,7 +29,7 @@ profile, params_dir, runs_dir = check_summary("00_baseline", globals())  # refus
 
 runs = load_results("00_baseline", profile, params_dir, runs_dir)
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 tables.show(tables.baseline_table(runs))
 
 # %% [markdown]
@@ -37,11 +37,11 @@ tables.show(tables.baseline_table(runs))
 #
 # The run of the first training seed.
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 fig = figures.training_curves(runs[0].log, title=f"{runs[0].variant}, seed {runs[0].seed}: training curves")
 
 # %% [markdown]
 # ## Finding
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 tables.show_finding(tables.experiment_finding("00_baseline", runs))

@@ -29,7 +29,7 @@ overrides = {}            # dotted config keys, e.g. {"train.epochs": 10, "data.
 params_dir = "params"
 runs_dir = "runs"
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 from mace_core.analysis import figures, tables
 from mace_core.study import notebook_run
 
@@ -38,11 +38,11 @@ run = page.run()
 print(f"backbone: {run.config.model.backbone} (pooling {run.config.model.pooling}), "
       f"{run.results['parameters'] / 1e6:.1f} M parameters")
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 tables.show(tables.backbone_table([run]))
 
 # %% [markdown]
 # ## Training curves
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 fig = figures.training_curves(run.log, title=f"{page.name} ({run.config.model.backbone})")

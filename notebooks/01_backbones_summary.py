@@ -30,27 +30,27 @@ profile, params_dir, runs_dir = check_summary("01_backbones", globals())  # refu
 
 runs = load_results("01_backbones", profile, params_dir, runs_dir)
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 tables.show(tables.comparison_table("01_backbones", runs))
 
 # %% [markdown]
 # ## Size and training time
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 tables.show(tables.backbone_cost_table(runs))
 
 # %% [markdown]
 # ## Every metric
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 tables.show(tables.metrics_table("01_backbones", runs))
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 fig = figures.comparison_bars(tables.comparison_frame(runs, thesis_rows.thesis_for("01_backbones")),
                               title="ours (mean ± std over seeds) beside the thesis")
 
 # %% [markdown]
 # ## Finding
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 tables.show_finding(tables.experiment_finding("01_backbones", runs))

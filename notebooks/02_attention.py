@@ -29,7 +29,7 @@ overrides = {}            # dotted config keys, e.g. {"train.epochs": 10, "data.
 params_dir = "params"
 runs_dir = "runs"
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 from mace_core.analysis import figures, runviews, tables
 from mace_core.study import notebook_run
 
@@ -40,7 +40,7 @@ tables.show(tables.attention_table([run]))
 # %% [markdown]
 # ## Training curves
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 fig = figures.training_curves(run.log, title=f"{page.name} ({profile} profile)")
 
 # %% [markdown]
@@ -50,6 +50,6 @@ fig = figures.training_curves(run.log, title=f"{page.name} ({profile} profile)")
 # images; spatial attention (SAM, DAM) as heatmaps over the input, after the stem and before
 # pooling.
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 views = runviews.attention_figures(run, per_modality=2, seed=0)
 print("shown:", ", ".join(views))

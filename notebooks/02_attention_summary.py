@@ -30,21 +30,21 @@ profile, params_dir, runs_dir = check_summary("02_attention", globals())  # refu
 
 runs = load_results("00_baseline", profile, params_dir, runs_dir) + load_results("02_attention", profile, params_dir, runs_dir)
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 tables.show(tables.comparison_table("02_attention", runs))
 
 # %% [markdown]
 # ## Every metric
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 tables.show(tables.metrics_table("02_attention", runs))
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 fig = figures.comparison_bars(tables.comparison_frame(runs, thesis_rows.thesis_for("02_attention")),
                               title="ours (mean ± std over seeds) beside the thesis")
 
 # %% [markdown]
 # ## Finding
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 tables.show_finding(tables.experiment_finding("02_attention", runs))

@@ -29,7 +29,7 @@ overrides = {}            # dotted config keys, e.g. {"train.epochs": 10, "data.
 params_dir = "params"
 runs_dir = "runs"
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 from mace_core.analysis import figures, runviews, tables
 from mace_core.study import notebook_run
 
@@ -40,7 +40,7 @@ tables.show(tables.fusion_table([run]))
 # %% [markdown]
 # ## Training curves
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 fig = figures.training_curves(run.log, title=f"{page.name} fusion ({profile} profile)")
 
 # %% [markdown]
@@ -51,7 +51,7 @@ fig = figures.training_curves(run.log, title=f"{page.name} fusion ({profile} pro
 # (circles) of a few test identities, one colour per identity: a good embedding puts both
 # modalities of an identity together.
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 if run.config.model.fusion == "adaptive":
     gate = runviews.gate_figure(run)
 tsne = runviews.tsne_of_run(run, max_ids=10, seed=0)

@@ -29,21 +29,21 @@ profile, params_dir, runs_dir = check_summary("03_fusion", globals())  # refuses
 
 runs = load_results("03_fusion", profile, params_dir, runs_dir)
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 tables.show(tables.comparison_table("03_fusion", runs))
 
 # %% [markdown]
 # ## Every metric
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 tables.show(tables.metrics_table("03_fusion", runs))
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 fig = figures.comparison_bars(tables.comparison_frame(runs, thesis_rows.thesis_for("03_fusion")),
                               title="ours (mean ± std over seeds) beside the thesis")
 
 # %% [markdown]
 # ## Finding
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 tables.show_finding(tables.experiment_finding("03_fusion", runs))

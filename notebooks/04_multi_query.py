@@ -31,7 +31,7 @@ overrides = {}            # dotted config keys, e.g. {"train.epochs": 10, "data.
 params_dir = "params"
 runs_dir = "runs"
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 from mace_core.analysis import figures, multi_query_tables, runviews, tables
 from mace_core.study import multi_query_evals, notebook_run
 
@@ -43,7 +43,7 @@ tables.show(multi_query_tables.multi_query_table(evals, run))
 # %% [markdown]
 # ## Rank-1 and mAP against the pool size
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 fig = figures.metric_curves(multi_query_tables.multi_query_frame(evals), x="n", hue="fusion",
                             title="multi-query fusion (mean ± std over trials)", xlabel="queries per pool (n)")
 
@@ -53,5 +53,5 @@ fig = figures.metric_curves(multi_query_tables.multi_query_frame(evals), x="n", 
 # For a few identities: the top-5 gallery images for one IR query, then for the average of a pool
 # of five IR images of the same identity and camera (green frame: same identity).
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 grid = runviews.retrieval_figure(run, n_queries=3, k=5, seed=0, pool=5, fusion="avg")

@@ -31,18 +31,18 @@ profile, params_dir, runs_dir = check_summary("04_multi_query", globals())  # re
 runs = load_results("04_multi_query", profile, params_dir, runs_dir)
 evals = multi_query_evals(runs)   # every seed × pool size × fusion of the sweep
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 tables.show(multi_query_tables.multi_query_table(evals, runs, "R1"))
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 tables.show(multi_query_tables.multi_query_table(evals, runs, "mAP"))
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 fig = figures.metric_curves(multi_query_tables.multi_query_frame(evals), x="n", hue="fusion",
                             title="multi-query fusion (mean ± std over seeds)", xlabel="queries per pool (n)")
 
 # %% [markdown]
 # ## Finding
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 tables.show_finding(multi_query_tables.multi_query_finding(evals))

@@ -29,7 +29,7 @@ overrides = {}            # dotted config keys, e.g. {"train.epochs": 10, "data.
 params_dir = "params"
 runs_dir = "runs"
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 from mace_core.analysis import figures, tables
 from mace_core.study import notebook_run
 
@@ -41,5 +41,5 @@ tables.show(tables.fraction_table([run]))
 # %% [markdown]
 # ## Training curves
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 fig = figures.training_curves(run.log, title=f"{run.config.data.id_fraction:.0%} of the training identities")

@@ -30,16 +30,16 @@ profile, params_dir, runs_dir = check_summary("05_data_efficiency", globals())  
 
 runs = load_results("05_data_efficiency", profile, params_dir, runs_dir)
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 tables.show(tables.comparison_table("05_data_efficiency", runs))
 
 # %% [markdown]
 # ## Every metric
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 tables.show(tables.metrics_table("05_data_efficiency", runs))
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 fig = figures.metric_curves(tables.fraction_curve_data(runs), x="fraction", hue="source",
                             title="metrics against the fraction of training identities (ours: mean ± std over seeds)",
                             xlabel="fraction of training identities")
@@ -47,5 +47,5 @@ fig = figures.metric_curves(tables.fraction_curve_data(runs), x="fraction", hue=
 # %% [markdown]
 # ## Finding
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 tables.show_finding(tables.experiment_finding("05_data_efficiency", runs))

@@ -30,7 +30,7 @@ overrides = {}            # dotted config keys, e.g. {"train.epochs": 10, "data.
 params_dir = "params"
 runs_dir = "runs"
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 from mace_core.analysis import figures, occlusion_tables, runviews, tables
 from mace_core.study import notebook_run, occlusion_evals
 
@@ -42,20 +42,20 @@ evals = occlusion_evals([run], kinds)
 # %% [markdown]
 # ## Occlusion types
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 examples = runviews.occlusion_examples_figure(run, kinds, seed=0)
 
 # %% [markdown]
 # ## Table 9 rows of this model
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 tables.show(occlusion_tables.occlusion_table([run], evals))
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 fig = figures.occlusion_drops(occlusion_tables.occlusion_frame([run], evals), title=f"{page.name}: drop under occlusion")
 
 # %% [markdown]
 # ## Top-5 retrieval, clean vs occluded
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 grid = runviews.occlusion_retrieval_figure(run, kinds, k=5, seed=0)

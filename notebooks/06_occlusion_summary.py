@@ -31,14 +31,14 @@ profile, params_dir, runs_dir = check_summary("06_occlusion", globals())  # refu
 runs = load_results("06_occlusion", profile, params_dir, runs_dir)
 evals = occlusion_evals(runs)   # every model × seed × occlusion type of its sweep
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 tables.show(occlusion_tables.occlusion_table(runs, evals))
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 fig = figures.occlusion_drops(occlusion_tables.occlusion_frame(runs, evals), title="Rank-1 and mAP drop under occlusion (mean over seeds)")
 
 # %% [markdown]
 # ## Finding
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 tables.show_finding(occlusion_tables.occlusion_finding(runs, evals))

@@ -27,7 +27,7 @@ overrides = {}            # dotted config keys, e.g. {"train.epochs": 10}
 params_dir = "params"
 runs_dir = "runs"
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 from mace_core.analysis import figures, tables
 from mace_core.study import notebook_run
 
@@ -40,11 +40,11 @@ print(f"data: {run.config.data.source} LLCM; selection: {run.results['model_sele
 # %% [markdown]
 # ## Test metrics, both directions
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 tables.show(tables.llcm_table(runs, profile))
 
 # %% [markdown]
 # ## Training curves
 
-# %% tags=["remove-input", "remove-stderr"]
+# %% tags=["remove-input"]
 fig = figures.training_curves(run.log, title=f"LLCM {page.name} ({profile} profile)")

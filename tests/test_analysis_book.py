@@ -31,6 +31,16 @@ def test_chapter_page_per_experiment_and_notebooks_pair_up():
     assert len(thesis) == 7 and len(list((BOOK / "chapters").glob("*.md"))) == 7 + len(optional)
 
 
+def test_stderr_is_removed_book_wide_not_per_cell():
+    """One setting (myst-nb's output_stderr) hides the kernels' stderr on every page; no cell repeats it."""
+    import yaml
+
+    config = yaml.safe_load((BOOK / "_config.yml").read_text())
+    assert config["sphinx"]["config"]["nb_output_stderr"] == "remove"
+    tagged = [p.name for p in sorted((BOOK.parent / "notebooks").glob("*.py")) if "remove-stderr" in p.read_text()]
+    assert not tagged, f"drop the per-cell remove-stderr tags: {tagged}"
+
+
 def test_vendor_mathjax_copies_from_the_user_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     cached = book_assets.cache_dir()

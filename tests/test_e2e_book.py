@@ -47,6 +47,8 @@ def test_ci_study_executes_every_notebook_and_builds_the_book(tmp_path, monkeypa
         assert "summary" in pages, f"{experiment}: no summary page"
         assert "<table" in pages["summary"], f"{experiment}: summary page has no table"
         assert any(re.search(r"<img\b", text) for text in pages.values()), f"{experiment}: no figure"
+        # book/_config.yml's nb_output_stderr: no kernel's stderr (warnings, progress) on any page
+        assert not any("output stderr" in text for text in pages.values()), f"{experiment}: stderr shown"
     # MathJax: only the one entry script Sphinx adds, never the whole vendored bundle on every page
     methods = (html / "methods.html").read_text()
     assert not re.search(r"<script[^>]*mathjax/(?!tex-chtml\.js)", methods), "extra MathJax bundles linked"
