@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mace_core.study import bookcheck, labcheck, registry, runner
+from mace_core.study import bookcheck, execution, labcheck, registry, runner
 from mace_core.study.interactive import KERNEL_NAME, LabServer
 from mace_core.study.variants import DATA_ROOT_ENV
 
@@ -26,7 +26,7 @@ def test_server_serves_the_jupytext_notebook_and_its_kernel_runs_it(tmp_path, mo
     monkeypatch.setenv(DATA_ROOT_ENV, str(tmp_path / "data"))
     monkeypatch.chdir(REPO)
     runner.ensure_data("ci", REPO / "params")
-    env = {DATA_ROOT_ENV: str(tmp_path / "data"), "JUPYTER_PATH": str(runner.kernel_dir(runs))}
+    env = {DATA_ROOT_ENV: str(tmp_path / "data"), "JUPYTER_PATH": str(execution.kernel_dir(runs))}
     with LabServer(REPO, env) as server:
         model = server.request("/api/contents/notebooks/00_baseline.py?type=notebook&content=1")
         assert model["type"] == "notebook", model["type"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mace_core.study import registry, runner
+from mace_core.study import execution, registry, runner
 from mace_core.study.variants import DATA_ROOT_ENV, list_experiments
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,7 +27,7 @@ def env(tmp_path_factory):
     runs = root / "runs"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(DATA_ROOT_ENV, str(root / "data"))
-        mp.setenv("JUPYTER_PATH", str(runner.kernel_dir(runs)))
+        mp.setenv("JUPYTER_PATH", str(execution.kernel_dir(runs)))
         mp.chdir(REPO)
         runner.ensure_data("ci", REPO / "params")
         yield {"root": root, "runs": runs}
@@ -39,7 +39,7 @@ def execute(env, name: str, **parameters):
     import papermill
 
     nb = jupytext.read(NOTEBOOKS / f"{name}.py")
-    assert nb.metadata["kernelspec"]["name"] == runner.KERNEL_NAME
+    assert nb.metadata["kernelspec"]["name"] == execution.KERNEL_NAME
     out = env["root"] / f"{name}-{len(os.listdir(env['root']))}.ipynb"
     parameters = {"profile": "ci", "runs_dir": str(env["runs"]), **parameters}
     papermill.execute_notebook(nb, str(out), parameters=parameters, cwd=str(REPO), progress_bar=False,

@@ -24,7 +24,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mace_core.study import book, runner
+from mace_core.study import book, execution
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -235,7 +235,7 @@ def test_stale_partials_of_dead_studies_on_this_host_are_removed(tmp_path):
              "page": "a.ipynb"}
     for name in names.values():
         (folder / name).write_text("{}")
-    removed = runner.remove_stale_partials(tmp_path)
+    removed = execution.remove_stale_partials(tmp_path)
     assert sorted(p.name for p in removed) == sorted([names["dead"], names["old_format_dead"]])
     assert sorted(p.name for p in folder.iterdir()) == sorted(names[k] for k in ("alive", "other_host", "page"))
 
@@ -251,11 +251,11 @@ def test_idle_kernel_is_shut_down_without_an_interrupt(monkeypatch):
         sent.append(self.shutting_down)
 
     monkeypatch.setattr(KernelManager, "_async_interrupt_kernel", record)
-    km = runner._kernel_manager_class()()
+    km = execution._kernel_manager_class()()
     km.interrupt_kernel  # the public interrupt (cell timeouts) is jupyter_client's own, untouched
     km.shutting_down = True
     stop = __import__("multiprocessing").get_context("spawn").Event()
-    monkeypatch.setattr(runner, "_STOP", stop)
+    monkeypatch.setattr(execution, "_STOP", stop)
     asyncio.run(km._async_interrupt_kernel())
     assert sent == []
     stop.set()

@@ -7,7 +7,7 @@ import nbformat
 import pytest
 
 from mace_core.errors import MaceError
-from mace_core.study import api, runner
+from mace_core.study import api, execution, planning, pool, runner
 from tests._study_helpers import FakeTrainer, in_process_execute, make_study
 
 VARIANTS = {
@@ -122,17 +122,17 @@ def test_force_retrains(study):
 
 def test_only_selects_and_rejects_unknown(study):
     root, _ = study
-    assert [p.label for p in runner.plan("tiny", root / "params", "runs", "book", "notebooks", "01")] == \
+    assert [p.label for p in planning.plan("tiny", root / "params", "runs", "book", "notebooks", "01")] == \
         ["01_lr/base", "01_lr/high", "01_lr/low"]
     with pytest.raises(MaceError, match="--only '07'"):
-        runner.plan("tiny", root / "params", "runs", "book", "notebooks", "07")
+        planning.plan("tiny", root / "params", "runs", "book", "notebooks", "07")
 
 
 def test_waves_order_training_before_reuse_before_summaries(study):
     root, _ = study
     (root / "notebooks" / "01_lr_summary.py").write_text("# %%\nx = 1\n")
-    pairs = runner.plan("tiny", root / "params", root / "runs", root / "book", root / "notebooks")
-    named = runner.waves(pairs)
+    pairs = planning.plan("tiny", root / "params", root / "runs", root / "book", root / "notebooks")
+    named = planning.waves(pairs)
     assert [n for n, _ in named] == ["train", "reuse", "summary"]
     assert [p.label for p in named[1][1]] == ["01_lr/base"]          # shares 00_baseline's run
     assert [p.label for p in named[2][1]] == ["01_lr/summary"]
@@ -162,19 +162,19 @@ def test_real_papermill_execution_and_failed_notebook_path(tmp_path, monkeypatch
 def test_variant_is_named_in_the_page_title():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"),
                                          nbformat.v4.new_markdown_cell("# Backbone run\n\nText.")])
-    runner.title_with_variant(nb, "seresnet50")
+    execution.title_with_variant(nb, "seresnet50")
     assert nb.cells[1].source == "# Backbone run: seresnet50\n\nText."
     plain = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("Intro without a heading")])
-    runner.title_with_variant(plain, "x")
+    execution.title_with_variant(plain, "x")
     assert plain.cells[0].source == "Intro without a heading"
 
 
 def test_cpu_jobs_share_the_threads(monkeypatch):
-    monkeypatch.setattr(runner.os, "cpu_count", lambda: 8)
-    env = runner.job_env(4, {"JUPYTER_PATH": "k"})
+    monkeypatch.setattr(pool.os, "cpu_count", lambda: 8)
+    env = pool.job_env(4, {"JUPYTER_PATH": "k"})
     assert env == {"JUPYTER_PATH": "k", "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
-    assert runner.job_env(1, {"A": "b"}) == {"A": "b"}  # one job: torch's own default
-    assert "CUDA_VISIBLE_DEVICES" not in runner.job_env(2, {})  # GPUs go per worker, not per job
+    assert pool.job_env(1, {"A": "b"}) == {"A": "b"}  # one job: torch's own default
+    assert "CUDA_VISIBLE_DEVICES" not in pool.job_env(2, {})  # GPUs go per worker, not per job
 
 
 def test_each_pool_worker_keeps_its_own_gpu(monkeypatch):
@@ -184,12 +184,12 @@ def test_each_pool_worker_keeps_its_own_gpu(monkeypatch):
     seen = []
     for _ in range(3):  # three workers claiming in turn on two GPUs
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # each spawned worker inherits the parent's list
-        runner._claim_gpu(counter, ["0", "1"])
-        seen.append(runner.os.environ["CUDA_VISIBLE_DEVICES"])
+        pool._claim_gpu(counter, ["0", "1"])
+        seen.append(pool.os.environ["CUDA_VISIBLE_DEVICES"])
     assert seen == ["0", "1", "0"]
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    runner._claim_gpu(counter, [])  # CPU only: nothing to pin
-    assert "CUDA_VISIBLE_DEVICES" not in runner.os.environ
+    pool._claim_gpu(counter, [])  # CPU only: nothing to pin
+    assert "CUDA_VISIBLE_DEVICES" not in pool.os.environ
 
 
 def test_workers_get_the_gpus_the_parent_was_given(monkeypatch):
@@ -198,18 +198,18 @@ def test_workers_get_the_gpus_the_parent_was_given(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)  # what torch sees *through* the parent's list
     # Slurm gave the study physical GPUs 2 and 3: the workers get "2" and "3", never "0" and "1"
-    gpus = runner._gpu_list({"CUDA_VISIBLE_DEVICES": "2, 3"})
+    gpus = pool._gpu_list({"CUDA_VISIBLE_DEVICES": "2, 3"})
     assert gpus == ["2", "3"]
     counter = get_context("spawn").Value("i", 0)
     seen = []
     for _ in range(4):
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
-        runner._claim_gpu(counter, gpus)
-        seen.append(runner.os.environ["CUDA_VISIBLE_DEVICES"])
+        pool._claim_gpu(counter, gpus)
+        seen.append(pool.os.environ["CUDA_VISIBLE_DEVICES"])
     assert seen == ["2", "3", "2", "3"]
     uuids = "GPU-8f2a,GPU-77c1,GPU-0b3e"  # entries are passed on verbatim (UUIDs, MIG names)
-    assert runner._gpu_list({"CUDA_VISIBLE_DEVICES": uuids}) == uuids.split(",")
-    assert runner._gpu_list({"CUDA_VISIBLE_DEVICES": ""}) == []  # set but empty: no GPU for anyone
-    assert runner._gpu_list({}) == ["0", "1"]  # unset: every device torch sees
+    assert pool._gpu_list({"CUDA_VISIBLE_DEVICES": uuids}) == uuids.split(",")
+    assert pool._gpu_list({"CUDA_VISIBLE_DEVICES": ""}) == []  # set but empty: no GPU for anyone
+    assert pool._gpu_list({}) == ["0", "1"]  # unset: every device torch sees
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
-    assert runner._gpu_list({}) == []
+    assert pool._gpu_list({}) == []

@@ -8,7 +8,7 @@ import yaml
 
 from mace_core.cli import main
 from mace_core.errors import MaceError
-from mace_core.study import api, book, list_variants, registry, runner, slurm
+from mace_core.study import api, book, list_variants, planning, registry, slurm
 from mace_core.study.variants import list_experiments, resolve
 from tests._study_helpers import FakeTrainer, make_study
 
@@ -205,8 +205,8 @@ def test_write_toc_summary_first_and_missing_pages_left_out(tmp_path):
 
 def test_parse_only_accepts_numbers_and_names():
     exps = ["00_baseline", "04_multi_query"]
-    assert runner.parse_only("04, 00_baseline", exps) == exps
-    assert runner.parse_only(None, exps) == exps
+    assert planning.parse_only("04, 00_baseline", exps) == exps
+    assert planning.parse_only(None, exps) == exps
 
 
 def test_cli_config_prints_a_config_that_mace_train_accepts(tmp_path, capsys):

@@ -139,7 +139,7 @@ def cmd_list(args) -> int:
     _llcm_env(args)
     import os
 
-    from mace_core.study.runner import is_fresh, plan
+    from mace_core.study.planning import is_fresh, plan
     from mace_core.study import registry
     from mace_core.study.variants import DATA_ROOT_ENV
 

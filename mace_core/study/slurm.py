@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mace_core.errors import MaceError
-from mace_core.study.runner import is_fresh, plan, replicates_of, waves
+from mace_core.study.planning import is_fresh, plan, replicates_of, waves
 from mace_core.study.variants import find_params_dir, resolve_path
 from mace_core.utils.atomic import atomic_write_json, atomic_write_text
 
