@@ -35,7 +35,7 @@ book: $(STAMP)
 # Reads the built book in headless Chromium (installed from Debian's packages when missing): no page wider
 # than the window at 1400 and 1024 px, no machine path, screenshots in book/_build/screenshots/.
 book-check: $(STAMP)
-	$(PY) -m mace_core.study.bookcheck --html book/_build/html --install
+	$(PY) -m mace_core.book.check --html book/_build/html --install
 
 # JupyterLab on the project: notebooks/*.py open as notebooks with the mace-study kernel (README:
 # "Working interactively"). `make kernel` registers that kernel in your own Jupyter folder (a JupyterHub).
@@ -47,7 +47,7 @@ kernel: $(STAMP)
 
 # Opens JupyterLab in headless Chromium with notebooks/00_baseline.py open; saves a screenshot.
 lab-check: $(STAMP)
-	$(PY) -m mace_core.study.labcheck --install
+	$(PY) -m mace_core.jupyter.labcheck --install
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from mace_core.analysis import book_assets
 from mace_core.analysis.thesis_numbers import AMBIGUITIES, ambiguity_markdown
+from mace_core.book import assets as book_assets
 from mace_core.errors import MaceError
 
 BOOK = Path(__file__).resolve().parents[1] / "book"

@@ -5,7 +5,8 @@ import json
 from _tables_helpers import seeded
 
 from mace_core.analysis import headline, thesis_numbers as tn
-from mace_core.study import api, book, variants
+from mace_core.book import build
+from mace_core.study import api, pages, variants
 
 
 def _book(tmp_path):
@@ -44,7 +45,7 @@ def test_overview_has_a_row_per_experiment_with_findings_and_follows_the_intro(t
     monkeypatch.setattr(variants, "list_experiments", lambda params_dir: list(stored))
     monkeypatch.setattr(api, "load_results", lambda experiment, *a, **k: list(stored[experiment]))
 
-    text = book.write_overview(root, "smoke", "params", "runs").read_text()
+    text = pages.write_overview(root, "smoke", "params", "runs").read_text()
     assert text.startswith("# Results at a glance (synthetic data, smoke profile)")
     assert ":::{div} mace-overview" in text
     rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
@@ -72,6 +73,6 @@ def test_overview_has_a_row_per_experiment_with_findings_and_follows_the_intro(t
 
     (root / "generated" / "00_baseline").mkdir(parents=True, exist_ok=True)
     (root / "generated" / "00_baseline" / "summary.ipynb").write_text("{}")
-    toc = book.write_toc(root, {"00_baseline": ["summary"]}).read_text()
+    toc = build.write_toc(root, {"00_baseline": ["summary"]}).read_text()
     assert toc.index("root: intro") < toc.index("generated/overview") < toc.index("methods") \
         < toc.index("generated/00_baseline/summary")

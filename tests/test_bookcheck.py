@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from mace_core.errors import MaceError
-from mace_core.study import bookcheck
+from mace_core.book import check as bookcheck
 
 PAGE = """<html><head><meta charset="utf-8"></head><body><main><article class="bd-article" style="max-width:600px">
 <p>text</p><table class="mace-table"><tr><td>41.2 ± 1.0</td><td>{cell}</td></tr></table>{extra}

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from mace_core.study import bookcheck, runner
+from mace_core.book import check as bookcheck
+from mace_core.study import runner
 from mace_core.study.variants import list_experiments
 
 REPO = Path(__file__).resolve().parents[1]

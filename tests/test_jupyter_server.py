@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from mace_core.study import bookcheck, execution, labcheck, registry, runner
-from mace_core.study.interactive import KERNEL_NAME, LabServer
+from mace_core.book import check as bookcheck
+from mace_core.jupyter import labcheck
+from mace_core.jupyter.kernel import KERNEL_NAME, kernel_dir
+from mace_core.jupyter.lab import LabServer
+from mace_core.study import registry, runner
 from mace_core.study.variants import DATA_ROOT_ENV
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,7 +29,7 @@ def test_server_serves_the_jupytext_notebook_and_its_kernel_runs_it(tmp_path, mo
     monkeypatch.setenv(DATA_ROOT_ENV, str(tmp_path / "data"))
     monkeypatch.chdir(REPO)
     runner.ensure_data("ci", REPO / "params")
-    env = {DATA_ROOT_ENV: str(tmp_path / "data"), "JUPYTER_PATH": str(execution.kernel_dir(runs))}
+    env = {DATA_ROOT_ENV: str(tmp_path / "data"), "JUPYTER_PATH": str(kernel_dir(runs))}
     with LabServer(REPO, env) as server:
         model = server.request("/api/contents/notebooks/00_baseline.py?type=notebook&content=1")
         assert model["type"] == "notebook", model["type"]

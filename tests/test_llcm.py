@@ -394,7 +394,8 @@ def test_ci_profile_runs_the_llcm_layer_end_to_end(synth, tmp_path, monkeypatch)
     both directions on its page, and the chapter in the generated table of contents."""
     import nbformat
 
-    from mace_core.study import book, runner
+    from mace_core.book import build
+    from mace_core.study import runner
     from mace_core.study.variants import LLCM_ROOT_ENV
 
     monkeypatch.chdir(REPO)
@@ -413,7 +414,7 @@ def test_ci_profile_runs_the_llcm_layer_end_to_end(synth, tmp_path, monkeypatch)
     html = "".join(str(o.get("data", {}).get("text/html", "")) + o.get("text", "")
                    for c in page.cells for o in c.get("outputs", []))
     assert "IR→VIS" in html and "VIS→IR" in html and "training identities: 7" in html
-    toc = book.write_toc(books, {"07_llcm": ["baseline"]}).read_text()
+    toc = build.write_toc(books, {"07_llcm": ["baseline"]}).read_text()
     assert "chapters/07_llcm" in toc and "generated/07_llcm/baseline" in toc
 
 

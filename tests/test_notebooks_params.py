@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mace_core.study import execution, registry, runner
+from mace_core.jupyter.kernel import KERNEL_NAME, kernel_dir
+from mace_core.study import registry, runner
 from mace_core.study.variants import DATA_ROOT_ENV, list_experiments
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,7 +28,7 @@ def env(tmp_path_factory):
     runs = root / "runs"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(DATA_ROOT_ENV, str(root / "data"))
-        mp.setenv("JUPYTER_PATH", str(execution.kernel_dir(runs)))
+        mp.setenv("JUPYTER_PATH", str(kernel_dir(runs)))
         mp.chdir(REPO)
         runner.ensure_data("ci", REPO / "params")
         yield {"root": root, "runs": runs}
@@ -39,7 +40,7 @@ def execute(env, name: str, **parameters):
     import papermill
 
     nb = jupytext.read(NOTEBOOKS / f"{name}.py")
-    assert nb.metadata["kernelspec"]["name"] == execution.KERNEL_NAME
+    assert nb.metadata["kernelspec"]["name"] == KERNEL_NAME
     out = env["root"] / f"{name}-{len(os.listdir(env['root']))}.ipynb"
     parameters = {"profile": "ci", "runs_dir": str(env["runs"]), **parameters}
     papermill.execute_notebook(nb, str(out), parameters=parameters, cwd=str(REPO), progress_bar=False,
@@ -134,7 +135,7 @@ def test_a_users_variant_yaml_joins_the_study(tmp_path, monkeypatch):
     chapter's table, its finding and the results at a glance, with no code change."""
     import shutil
 
-    from mace_core.study import book as book_mod
+    from mace_core.book.build import SUMMARY
 
     params = tmp_path / "params"
     shutil.copytree(REPO / "params", params)
@@ -150,7 +151,7 @@ def test_a_users_variant_yaml_joins_the_study(tmp_path, monkeypatch):
     assert any("fraction_33" in r["label"] for r in report.trained)   # its further seed, trained by the runner
     html = tmp_path / "book" / "_build" / "html" / "generated"
     assert (html / "05_data_efficiency" / "fraction_33.html").is_file()
-    summary = (html / "05_data_efficiency" / f"{book_mod.SUMMARY}.html").read_text()
+    summary = (html / "05_data_efficiency" / f"{SUMMARY}.html").read_text()
     assert "33%" in summary   # its row in the chapter table
     k = len(list((params / "05_data_efficiency").glob("*.yaml"))) - 1   # fractions compared with 100 %
     finding = summary[summary.rindex("Best:"):]

@@ -24,7 +24,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mace_core.study import book, execution
+from mace_core.book import build
+from mace_core.study import execution
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -130,7 +131,7 @@ def _outputs(path: Path) -> list[str]:
 
 
 def _leftovers(root: Path) -> list[str]:
-    generated = root / "book" / book.GENERATED
+    generated = root / "book" / build.GENERATED
     return sorted(p.name for p in generated.rglob("*") if ".partial-" in p.name or p.name.endswith(".failed.ipynb"))
 
 
@@ -144,7 +145,7 @@ def reference(tmp_path_factory):
     assert rc == 0, out + err
     runs = _runs(root)
     metrics = {v: json.loads((runs[v] / "results.json").read_text())["metrics"] for v in VARIANTS}
-    outputs = {v: _outputs(root / "book" / book.GENERATED / "00_baseline" / f"{v}.ipynb") for v in VARIANTS}
+    outputs = {v: _outputs(root / "book" / build.GENERATED / "00_baseline" / f"{v}.ipynb") for v in VARIANTS}
     assert "done second" in outputs["second"][-1]
     return {"data": data, "metrics": metrics, "outputs": outputs, "base": base}
 
@@ -153,7 +154,7 @@ def reference(tmp_path_factory):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_stopped_study_reruns_only_what_is_unfinished_with_the_same_results(reference, where, sig):
     root = _make_study(reference["base"] / f"{where}-{sig.name}")
-    generated = root / "book" / book.GENERATED / "00_baseline"
+    generated = root / "book" / build.GENERATED / "00_baseline"
     if where == "notebook":
         (root / "hold-second").touch()
     proc = _start(root, reference["data"])
@@ -211,21 +212,21 @@ def test_book_build_ignores_temp_and_failed_notebooks(tmp_path):
     shutil.copy(REPO / "book" / "_config.yml", root / "_config.yml")
     (root / "intro.md").write_text("# Intro\n")
     page = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Page")])
-    folder = root / book.GENERATED / "00_baseline"
+    folder = root / build.GENERATED / "00_baseline"
     folder.mkdir(parents=True)
     for name in ("baseline.ipynb", f".baseline.partial-host-{os.getpid()}-1.ipynb", ".baseline.partial-1-2.ipynb",
                  "other.failed.ipynb"):
         nbformat.write(page, folder / name)
-    book.write_toc(root, {"00_baseline": ["baseline"]})
-    index = book.build_book(root)
-    assert index.is_file() and (root / "_build" / "html" / book.GENERATED / "00_baseline" / "baseline.html").is_file()
+    build.write_toc(root, {"00_baseline": ["baseline"]})
+    index = build.build_book(root)
+    assert index.is_file() and (root / "_build" / "html" / build.GENERATED / "00_baseline" / "baseline.html").is_file()
     assert not list((root / "_build" / "html").rglob("*partial*")) and not list((root / "_build" / "html").rglob("*failed*"))
 
 
 def test_stale_partials_of_dead_studies_on_this_host_are_removed(tmp_path):
     import socket
 
-    folder = tmp_path / book.GENERATED / "00_baseline"
+    folder = tmp_path / build.GENERATED / "00_baseline"
     folder.mkdir(parents=True)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

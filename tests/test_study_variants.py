@@ -8,7 +8,8 @@ import yaml
 
 from mace_core.cli import main
 from mace_core.errors import MaceError
-from mace_core.study import api, book, list_variants, planning, registry, slurm
+from mace_core.book import build
+from mace_core.study import api, list_variants, planning, registry, slurm
 from mace_core.study.variants import list_experiments, resolve
 from tests._study_helpers import FakeTrainer, make_study
 
@@ -192,7 +193,7 @@ def test_write_toc_summary_first_and_missing_pages_left_out(tmp_path):
     for nb in ("00_x/baseline", "01_y/a", "01_y/summary"):
         (b / "generated" / f"{nb}.ipynb").parent.mkdir(parents=True, exist_ok=True)
         (b / "generated" / f"{nb}.ipynb").write_text("{}")
-    book.write_toc(b, {"01_y": ["a", "summary", "ghost"], "00_x": ["baseline"]})
+    build.write_toc(b, {"01_y": ["a", "summary", "ghost"], "00_x": ["baseline"]})
     toc = yaml.safe_load((b / "_toc.yml").read_text())
     assert toc["root"] == "intro"
     assert toc["chapters"] == [

@@ -6,18 +6,20 @@ import os
 import sys
 from pathlib import Path
 
+from mace_core.jupyter.kernel import KERNEL_NAME
+
 
 def register(subparsers) -> None:
-    kernel = subparsers.add_parser("kernel", help="register the project's Jupyter kernel (mace-study)")
+    kernel = subparsers.add_parser("kernel", help=f"register the project's Jupyter kernel ({KERNEL_NAME})")
     sub = kernel.add_subparsers(dest="kernel_command", metavar="ACTION")
     sub.required = True
-    install = sub.add_parser("install", help="register kernel 'mace-study' (this environment's Python) for Jupyter")
+    install = sub.add_parser("install", help=f"register kernel '{KERNEL_NAME}' (this environment's Python) for Jupyter")
     where = install.add_mutually_exclusive_group()
     where.add_argument("--user", action="store_true", default=True,
                        help="in your own Jupyter data folder (default; right on a JupyterHub you do not own)")
     where.add_argument("--sys-prefix", action="store_true", help="inside this environment (what `make lab` uses)")
     where.add_argument("--prefix", default=None, help="under PREFIX/share/jupyter/kernels")
-    install.add_argument("--name", default=None, help="kernel name (default mace-study, which the notebooks name)")
+    install.add_argument("--name", default=None, help=f"kernel name (default {KERNEL_NAME}, which the notebooks name)")
     install.set_defaults(func=cmd_kernel_install)
 
     lab = subparsers.add_parser("lab", help="JupyterLab on the project; notebooks/*.py open as notebooks")
@@ -27,7 +29,7 @@ def register(subparsers) -> None:
 
 
 def cmd_kernel_install(args) -> int:
-    from mace_core.study.interactive import DISPLAY_NAME, KERNEL_NAME, install_kernel
+    from mace_core.jupyter.kernel import DISPLAY_NAME, install_kernel
 
     prefix = sys.prefix if args.sys_prefix else args.prefix
     path = install_kernel(user=prefix is None, prefix=prefix, name=args.name or KERNEL_NAME,
@@ -39,7 +41,8 @@ def cmd_kernel_install(args) -> int:
 
 
 def cmd_lab(args) -> int:
-    from mace_core.study.interactive import install_kernel, lab_command, lab_settings
+    from mace_core.jupyter.kernel import install_kernel
+    from mace_core.jupyter.lab import lab_command, lab_settings
     from mace_core.study.variants import find_params_dir
 
     root = find_params_dir("params").parent

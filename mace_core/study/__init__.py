@@ -1,4 +1,5 @@
-"""The study layer: params/ variants, the cached run registry, the notebook API and the runner."""
+"""The study layer: params/ variants, the cached run registry, the notebook API, and the runner (plan,
+execution, worker pool) that executes the notebooks and hands the result to the book build."""
 from mace_core.study.api import (RunResult, evaluate_variant, list_variants, load_results, multi_query_evals,
                                  occlusion_evals, run_dir_of, run_seeds, run_variant, seeds_of)
 

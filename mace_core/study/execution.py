@@ -5,20 +5,17 @@ further seed replicate trained through the notebook API. A failing pair leaves
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from mace_core.study import book
+from mace_core.book.build import GENERATED
+from mace_core.jupyter.kernel import DISPLAY_NAME, KERNEL_NAME
 from mace_core.study.planning import Pair, SeedRun
-from mace_core.utils.atomic import atomic_write_json, atomic_write_text
-
-KERNEL_NAME = "mace-study"
+from mace_core.utils.atomic import atomic_write_json
 
 # Temp notebooks: ".<name>.partial-<host>-<pid>-<ns>.ipynb" beside the output, named after the study
 # process that writes them, so a later study can tell a dead study's leftovers from a live one's.
@@ -49,7 +46,7 @@ def remove_stale_partials(book_dir: Path) -> list[Path]:
     """Delete the temp notebooks of studies that were killed (SIGKILL, power loss) on this host:
     those whose writing process is gone. Another host's are kept (a Slurm task may be writing them)."""
     removed = []
-    for path in sorted(Path(book_dir, book.GENERATED).glob("*/.*.partial-*.ipynb")):
+    for path in sorted(Path(book_dir, GENERATED).glob("*/.*.partial-*.ipynb")):
         match = _PARTIAL.match(path.name)
         if match and match["host"] in (None, socket.gethostname()) and not _alive(int(match["pid"])):
             path.unlink(missing_ok=True)
@@ -80,23 +77,6 @@ def _kernel_manager_class():
     return StudyKernelManager
 
 
-def kernel_dir(runs_dir: Path) -> Path:
-    """A kernelspec pointing at this interpreter, so notebooks run with the study's own environment."""
-    root = Path(runs_dir) / ".jupyter"
-    # Log level ERROR: the kernel's start-up warnings (e.g. about its loopback TCP transport) would
-    # otherwise be printed once per executed notebook; notebook errors still reach papermill.
-    # -W: `tqdm.auto` (the trainer's bars) warns in every kernel that trains, naming the absolute path
-    # of its own file, that ipywidgets is missing; papermill has no widget front end to show a bar in
-    # anyway (bars are off in notebooks), so the warning would only put noise into the book's pages.
-    spec = {"argv": [sys.executable, "-W", "ignore:IProgress not found", "-m", "ipykernel_launcher",
-                     "-f", "{connection_file}", "--IPKernelApp.log_level=ERROR"],
-            "display_name": "Python (mace-study)", "language": "python"}
-    path = root / "kernels" / KERNEL_NAME / "kernel.json"
-    if not path.is_file() or json.loads(path.read_text()) != spec:
-        atomic_write_text(path, json.dumps(spec, indent=1))
-    return root
-
-
 def title_with_variant(nb, variant: str) -> None:
     """Name the variant in the notebook's title, so the book's table of contents tells pages apart."""
     for cell in nb.cells:
@@ -116,7 +96,7 @@ def papermill_execute(job: dict[str, Any]) -> None:
     nb = jupytext.read(job["notebook"])
     if job["parameters"].get("variant"):
         title_with_variant(nb, job["parameters"]["variant"])
-    nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python (mace-study)", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": DISPLAY_NAME, "language": "python"}
     papermill.execute_notebook(nb, job["tmp"], parameters=job["parameters"], kernel_name=KERNEL_NAME,
                                cwd=job["cwd"], progress_bar=False, log_output=False, start_timeout=120,
                                kernel_manager_class=_kernel_manager_class())

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from mace_core.book.build import GENERATED, SUMMARY
 from mace_core.errors import MaceError
-from mace_core.study import book, registry
+from mace_core.study import registry
 from mace_core.study.variants import (find_params_dir, list_experiments, list_variants, resolve, resolve_path,
                                       seeds_of_variant, with_seed)
 
@@ -122,7 +123,7 @@ def plan(profile: str, params_dir="params", runs_dir="runs", book_dir="book", no
         summary = notebooks / f"{experiment}_summary.py"
         if not source.is_file():
             raise MaceError(f"experiment {experiment} has no notebook {source}", "write it, or leave it out with --only")
-        out_dir = books / book.GENERATED / experiment
+        out_dir = books / GENERATED / experiment
         keys = []
         sweeps = False
         shown = {"params_dir": _shown(params, params.parent), "runs_dir": _shown(runs, params.parent)}
@@ -142,7 +143,7 @@ def plan(profile: str, params_dir="params", runs_dir="runs", book_dir="book", no
             pairs.append(pair)
         if summary.is_file():
             parameters = {"profile": profile, **shown}
-            pair = Pair(experiment, book.SUMMARY, summary, out_dir / f"{book.SUMMARY}.ipynb", parameters,
+            pair = Pair(experiment, SUMMARY, summary, out_dir / f"{SUMMARY}.ipynb", parameters,
                         depends=keys, sweeps=sweeps)
             pairs.append(pair)
     return pairs

@@ -4,7 +4,7 @@ Key = sha256(resolved training config without labels + code version). Labels (na
 output_dir) and pure plumbing (data-loader workers, log cadence) are left out, so variants that
 resolve to the same training (baseline = 01/resnet50 = 03/concat = 05/fraction 100 = the run
 experiments 4 and 6 evaluate) share one run. The code version hashes the sources that can change a
-trained model (mace_core minus study/, cli/ and analysis/, which only orchestrate and plot).
+trained model (mace_core minus study/, cli/, analysis/, book/ and jupyter/, which only orchestrate, plot and publish).
 
 Layout: ``<runs_dir>/<profile>/<key>/`` holds the trainer's files (results.json written last = complete),
 plus ``study.json`` (who uses the run, hashes, timings) and ``evals/<hash>.json`` (cached evaluations).
@@ -26,7 +26,7 @@ from mace_core.utils.atomic import atomic_write_json
 RESULTS = "results.json"
 RECORD = "study.json"
 _PACKAGE = Path(__file__).resolve().parents[1]
-_NOT_TRAINING = ("study", "cli", "analysis")
+_NOT_TRAINING = ("study", "cli", "analysis", "book", "jupyter")
 # Settings that never change the trained weights or metrics.
 _PLUMBING = {
     "": ("name", "experiment", "output_dir"),

@@ -26,9 +26,12 @@ from typing import Any, Callable
 
 from tqdm.auto import tqdm
 
+from mace_core.book.build import build_book, write_toc
 from mace_core.errors import MaceError
-from mace_core.study import book, registry
-from mace_core.study.execution import _job, _replicate_job, execute_job, execute_train_job, kernel_dir, remove_stale_partials
+from mace_core.jupyter.kernel import kernel_dir
+from mace_core.study import registry
+from mace_core.study.execution import _job, _replicate_job, execute_job, execute_train_job, remove_stale_partials
+from mace_core.study.pages import write_overview, write_runs_table
 from mace_core.study.planning import (SeedRun, _summary_stamp, executed_pages, is_fresh, plan, replicates_of,
                                       waves)
 from mace_core.study.pool import _run_jobs, job_env
@@ -201,9 +204,9 @@ def finish_book(profile: str, params_dir="params", runs_dir="runs", book_dir="bo
     books = resolve_path(book_dir, params)
     pairs = plan(profile, params, runs, books, notebooks_dir, None)
     pages = executed_pages(pairs)
-    book.write_overview(books, profile, params, runs, chapters=pages)   # results at a glance, stored results only
-    book.write_toc(books, pages)
-    book.write_runs_table(books, [p.run_dir for p in pairs if p.run_dir is not None]
+    write_overview(books, profile, params, runs, chapters=pages)   # results at a glance, stored results only
+    write_toc(books, pages)
+    write_runs_table(books, [p.run_dir for p in pairs if p.run_dir is not None]
                           + [r.run_dir for r in replicates_of(pairs)])
-    return book.build_book(books)
+    return build_book(books)
 

@@ -1,9 +1,9 @@
-"""The book's runs table names the starting weights each run recorded in its results.json."""
+"""The runs table (study/pages.py) names the starting weights each run recorded in its results.json."""
 from __future__ import annotations
 
 import json
 
-from mace_core.study import book, registry
+from mace_core.study import pages, registry
 
 
 def _run(root, key, weights, used_by):
@@ -22,7 +22,7 @@ def test_runs_table_has_a_weights_column_from_results(tmp_path):
             _run(tmp_path / "runs", "k2", f"file w.pth sha256:{digest}", "01_backbones/seresnet50"),
             _run(tmp_path / "runs", "k3", "none", "02_attention/cam"),
             _run(tmp_path / "runs", "k4", None, "03_fusion/adaptive")]
-    text = book.write_runs_table(tmp_path / "book", runs).read_text()
+    text = pages.write_runs_table(tmp_path / "book", runs).read_text()
     header = next(line for line in text.splitlines() if line.startswith("| used by"))
     assert [c.strip() for c in header.strip("|").split("|")][2] == "weights"
     rows = {line.split("|")[1].strip().replace("\u200b", ""): line.split("|")[3].strip() for line in text.splitlines()

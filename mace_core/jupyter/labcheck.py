@@ -1,7 +1,7 @@
 """`make lab-check`: JupyterLab of this environment in headless Chromium, with notebooks/00_baseline.py
 open (as a notebook, through jupytext), saved as a screenshot: what a user sees after `make lab`.
 
-    python -m mace_core.study.labcheck [--install] [--out runs/lab-check/jupyterlab.png]
+    python -m mace_core.jupyter.labcheck [--install] [--out runs/lab-check/jupyterlab.png]
 """
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+from mace_core.book import check as bookcheck
 from mace_core.errors import MaceError
-from mace_core.study import bookcheck
-from mace_core.study.interactive import LabServer, install_kernel, lab_settings
+from mace_core.jupyter.kernel import install_kernel
+from mace_core.jupyter.lab import LabServer, lab_settings
 
 _CELLS = "document.querySelectorAll('.jp-Notebook .jp-Cell').length"
 

@@ -7,7 +7,7 @@ cell wraps beyond two lines at 1400 px. One screenshot per chapter page goes to
 ``book/_build/screenshots/``. The browser is driven over the DevTools protocol (tornado's websocket
 client, already a Jupyter dependency); Chromium comes from Debian's packages (``--install``).
 
-    python -m mace_core.study.bookcheck --html book/_build/html [--install] [--no-browser]
+    python -m mace_core.book.check --html book/_build/html [--install] [--no-browser]
 """
 from __future__ import annotations
 
@@ -259,7 +259,7 @@ def check(html_dir: str | Path, browser: bool = True, install: bool = False, sho
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m mace_core.study.bookcheck", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m mace_core.book.check", description=__doc__.split("\n\n")[0])
     ap.add_argument("--html", default="book/_build/html", help="the built book (default: book/_build/html)")
     ap.add_argument("--install", action="store_true", help="apt-get install chromium when it is missing")
     ap.add_argument("--no-browser", action="store_true", help="only the machine-path scan")
