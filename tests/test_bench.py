@@ -13,7 +13,7 @@ from _train_helpers import shared_tiny_root, tiny_config
 
 from mace_core.engine import bench as bench_mod
 from mace_core.engine.batches import PREFETCH_FACTOR, SeededBatches
-from mace_core.engine.train import configure_determinism
+from mace_core.engine.prepare import configure_determinism
 from mace_core.errors import MaceError
 
 START, FIRST, STEP = 50.0, 30.0, 0.25   # fake seconds: building data/model, first step, every later step

@@ -7,7 +7,7 @@ from _train_helpers import shared_tiny_root, tiny_config
 
 from mace_core.engine.batches import SeededBatches, collate_items, derive_seed, make_loader
 from mace_core.engine.device import DistInfo
-from mace_core.engine.train import build_training_set
+from mace_core.engine.prepare import build_training_set
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mace_core.config import LossConfig, ModelConfig
-from mace_core.engine import train as train_mod
+from mace_core.engine import steps
 from mace_core.engine.device import DistInfo
 from mace_core.engine.schedule import build_optimizer
 from mace_core.losses import MaceLoss
@@ -36,10 +36,10 @@ def _train_steps(net, model, batches):
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     cpu = torch.device("cpu")
     criterion = MaceLoss(LossConfig(kd_schedule="fixed", kd_weight=1.0))
-    stats = train_mod.StepStats(cpu, DistInfo())
+    stats = steps.StepStats(cpu, DistInfo())
     losses = []
     for b, batch in enumerate(batches):
-        _, total, terms = train_mod.forward_backward(net, criterion, batch, 0, b, cpu, None, scaler)
+        _, total, terms = steps.forward_backward(net, criterion, batch, 0, b, cpu, None, scaler)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         stats.add(terms)

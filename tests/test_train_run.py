@@ -9,13 +9,8 @@ import torch
 import yaml
 from _train_helpers import shared_tiny_root, tiny_config
 
-from mace_core.engine.checkpoint import load_checkpoint, load_for_eval
-from mace_core.engine.train import (
-    BEST_ON_TEST,
-    FINAL_EPOCH,
-    train,
-    train_config_summary,
-)
+from mace_core.engine.checkpoint import BEST_ON_TEST, FINAL_EPOCH, load_checkpoint, load_for_eval
+from mace_core.engine.train import train, train_config_summary
 from mace_core.errors import MaceError
 
 

@@ -11,6 +11,7 @@ import torch
 from _train_helpers import shared_tiny_root, tiny_config
 
 from mace_core.data import sampler as sampler_mod
+from mace_core.engine import prepare, steps
 from mace_core.engine import train as train_mod
 from mace_core.engine.batches import make_loader
 from mace_core.engine.device import DistInfo
@@ -24,7 +25,7 @@ def tiny_root(tmp_path_factory):
     return shared_tiny_root(tmp_path_factory)
 
 
-class PerStepSync(train_mod.StepStats):
+class PerStepSync(steps.StepStats):
     """Reference: every step's terms are read on the host at once and summed as Python floats."""
 
     def __init__(self, device, info):
@@ -34,7 +35,7 @@ class PerStepSync(train_mod.StepStats):
     def add(self, terms):
         for k, v in terms.items():
             if k != "kd_weight":
-                name = train_mod.log_name(k)
+                name = steps.log_name(k)
                 self.host[name] = self.host.get(name, 0.0) + float(v)  # one host read per term and step
         self.batches += 1
 
@@ -62,7 +63,7 @@ def _step_parts(root):
 
     cfg = tiny_config(root)
     info = DistInfo()
-    data, dataset, sampler = train_mod.build_training_set(cfg, info)
+    data, dataset, sampler = prepare.build_training_set(cfg, info)
     torch.manual_seed(0)
     model = build_model(cfg.model, data.num_classes).train()
     optimizer = build_optimizer(model, cfg.train)
@@ -95,11 +96,11 @@ def _host_reads_forbidden():
 def test_training_step_reads_no_tensor_on_the_host(tiny_root):
     model, optimizer, criterion, batches, scaler = _step_parts(tiny_root)
     cpu = torch.device("cpu")
-    stats = train_mod.StepStats(cpu, DistInfo())
+    stats = steps.StepStats(cpu, DistInfo())
     expected = 0.0
     for b, batch in enumerate(batches):
         with _host_reads_forbidden():
-            _, total, terms = train_mod.forward_backward(model, criterion, batch, 0, b, cpu, None, scaler)
+            _, total, terms = steps.forward_backward(model, criterion, batch, 0, b, cpu, None, scaler)
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
@@ -115,15 +116,15 @@ def test_training_step_makes_no_cuda_sync(tiny_root):
     gpu = torch.device("cuda")
     model = model.to(gpu)
     optimizer = type(optimizer)(model.parameters(), **optimizer.defaults)
-    stats = train_mod.StepStats(gpu, DistInfo())
+    stats = steps.StepStats(gpu, DistInfo())
     batches = [tuple(t.to(gpu) for t in batch) for batch in batches]
-    train_mod.forward_backward(model, criterion, batches[0], 0, 0, gpu, torch.bfloat16, scaler)  # warm-up
+    steps.forward_backward(model, criterion, batches[0], 0, 0, gpu, torch.bfloat16, scaler)  # warm-up
     optimizer.zero_grad(set_to_none=True)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
         for b, batch in enumerate(batches):
-            _, _, terms = train_mod.forward_backward(model, criterion, batch, 0, b, gpu, torch.bfloat16, scaler)
+            _, _, terms = steps.forward_backward(model, criterion, batch, 0, b, gpu, torch.bfloat16, scaler)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             stats.add(terms)
@@ -135,9 +136,9 @@ def test_training_step_makes_no_cuda_sync(tiny_root):
 def test_nonfinite_loss_is_reported_at_the_read_with_its_batch(tiny_root):
     model, optimizer, criterion, batches, scaler = _step_parts(tiny_root)
     cpu = torch.device("cpu")
-    stats = train_mod.StepStats(cpu, DistInfo())
+    stats = steps.StepStats(cpu, DistInfo())
     for b, batch in enumerate(batches):
-        _, _, terms = train_mod.forward_backward(model, criterion, batch, 0, b, cpu, None, scaler)
+        _, _, terms = steps.forward_backward(model, criterion, batch, 0, b, cpu, None, scaler)
         if b >= 1:  # batch 2 of the epoch goes bad first (+inf), batch 3 too (-inf): batch 2 is reported
             sign = math.inf if b == 1 else -math.inf
             terms = {**terms, "triplet": terms["triplet"] * sign, "total": terms["total"] * math.nan}
@@ -160,10 +161,10 @@ def test_trainer_refuses_a_batch_whose_halves_are_not_paired(tiny_root, tmp_path
 
 
 def test_stats_sum_device_terms_and_host_numbers_in_step_order():
-    stats = train_mod.StepStats(torch.device("cpu"), DistInfo())
-    steps = [(0.1, 0.7, 1.0), (0.2, 0.25, 3.0), (1e16, 0.5, 2.0)]  # 1e16 + 0.1: order and width matter
+    stats = steps.StepStats(torch.device("cpu"), DistInfo())
+    per_step = [(0.1, 0.7, 1.0), (0.2, 0.25, 3.0), (1e16, 0.5, 2.0)]  # 1e16 + 0.1: order and width matter
     loss = acc = 0.0
-    for total, correct, host in steps:
+    for total, correct, host in per_step:
         t, a = torch.tensor(total, dtype=torch.float32), torch.tensor(correct, dtype=torch.float32)
         stats.add({"total": t, "acc": a, "kd_weight": 0.3, "scale": host})  # "scale": a host-number term
         loss, acc = loss + float(t), acc + float(a)  # what per-step host reads would have summed

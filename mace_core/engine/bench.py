@@ -40,13 +40,9 @@ from mace_core.engine.device import (
     reset_peak_memory,
     resolve_device,
 )
+from mace_core.engine.prepare import build_training_set, configure_determinism, seed_everything
 from mace_core.engine.schedule import apply_lr, build_optimizer, lr_factor
-from mace_core.engine.train import (
-    build_training_set,
-    configure_determinism,
-    forward_backward,
-    seed_everything,
-)
+from mace_core.engine.steps import forward_backward
 from mace_core.errors import MaceError
 
 DRAIN_FACTOR = 4

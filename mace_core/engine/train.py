@@ -1,7 +1,9 @@
 """The training loop: one entry point for CPU, one GPU and ``torchrun`` (DDP).
 
 ``train(cfg, run_dir, resume)`` builds data, model, loss and optimiser from the config, trains
-``cfg.train.epochs`` epochs and writes the run directory (see :mod:`mace_core.engine.rundir`).
+``cfg.train.epochs`` epochs and writes the run directory (see :mod:`mace_core.engine.rundir`). The loop
+is here; what it is prepared from (seeds, determinism, the training set, early checks) is
+:mod:`mace_core.engine.prepare`, one step and its loss accounting :mod:`mace_core.engine.steps`.
 
 Exact resume: the checkpoint written after every ``train.checkpoint_every``-th epoch and after the
 last one holds model, optimiser, grad scaler, epoch and step counters, the log history and every RNG
@@ -19,29 +21,23 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
-import random
 import signal
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
-import torch.utils.deterministic
 from tqdm.auto import tqdm
 
 from mace_core.config import RunConfig
 from mace_core.engine import checkpoint as ck
 from mace_core.engine import rundir
 from mace_core.engine.batches import make_loader
-from mace_core.engine.checkpoint import BEST_ON_TEST, FINAL_EPOCH
+from mace_core.engine.checkpoint import BEST_ON_TEST
 from mace_core.engine.device import (
-    DistInfo,
     amp_dtype,
-    autocast,
     barrier,
     broadcast_buffers,
     init_distributed,
@@ -49,72 +45,19 @@ from mace_core.engine.device import (
     reset_peak_memory,
     resolve_device,
 )
+from mace_core.engine.prepare import (
+    _check_eval_settings,
+    _check_resume_config,
+    build_training_set,
+    configure_determinism,
+    seed_everything,
+    selection_label,
+)
 from mace_core.engine.schedule import apply_lr, build_optimizer, lr_factor
+from mace_core.engine.steps import StepStats, forward_backward
 from mace_core.errors import MaceError
 
-# Settings that may change between a run and its resume without changing what is trained (evaluation
-# settings too: they only change what is measured, and config.yaml records the ones in force at the end).
-_RESUME_FREE = {"output_dir", "train.device", "train.compile", "train.log_every", "train.threads", "data.workers",
-                "data.pin_memory", "data.persistent_workers", "data.cache_dir", "train.checkpoint_every"}
 _FAULT_ENV = "MACE_FAULT_AT"  # test hook "EPOCH:STEP" (1-based epoch): SIGKILL self before that step
-
-
-def selection_label(cfg: RunConfig) -> str:
-    return BEST_ON_TEST if cfg.train.select_on_test else FINAL_EPOCH
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def configure_determinism(deterministic: bool, device: torch.device) -> None:
-    """``train.deterministic``: true = deterministic kernels (bit-reproducible); false = "fast" (cuDNN
-    autotunes its kernels per input shape, no deterministic algorithms)."""
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = not deterministic
-        torch.backends.cudnn.deterministic = deterministic
-    # warn_only: a few CUDA kernels have no deterministic variant; CPU ones all do
-    torch.use_deterministic_algorithms(deterministic, warn_only=True)
-    # Deterministic mode would also fill every new tensor with NaN (a debugging aid that exposes reads of
-    # uninitialised memory, at a cost on every allocation); results do not depend on it, as no code here
-    # reads memory it has not written, so reproducibility is kept without paying for it.
-    torch.utils.deterministic.fill_uninitialized_memory = False
-
-
-# ---------------------------------------------------------------------------------------------
-# Pieces built from the config
-
-def build_training_set(cfg: RunConfig, info: DistInfo):
-    """(TrainData, pair dataset, identity sampler) for this rank."""
-    from mace_core.data.datasets import CrossModalTrainDataset, load_training_data
-    from mace_core.data.sampler import CrossModalIdentitySampler
-    from mace_core.data.transforms import train_transform
-
-    d = cfg.data
-    size = (d.height, d.width)
-    data = load_training_data(d.dataset, d.root, size, cache_dir=d.cache_dir, include_val=d.include_val,
-                              trial=d.trial, id_fraction=d.id_fraction, fraction_seed=d.fraction_seed)
-    occlusion = None
-    if d.occlusion_p > 0:
-        from mace_core.occlusion import OcclusionAugment
-
-        # Applied to both modalities: occluders hide people in visible and infrared cameras alike,
-        # and the thesis (exp. 6) trains "with occlusion-augmented data" without restricting it to IR.
-        # seed=None: it draws from torch's generator, which each batch reseeds from (seed, epoch, batch)
-        occlusion = OcclusionAugment(p=d.occlusion_p, kinds=tuple(d.occlusion_types), fill=d.occlusion_fill,
-                                     seed=None)
-    rgb_tf = train_transform(size, pad=d.pad, flip=True, random_erasing=d.random_erasing,
-                             grayscale_p=d.rgb_grayscale_p, extra=occlusion)
-    ir_tf = train_transform(size, pad=d.pad, flip=True, random_erasing=d.random_erasing, grayscale_p=0.0,
-                            extra=occlusion)
-    dataset = CrossModalTrainDataset(data.rgb_images, data.rgb_labels, data.ir_images, data.ir_labels, rgb_tf, ir_tf)
-    sampler = CrossModalIdentitySampler(data.rgb_labels, data.ir_labels, ids_per_batch=d.ids_per_batch,
-                                        images_per_id=d.images_per_id, seed=cfg.train.seed,
-                                        num_batches=cfg.train.steps_per_epoch, rank=info.rank,
-                                        world_size=info.world_size)
-    return data, dataset, sampler
 
 
 def evaluate(model: torch.nn.Module, cfg: RunConfig, device: torch.device,
@@ -154,17 +97,6 @@ def evaluate(model: torch.nn.Module, cfg: RunConfig, device: torch.device,
     return result.to_dict() if hasattr(result, "to_dict") else dict(result)
 
 
-def _check_eval_settings(cfg: RunConfig) -> None:
-    """Search direction and re-ranking settings fail before training, not after it."""
-    from mace_core.engine.retrieval import DIRECTIONS, check_direction
-    from mace_core.rerank import rerank_settings
-
-    if cfg.data.dataset in DIRECTIONS:
-        check_direction(cfg.data.dataset, cfg.eval.direction)
-    e = cfg.eval
-    rerank_settings(e.rerank, e.rerank_k1, e.rerank_k2, e.rerank_lambda)
-
-
 def headline(metrics: dict[str, Any]) -> float:
     """The selection score of an evaluation: mean Rank-1 over trials."""
     for key in ("rank1", "Rank-1", "r1"):
@@ -176,114 +108,12 @@ def headline(metrics: dict[str, Any]) -> float:
     raise MaceError(f"evaluation result has no rank1 entry (keys: {sorted(metrics)})", "report this as a bug")
 
 
-def _check_resume_config(saved: dict[str, Any], cfg: RunConfig) -> None:
-    now = rundir.flatten(cfg.to_dict())
-    before = rundir.flatten(saved)
-    changed = sorted(k for k in set(now) | set(before)
-                     if now.get(k) != before.get(k) and k not in _RESUME_FREE and not k.startswith("eval."))
-    if changed:
-        raise MaceError("cannot resume: the config differs from the checkpoint's in "
-                        + ", ".join(f"{k} ({before.get(k)!r} -> {now.get(k)!r})" for k in changed[:8]),
-                        "resume with the same params, or start a new run directory")
-
-
 def _fault_point() -> tuple[int, int] | None:
     raw = os.environ.get(_FAULT_ENV)
     if not raw:
         return None
     epoch, step = raw.split(":")
     return int(epoch), int(step)
-
-
-def _nonfinite(total: float, terms: dict[str, float], epoch: int, step: int) -> MaceError:
-    bad = [f"{k}={v}" for k, v in terms.items() if isinstance(v, (int, float)) and not math.isfinite(v)]
-    where = f"epoch {epoch + 1}, batch {step + 1} of the epoch"
-    return MaceError(f"loss became {total} at {where}"
-                     + (f" (non-finite term(s): {', '.join(bad)})" if bad else " (total only)"),
-                     "lower train.lr, set train.amp=off, or check the input data for corrupt images")
-
-
-def forward_backward(net, criterion, batch, epoch: int, step: int, device: torch.device,
-                     dtype: torch.dtype | None, scaler: torch.amp.GradScaler, divide: int = 1):
-    """Forward under autocast, MACE loss, (scaled) backward of ``loss / divide``. Nothing here reads a
-    device value on the host: the terms come back as device tensors, and :class:`StepStats` checks
-    their finiteness when it reads them (once per logging interval)."""
-    rgb, ir, y_rgb, y_ir = batch
-    with autocast(device, dtype):
-        out = net(rgb, ir)
-        total, terms = criterion(out, y_rgb, y_ir, epoch)
-    scaler.scale(total / divide).backward()
-    return out, total, terms
-
-
-def log_name(term: str) -> str:
-    """The log column of a loss term: ``total`` -> loss, ``acc`` -> train_acc, others loss.<term>."""
-    return "train_acc" if term == "acc" else "loss" if term == "total" else f"loss.{term}"
-
-
-class StepStats:
-    """One epoch's loss terms and training accuracy, summed on the device without a host sync per step.
-
-    ``add`` stacks a step's tensor terms and adds them in float64, in step order: the sums are exactly
-    those of adding each step's value as a Python float, as a per-step ``.item()`` would. Terms the loss
-    gives as host floats are summed on the host (``kd_weight`` excepted: lambda_2 is logged once per
-    epoch). ``add`` also remembers, on the device, whether and where the total first became non-finite.
-    ``read`` brings the sums to the host (under DDP summed over the ranks, with each rank's batch count)
-    once per logging interval and at the epoch's end; it raises there if the loss was not finite on any
-    rank, so every rank stops at the same point.
-    """
-
-    def __init__(self, device: torch.device, info: DistInfo):
-        self.device, self.info = device, info
-        self.terms: list[str] = []  # the loss's tensor terms, ordered by their log column
-        self.host_terms: list[str] = []  # terms given as host numbers
-        self.host_sums: list[float] = []
-        self.sums: torch.Tensor | None = None
-        self.batches = 0
-
-    def add(self, terms: dict[str, Any]) -> None:
-        if self.sums is None:
-            self.terms = sorted((k for k, v in terms.items() if isinstance(v, torch.Tensor)), key=log_name)
-            self.host_terms = sorted((k for k, v in terms.items() if not isinstance(v, torch.Tensor)
-                                      and k != "kd_weight"), key=log_name)
-            self.host_sums = [0.0] * len(self.host_terms)
-            self._total = self.terms.index("total")
-            n = len(self.terms)
-            self.sums = torch.zeros(n, dtype=torch.float64, device=self.device)
-            self.bad = torch.zeros(n, dtype=torch.float64, device=self.device)  # terms of the first bad step
-            self.ok = torch.ones((), dtype=torch.bool, device=self.device)      # every total so far finite
-            self.clean = torch.zeros((), dtype=torch.int64, device=self.device)  # steps before the first bad
-        values = torch.stack([terms[k].float() for k in self.terms]).double()
-        self.sums += values
-        first_bad = self.ok & ~torch.isfinite(values[self._total])
-        self.bad = torch.where(first_bad, values, self.bad)
-        self.ok &= ~first_bad
-        self.clean += self.ok
-        for i, k in enumerate(self.host_terms):
-            self.host_sums[i] += float(terms[k])
-        self.batches += 1
-
-    def read(self, epoch: int) -> dict[str, float]:
-        """``{log column: sum over batches (and ranks)}`` plus ``batches`` (the count summed over ranks)."""
-        if self.sums is None:
-            raise MaceError("the epoch ran no training step", "check data.ids_per_batch against the identities")
-        local_bad = (~self.ok).to(torch.float64).view(1)
-        host = torch.tensor(self.host_sums + [float(self.batches)], dtype=torch.float64).to(self.device)
-        vector = torch.cat([self.sums, host, local_bad])
-        if self.info.enabled:
-            dist.all_reduce(vector)
-        values = vector.tolist()  # the one host sync of the interval
-        if values[-1] > 0:
-            if not self.ok.item():
-                bad = dict(zip(self.terms, self.bad.tolist()))
-                raise _nonfinite(bad["total"], bad, epoch, int(self.clean.item()))
-            raise MaceError(f"the loss became non-finite on another rank in epoch {epoch + 1} (by batch "
-                            f"{self.batches} of the epoch)",
-                            "see that rank's message; lower train.lr or set train.amp=off")
-        names = self.terms + self.host_terms
-        out = {log_name(k): v for k, v in zip(names, values)}
-        out["batches"] = values[len(names)]
-        return out
 
 
 # ---------------------------------------------------------------------------------------------
