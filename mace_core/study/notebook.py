@@ -33,7 +33,7 @@ from mace_core.errors import MaceError
 from mace_core.study.variants import (Variant, find_params_dir, list_profiles, list_variants, resolve,
                                       seeds_of_variant, with_seed)
 
-__all__ = ["NotebookRun", "notebook_run", "check_summary", "PARAMETERS", "passed_parameters"]
+__all__ = ["NotebookRun", "notebook_run", "check_summary", "PARAMETERS", "passed_parameters", "runner_parameters"]
 
 SUMMARY_PARAMETERS = ("profile", "params_dir", "runs_dir")
 RUN_PARAMETERS = ("profile", "variant", "seed", "overrides", "params_dir", "runs_dir")
@@ -187,6 +187,14 @@ def spec_of(experiment: str, params_dir) -> Spec:
         return PARAMETERS[experiment]
     names = list_variants(experiment, params_dir)
     return Spec("baseline" if "baseline" in names else names[0])
+
+
+def runner_parameters(experiment: str, params_dir) -> dict[str, Any]:
+    """The canonical defaults of every parameter a per-run notebook declares besides ``profile``,
+    ``variant``, ``params_dir`` and ``runs_dir`` (which the study runner sets itself): ``seed`` None, no
+    ``overrides``, each experiment parameter None (the variant's own value). The runner passes them all,
+    so a value a user leaves in a notebook's parameters cell never changes a study page."""
+    return {"seed": None, **{name: None for name in spec_of(experiment, params_dir).params}, "overrides": {}}
 
 
 # -- which parameters were passed ---------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any, Iterable
 from mace_core.book.build import GENERATED, SUMMARY
 from mace_core.errors import MaceError
 from mace_core.study import registry
+from mace_core.study.notebook import runner_parameters
 from mace_core.study.variants import (find_params_dir, list_experiments, list_variants, resolve, resolve_path,
                                       seeds_of_variant, with_seed)
 
@@ -77,17 +78,20 @@ class SeedRun:
         return f"{self.experiment}/{self.variant} (seed {self.seed})"
 
 
-def _sha(paths: Iterable[Path]) -> str:
-    h = hashlib.sha256()
+def _sha(paths: Iterable[Path], head: bytes = b"") -> str:
+    h = hashlib.sha256(head)
     for path in paths:
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()[:16]
 
 
 def notebook_hash(notebook: Path) -> str:
-    """The notebook's source plus the code it calls to fetch and draw results (the notebook API and
-    the analysis package): a change re-executes, never retrains."""
-    return _sha([notebook, *_NOTEBOOK_API, *sorted(_ANALYSIS.rglob("*.py"))])
+    """The notebook's cells (not its header nor its parameters cell, see :mod:`.nbsource`) plus the code
+    it calls to fetch and draw results (the notebook API and the analysis package): a change
+    re-executes, never retrains."""
+    from mace_core.study.nbsource import notebook_identity
+
+    return _sha([*_NOTEBOOK_API, *sorted(_ANALYSIS.rglob("*.py"))], head=notebook_identity(notebook))
 
 
 def parse_only(only: str | Iterable[str] | None, experiments: list[str]) -> list[str]:
@@ -134,7 +138,8 @@ def plan(profile: str, params_dir="params", runs_dir="runs", book_dir="book", no
             seeded = [(s, registry.run_key(with_seed(v, s).config)) for s in seeds]
             key = seeded[0][1]
             keys += [k for _, k in seeded]
-            parameters = {"profile": profile, "variant": variant, **shown}
+            # every parameter the notebook declares, so what its parameters cell holds never matters
+            parameters = {**runner_parameters(experiment, params), "profile": profile, "variant": variant, **shown}
             pair = Pair(experiment, variant, source, out_dir / f"{variant}.ipynb", parameters, key,
                         registry.run_dir_for(runs, profile, key), seed=seeds[0],
                         replicates=[SeedRun(experiment, variant, s, k, registry.run_dir_for(runs, profile, k))
