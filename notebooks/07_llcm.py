@@ -20,7 +20,7 @@
 # each training seed of the profile. The protocol is described on the methods page.
 
 # %% tags=["parameters", "remove-cell"]
-profile = "smoke"         # a profile of params/profiles/ (the layer runs when --llcm-root / MACE_LLCM_ROOT is set)
+profile = "smoke"         # a profile of params/profiles/ (smoke: a small synthetic LLCM-like set, generated when missing)
 variant = None            # a YAML of params/07_llcm/ (the study runner passes it); None: baseline
 seed = None               # one training seed of study.seeds; None: every seed of the variant
 overrides = {}            # dotted config keys, e.g. {"train.epochs": 10}

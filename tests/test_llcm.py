@@ -462,3 +462,28 @@ def test_study_list_shows_the_llcm_layer_only_with_its_root(tmp_path, monkeypatc
     assert "07_llcm/baseline" in out and "00_baseline/baseline" in out
     code = main(["study", "run", "--profile", "ci", "--slurm", "--llcm-root", str(tmp_path)])
     assert code == 2 and "--llcm-root is not passed on to Slurm" in capsys.readouterr().err
+
+
+def test_smoke_llcm_tree_is_generated_and_the_label_comes_from_the_data(tmp_path, monkeypatch):
+    """Issue 22, point 7: the ci/smoke LLCM layer generates its synthetic tree on first use; the
+    data-source label is the data's own (the synthesiser's marker), whatever the profile says."""
+    from mace_core.study.variants import LLCM_ROOT_ENV, ensure_synthetic_like, resolve
+
+    monkeypatch.setenv(LLCM_ROOT_ENV, str(tmp_path / "llcm-ci"))
+    v = resolve("07_llcm", "baseline", "ci", REPO / "params")
+    assert v.config.data.source == "synthetic" and not (tmp_path / "llcm-ci").exists()
+    root = ensure_synthetic_like(v)
+    assert root == tmp_path / "llcm-ci" and (root / "synthetic.json").is_file()
+    assert json.loads((root / "synthetic.json").read_text())["like"] == "llcm"
+    assert len(llcm.training_set(root).pids) == 9
+    assert ensure_synthetic_like(v) is None                      # there: reused, never rewritten
+    # the paper profile on that tree says synthetic (its profile says real)
+    assert resolve("07_llcm", "baseline", "paper", REPO / "params").config.data.source == "synthetic"
+    # a folder without the marker is real data, on any profile, and is never generated over
+    tiny = build_tiny_llcm(tmp_path / "LLCM")
+    monkeypatch.setenv(LLCM_ROOT_ENV, str(tiny))
+    for profile in ("ci", "smoke", "paper"):
+        v = resolve("07_llcm", "baseline", profile, REPO / "params")
+        assert v.config.data.source == "real", profile
+        assert ensure_synthetic_like(v) is None
+    assert not (tiny / "synthetic.json").exists()

@@ -158,3 +158,15 @@ def test_a_users_variant_yaml_joins_the_study(tmp_path, monkeypatch):
     assert f"highest of the {k} compared" in finding   # the user's fraction is one of the comparisons
     overview = (html / "overview.html").read_text()
     assert f"best of {k}" in overview
+
+
+def test_llcm_notebook_runs_with_its_defaults(env, monkeypatch):
+    """Issue 22, point 7: 07_llcm on its defaults (no LLCM data) generates the profile's small
+    synthetic LLCM-like tree and says it is synthetic."""
+    from mace_core.study.variants import LLCM_ROOT_ENV
+
+    root = env["root"] / "llcm-like"
+    monkeypatch.setenv(LLCM_ROOT_ENV, str(root))   # where data/synthetic-llcm-ci would go (kept out of the repo)
+    text = outputs(execute(env, "07_llcm"))
+    assert (root / "synthetic.json").is_file()
+    assert "data: synthetic LLCM" in text and "training identities: 9" in text and "seeds: [0, 1]" in text

@@ -7,6 +7,8 @@ def _train(args) -> int:
     from mace_core.engine.train import train, train_config_summary
 
     cfg = load_config(args.params, args.set or [])
+    from mace_core.data.synthetic import source_of
+    cfg.data.source = source_of(cfg.data.root) or cfg.data.source   # the data's own label (its generator's marker)
     results = train(cfg, run_dir=args.run_dir, resume=args.resume, progress=not args.no_progress)
     if results:  # rank 0 only
         print(train_config_summary(results))

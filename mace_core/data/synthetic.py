@@ -34,6 +34,17 @@ IR_CAMS = (3, 6)
 MARKER = "synthetic.json"  # written last: its presence means a complete dataset
 FORMAT_VERSION = 1
 
+
+def source_of(root) -> str | None:
+    """Where a dataset folder's images come from, read from the data itself: ``"synthetic"`` when it
+    holds the marker every synthesiser of this project writes last (the embedded SYSU-format set and
+    ``mace data synth --like ...``), ``"real"`` for any other folder, None when there is no folder.
+    The study labels its numbers with this, never with what a profile assumes."""
+    root = Path(root)
+    if (root / MARKER).is_file():
+        return "synthetic"
+    return "real" if root.is_dir() else None
+
 # Part labels of the figure mask (0 = background).
 SKIN, HAIR, TOP, BOTTOM, SHOES, HAT, BAG = 1, 2, 3, 4, 5, 6, 7
 N_PARTS = 8

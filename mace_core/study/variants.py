@@ -151,9 +151,39 @@ def resolve(experiment: str, variant: str, profile: str, params_dir: str | Path 
     except MaceError as exc:
         raise MaceError(f"{experiment}/{name or variant} on profile {profile}: {exc.what}", exc.fix) from None
     cfg.data.root = str(resolve_path(cfg.data.root, root))
+    # the data says whether it is synthetic (its generator's marker), not the profile; a folder that is
+    # not there yet (a synthetic set generated on first use) keeps the profile's label
+    from mace_core.data.synthetic import source_of
+    cfg.data.source = source_of(cfg.data.root) or cfg.data.source
     out = Variant(experiment, name or variant, profile, cfg, study, layers)
     seeds_of_variant(out)  # validate study.seeds early, with the layer names in the message
     return out
+
+
+def ensure_synthetic_like(v: Variant) -> Path | None:
+    """Generate the variant's synthetic ``--like`` tree (``study.synthetic_like``: ``like`` plus the
+    arguments of ``mace data synth --like``, e.g. the smoke profile's small LLCM-like set) when its
+    folder is missing, so a notebook runs with its defaults. An existing folder is never rewritten: real
+    data, or a tree the user generated with other parameters (``--llcm-root data/llcm-like``)."""
+    spec = v.study.get("synthetic_like")
+    if not spec or v.config.data.source != "synthetic":
+        return None
+    if not isinstance(spec, dict) or "like" not in spec:
+        raise MaceError(f"{v.experiment}/{v.variant} on profile {v.profile}: study.synthetic_like must be a mapping "
+                        f"with 'like', got {spec!r}", "write e.g. `study: {synthetic_like: {like: llcm, scale: 0.05}}`")
+    from mace_core.data.synthetic_like import generate_like
+    from mace_core.study.registry import run_lock
+
+    root = Path(v.config.data.root)
+    kwargs = {k: val for k, val in spec.items() if k != "like"}
+    if root.exists():
+        return None
+    with run_lock(root):   # parallel study jobs generate it once
+        if not root.exists():
+            import sys
+            print(f"generating the synthetic {spec['like']}-like dataset into {root} ...", file=sys.stderr)
+            generate_like(spec["like"], root, **kwargs)
+    return root
 
 
 def seeds_of_variant(v: Variant) -> list[int]:
