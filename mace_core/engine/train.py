@@ -25,7 +25,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
@@ -119,9 +119,12 @@ def _fault_point() -> tuple[int, int] | None:
 # ---------------------------------------------------------------------------------------------
 
 def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
-          keep: dict[str, Any] | None = None) -> dict[str, Any]:
+          keep: dict[str, Any] | None = None, monitor: Callable[..., None] | None = None) -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir`` (default: :func:`rundir.default_run_dir`); return results.json's content
-    (an empty dict on ranks other than 0). ``keep``, when given, receives the trained ``model`` (every rank)."""
+    (an empty dict on ranks other than 0). ``keep``, when given, receives the trained ``model`` (every rank).
+    ``monitor`` (rank 0), e.g. a notebook's live progress: called ``monitor("step", epoch=, epochs=, batch=,
+    batches=, loss=)`` after every batch (``loss``, the epoch's running mean, at the ``log_every`` host
+    reads, else None) and ``monitor("epoch", record=)`` with each epoch's log row."""
     from mace_core.data.sampler import check_paired
     from mace_core.data.transforms import normalize_batch
     from mace_core.losses import MaceLoss, ens_weight_at, kd_effective_weight_at, kd_weight_at
@@ -253,11 +256,14 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
             stats.add({k: v for k, v in terms.items()
                        if k != "ens_weight" and (k != "kd_ens" or cfg.loss.ens_kd_weight > 0)})
             bar.update(1)
+            loss_now = None
             if tc.log_every and (b + 1) % tc.log_every == 0 and b + 1 < n:
                 # the logging interval: the terms reach the host (and the ranks agree on finiteness) here
                 sofar = stats.read(epoch)
-                bar.set_postfix(loss=f"{sofar['loss'] / sofar['batches']:.3f}",
-                                lr=f"{optimizer.param_groups[-1]['lr']:.2e}")
+                loss_now = sofar['loss'] / sofar['batches']
+                bar.set_postfix(loss=f"{loss_now:.3f}", lr=f"{optimizer.param_groups[-1]['lr']:.2e}")
+            if monitor is not None and info.is_main:
+                monitor("step", epoch=epoch + 1, epochs=tc.epochs, batch=b + 1, batches=n, loss=loss_now)
         bar.close()
         sums = stats.read(epoch)  # summed over the ranks: the epoch's one host read besides the intervals
         elapsed = time.perf_counter() - t0
@@ -313,6 +319,8 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
         state["stopped_early"] = stop
         state["history"].append(record)
         state["epoch"] = epoch + 1
+        if monitor is not None and info.is_main:
+            monitor("epoch", record=record)
         if progress and info.is_main:
             line = (f"epoch {epoch + 1}/{tc.epochs}: loss {record['loss']:.3f}, train acc "
                     f"{100 * record['train_acc']:.1f} %, lr {record['lr']:.2e}, {record['images_per_s']:.0f} img/s")

@@ -84,8 +84,11 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool) -> Any:
     """The trainer's entry point (a module-level seam, so runner tests can replace training)."""
     from mace_core.engine.train import train
 
-    # Progress bars only on a terminal: in an executed notebook they are just noise in the book.
-    return train(cfg, run_dir, resume=resume, progress=sys.stderr.isatty())
+    from mace_core.study.live import monitor_for
+
+    # tqdm's bars on a terminal; a live bar and curves in a notebook a person runs (live.py); nothing
+    # in a notebook executed by the study or papermill: there they would only be noise in the book
+    return train(cfg, run_dir, resume=resume, progress=sys.stderr.isatty(), monitor=monitor_for(cfg))
 
 
 def seeds_of(experiment: str, variant: str, profile: str, params_dir="params") -> list[int]:
