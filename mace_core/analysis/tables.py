@@ -283,7 +283,17 @@ def show(frame: pd.DataFrame):
     caption = frame.attrs.get("caption")
     if caption:
         styler = styler.set_caption(caption)
-    return styler
+    # The table's own <style> carries the layout that book/_static/mace.css gives it in the book, so it
+    # reads the same in JupyterLab (whose CSS puts a caption above a narrow table, as wide as the table):
+    # the caption under the table, and the table at least as wide as a readable caption.
+    return styler.set_table_styles(TABLE_STYLES, overwrite=False)
+
+
+TABLE_STYLES = [
+    {"selector": "", "props": [("min-width", "min(100%, 36rem)"), ("max-width", "100%"),
+                               ("table-layout", "auto")]},
+    {"selector": "caption", "props": [("caption-side", "bottom"), ("text-align", "left"), ("padding-top", "0.4rem")]},
+]
 
 
 def show_finding(text: str):
