@@ -50,3 +50,55 @@ def test_browser_flags_overflow_and_wrapping_and_saves_screenshots(tmp_path):
     assert not any(p.startswith("index.html") for p in problems)
     shots = sorted(p.name for p in (tmp_path / "shots").glob("*.png"))
     assert shots == ["chapters__wide.png", "generated__x__summary.png", "index.png"]
+
+
+WIDE_BACKBONES = [("resnet50", "resnet18", [41.1, 47.8, 38.0]), ("seresnet50", "seresnet18", [60.0, 20.0]),
+                  ("efficientnet_b3", "efficientnet_b0", [12.0, 55.0]), ("tresnet_m", "tresnet_m", [15.0, 19.0])]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+@pytest.mark.skipif(bookcheck.find_browser() is None,
+                    reason="Chromium is not installed (apt-get install -y chromium): browser checks skipped")
+def test_a_summary_as_wide_as_the_smoke_backbones_fits_at_1024(tmp_path):
+    """Issue 22, point 5: the smoke book's backbone summary had a 763 px table in a 755 px column at
+    1024 px. A Jupyter Book page with the same four backbones and two-digit spreads (a table at least
+    that wide when nothing wraps) passes the book check at 1400 and 1024 px."""
+    import json
+    import shutil
+
+    import nbformat
+    from _tables_helpers import seeded
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+    from mace_core.analysis import tables
+    from mace_core.study.book import build_book
+
+    repo = Path(__file__).resolve().parents[1]
+    book = tmp_path / "book"
+    book.mkdir()
+    shutil.copy(repo / "book" / "_config.yml", book)
+    shutil.copytree(repo / "book" / "_static", book / "_static")
+    (book / "intro.md").write_text("# Intro\n")
+    runs = [r for name, bb, r1 in WIDE_BACKBONES for r in seeded(name, r1, model__backbone=bb)]
+    cells = [new_markdown_cell("# Summary: backbones (Table 4)")]
+    for frame in (tables.comparison_table("01_backbones", runs), tables.backbone_cost_table(runs),
+                  tables.metrics_table("01_backbones", runs)):
+        cells.append(new_code_cell("tables.show(frame)", metadata={"tags": ["remove-input"]}, outputs=[
+            new_output("display_data", data={"text/html": tables.show(frame).to_html(), "text/plain": "table"})]))
+    (book / "generated" / "01_backbones").mkdir(parents=True)
+    nbformat.write(new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                                      "language": "python"}}),
+                   book / "generated" / "01_backbones" / "summary.ipynb")
+    (book / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n- file: generated/01_backbones/summary\n")
+    build_book(book)
+    html = book / "_build" / "html"
+    page = html / "generated" / "01_backbones" / "summary.html"
+    with bookcheck.Browser(bookcheck.find_browser()) as browser:   # the fixture is as wide as the smoke page
+        browser.open(page.as_uri(), 1024)
+        widths = json.loads(browser.call("Runtime.evaluate", returnByValue=True, expression=(
+            "JSON.stringify([...document.querySelectorAll('table.mace-table')].map(t => {t.style.minWidth = '0';"
+            " t.style.maxWidth = 'none'; t.style.width = 'max-content'; return t.getBoundingClientRect().width;}))"
+        ))["result"]["value"])
+    assert widths[0] >= 763, widths
+    assert bookcheck.check(html, shots=tmp_path / "shots") == []

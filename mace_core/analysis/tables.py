@@ -270,6 +270,7 @@ TABLE_CLASS = "mace-table"
 
 
 _LABEL_COLUMNS = ("variant", "model", "queries", "backbone", "identities")
+_WORD_COLUMNS = ("verdict",)
 
 
 def show(frame: pd.DataFrame):
@@ -280,6 +281,11 @@ def show(frame: pd.DataFrame):
     if labels:
         styler = styler.format(lambda v: html.escape(str(v)).replace("_", "_<wbr>"), subset=labels)
         styler = styler.set_properties(subset=labels, **{"white-space": "normal", "text-align": "left"})
+    # words may wrap ("not distinguishable" on two lines): the backbone summary then fits the content
+    # column at 1024 px (book check), numbers still never break
+    words = [c for c in frame.columns if (c[0] if isinstance(c, tuple) else c) in _WORD_COLUMNS]
+    if words:
+        styler = styler.set_properties(subset=words, **{"white-space": "normal", "min-width": "5.5rem"})
     caption = frame.attrs.get("caption")
     if caption:
         styler = styler.set_caption(caption)
