@@ -72,7 +72,7 @@ def test_a_summary_as_wide_as_the_smoke_backbones_fits_at_1024(tmp_path):
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
     from mace_core.analysis import tables
-    from mace_core.study.book import build_book
+    from mace_core.book.build import build_book
 
     repo = Path(__file__).resolve().parents[1]
     book = tmp_path / "book"

@@ -14,7 +14,7 @@ import pytest
 from _train_helpers import shared_tiny_root, tiny_config
 
 from mace_core.engine.train import train
-from mace_core.study import live
+from mace_core.jupyter import live
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_a_kernel_shows_bar_and_curves_only_when_run_by_hand(monkeypatch):
             out.append((kind, msg["content"]))
         return out
 
-    drive = ("from mace_core.study import live\nmon = live.monitor_for(cfg)\nprint('monitor', mon is not None)\n"
+    drive = ("from mace_core.jupyter import live\nmon = live.monitor_for(cfg)\nprint('monitor', mon is not None)\n"
              "if mon is not None:\n    mon.redraw_every = 2\n"
              "    for b in range(1, 5): mon('step', epoch=1, epochs=1, batch=b, batches=4, loss=1.0)\n"
              "    mon('epoch', record={'epoch': 1, 'loss': 1.0, 'train_acc': 0.5})\n")

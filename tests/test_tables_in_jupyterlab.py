@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from mace_core.analysis import tables
-from mace_core.study.bookcheck import Browser, find_browser
+from mace_core.book.check import Browser, find_browser
 
 
 def test_table_styles_travel_with_the_table():

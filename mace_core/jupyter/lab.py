@@ -2,7 +2,8 @@
 
 * :func:`lab_settings` makes JupyterLab (of this environment) open ``.py`` files with jupytext's
   notebook view by default (the ``defaultViewers`` setting of the document manager, written as an
-  application-level override, so the user's own settings stay theirs).
+  application-level override, so the user's own settings stay theirs), and turns off JupyterLab's
+  news pop-up ("Would you like to receive official Jupyter news?") and its update check.
 * :func:`lab_command` is the command line that ``make lab`` / ``mace lab`` runs.
 * :class:`LabServer` runs one on localhost for `make lab-check` and the tests.
 The kernel the notebooks name is :mod:`mace_core.jupyter.kernel`'s.
@@ -18,10 +19,13 @@ from mace_core.utils.atomic import atomic_write_text
 
 _VIEWER_PLUGIN = "@jupyterlab/docmanager-extension:plugin"
 _JUPYTEXT_VIEWER = "Jupytext Notebook"   # the widget factory jupytext's JupyterLab extension registers
+_NOTIFICATION_PLUGIN = "@jupyterlab/apputils-extension:notification"
+_NO_NEWS = {"fetchNews": "false", "checkForUpdates": False}   # "false": Never (the schema's string values)
 
 
 def lab_settings(prefix: str | Path = sys.prefix) -> Path:
-    """Write the application-level JupyterLab override that opens ``.py`` files as notebooks."""
+    """Write the application-level JupyterLab override that opens ``.py`` files as notebooks, with no
+    news pop-up and no update check (both would fetch from the internet; a user's own setting wins)."""
     path = Path(prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
     data = {}
     if path.is_file():
@@ -29,9 +33,10 @@ def lab_settings(prefix: str | Path = sys.prefix) -> Path:
             data = json.loads(path.read_text() or "{}")
         except json.JSONDecodeError:
             raise MaceError(f"{path} is not valid JSON", "fix or delete it, then run again") from None
-    viewers = data.setdefault(_VIEWER_PLUGIN, {}).setdefault("defaultViewers", {})
-    if viewers.get("python") != _JUPYTEXT_VIEWER:
-        viewers["python"] = _JUPYTEXT_VIEWER
+    before = json.dumps(data, sort_keys=True)
+    data.setdefault(_VIEWER_PLUGIN, {}).setdefault("defaultViewers", {})["python"] = _JUPYTEXT_VIEWER
+    data.setdefault(_NOTIFICATION_PLUGIN, {}).update(_NO_NEWS)
+    if json.dumps(data, sort_keys=True) != before:
         atomic_write_text(path, json.dumps(data, indent=2) + "\n")
     return path
 

@@ -84,7 +84,7 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool) -> Any:
     """The trainer's entry point (a module-level seam, so runner tests can replace training)."""
     from mace_core.engine.train import train
 
-    from mace_core.study.live import monitor_for
+    from mace_core.jupyter.live import monitor_for
 
     # tqdm's bars on a terminal; a live bar and curves in a notebook a person runs (live.py); nothing
     # in a notebook executed by the study or papermill: there they would only be noise in the book

@@ -98,7 +98,7 @@ def run_study(profile: str, params_dir="params", runs_dir="runs", book_dir="book
             raise MaceError(f"LLCM root {str(llcm_path)!r} is not a directory",
                             "pass --llcm-root pointing at the LLCM release (or `mace data synth --like llcm`)")
         pinned[LLCM_ROOT_ENV] = str(llcm_path)
-    pinned["MACE_BATCH"] = "1"   # notebooks executed here show no live progress (study/live.py)
+    pinned["MACE_BATCH"] = "1"   # notebooks executed here show no live progress (jupyter/live.py)
     saved_env = {k: os.environ.get(k) for k in pinned}
     base_env: dict[str, str] = dict(pinned)
     os.environ.update(pinned)
