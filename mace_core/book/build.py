@@ -74,6 +74,31 @@ def jupyter_book_command() -> list[str]:
     return [found]
 
 
+GPU_SESSION = f"{GENERATED}/gpu_session.md"          # the architecture page includes it
+GPU_SESSION_REPORT = "benchmarks/results/gpu_session.md"   # what benchmarks/gpu_session.sh writes
+UNMEASURED = ("**Unmeasured on GPU.** The first GPU session (`benchmarks/gpu_session.sh`, at most 10 minutes on "
+              "one H100) has not run yet, so the paper profile's defaults `train.deterministic: true` and "
+              "`train.compile: false` are unmeasured on GPU: what determinism costs and whether compiling pays "
+              "back its compile time are open. Its report appears here once "
+              f"`{GPU_SESSION_REPORT}` exists.\n")
+
+
+def write_gpu_session(book_dir: str | Path) -> Path:
+    """``generated/gpu_session.md`` for the architecture page: the first GPU session's Markdown report
+    (``benchmarks/results/gpu_session.md`` of the project the book belongs to) when it exists, else the
+    note that the paper profile's determinism and compile defaults are unmeasured on GPU."""
+    book_dir = Path(book_dir)
+    report = book_dir.parent / GPU_SESSION_REPORT
+    text = report.read_text() if report.is_file() else UNMEASURED
+    out = book_dir / GPU_SESSION
+    if not out.is_file() or out.read_text() != text:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(text)
+        tmp.replace(out)
+    return out
+
+
 def build_book(book_dir: str | Path, quiet: bool = True) -> Path:
     """``jupyter-book build BOOK -W --keep-going`` (warnings are errors); returns the index page path."""
     book_dir = Path(book_dir).resolve()
@@ -82,6 +107,7 @@ def build_book(book_dir: str | Path, quiet: bool = True) -> Path:
     from mace_core.book.assets import remove_source_copy, vendor_mathjax
 
     remove_source_copy(book_dir)
+    write_gpu_session(book_dir)
     cmd = jupyter_book_command() + ["build", str(book_dir), "-W", "--keep-going"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:

@@ -252,7 +252,7 @@ def bench(cfg: RunConfig, steps: int = 20, warmup: int = 3, parts: tuple[str, ..
             out["input_pipeline"] = time_input_pipeline(p, input_batches)
         peak = peak_memory_mb(device)
     batch_images = 2 * cfg.data.ids_per_batch * cfg.data.images_per_id
-    headline = out.get("together") or out.get("model_step")
+    headline = out.get("together") or out.get("model_step") or {}   # none when only the input pipeline ran
     report = {
         "device": str(device) if device.type == "cpu" else f"{device} ({torch.cuda.get_device_name(device)})",
         "amp": str(p.dtype).replace("torch.", "") if p.dtype is not None else "off",
@@ -271,10 +271,10 @@ def bench(cfg: RunConfig, steps: int = 20, warmup: int = 3, parts: tuple[str, ..
                      "note": "building data, model and optimiser; then the warm-up steps, which spawn the loader "
                              "workers and pay the first-call set-up"},
         **out,
-        "steps": headline["steps"],
-        "images_per_s": headline["images_per_s"],
-        "step_time_ms_mean": headline["step_time_ms_mean"],
-        "step_time_ms_median": headline["step_time_ms_median"],
+        "steps": headline.get("steps"),
+        "images_per_s": headline.get("images_per_s"),
+        "step_time_ms_mean": headline.get("step_time_ms_mean"),
+        "step_time_ms_median": headline.get("step_time_ms_median"),
         "peak_memory_mb": peak,  # accelerator memory (None on CPU)
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # host process
     }
