@@ -487,3 +487,29 @@ def test_smoke_llcm_tree_is_generated_and_the_label_comes_from_the_data(tmp_path
         assert v.config.data.source == "real", profile
         assert ensure_synthetic_like(v) is None
     assert not (tiny / "synthetic.json").exists()
+
+
+def test_llcm_evaluation_loads_and_embeds_as_sysu_does(synth, monkeypatch):
+    """Issue 22, point 8: the trainer's LLCM evaluation passes its loader workers, pinned memory,
+    autocast and memory format to the embedding, as SYSU-MM01's and RegDB's do."""
+    import torch
+    from _train_helpers import tiny_config
+
+    from mace_core.engine import evaluate as ev
+    from mace_core.engine.train import evaluate
+
+    seen = []
+
+    def fake_embed(model, images, modality, transform, batch_size, device, flip, occlusion=None, *args, **loading):
+        seen.append((modality, loading))
+        return torch.randn(len(images), 8, generator=torch.Generator().manual_seed(len(seen)))
+
+    monkeypatch.setattr(ev, "embed_images", fake_embed)
+    cfg = tiny_config(synth, data={"dataset": "llcm", "workers": 2, "pin_memory": True},
+                      train={"channels_last": True, "amp": "bf16"}, eval={"trials": 2})
+    metrics = evaluate(torch.nn.Identity(), cfg, torch.device("cpu"))
+    assert {m for m, _ in seen} == {"rgb", "ir"} and len(seen) == 2
+    for _, loading in seen:
+        assert loading == {"workers": 2, "pin_memory": True, "amp": torch.bfloat16,
+                           "memory_format": torch.channels_last}
+    assert set(metrics["directions"]) == {"ir2vis", "vis2ir"}

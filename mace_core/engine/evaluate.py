@@ -287,13 +287,17 @@ class LLCMResult:
 def evaluate_llcm_model(model, root, size, trials: int = 10, distance: str = "cosine", flip: bool = False,
                         occlusion: str | None = None, occlusion_fill: str = DEFAULT_FILL, occlusion_seed: int = 0,
                         vis2ir: str = "symmetric", cache_dir=None, batch_size: int = 128, device="cpu",
-                        rerank: dict | None = None, **_unused) -> LLCMResult:
+                        rerank: dict | None = None, workers: int = 0, pin_memory: bool | None = None,
+                        amp: torch.dtype | None = None, memory_format: torch.memory_format = torch.contiguous_format,
+                        **_unused) -> LLCMResult:
     """LLCM, both directions over gallery trials ``0 .. trials-1`` (the reference runs 10).
 
     Every VIS test image (cameras 1-9) and every NIR test image (cameras 1, 2, 4-9) is embedded
     once; each trial's galleries are subsets (see :mod:`mace_core.data.llcm`). Test-time
     occlusion, if any, applies to the query images of each direction (image ``i`` of a modality
-    with the generator ``(occlusion_seed, i)``); galleries stay clean."""
+    with the generator ``(occlusion_seed, i)``); galleries stay clean. Images are loaded and embedded
+    as SYSU-MM01's and RegDB's are (and as the trainer trains): ``workers``, ``pin_memory``, ``amp``
+    autocast and ``memory_format``."""
     from mace_core.data import llcm
     from mace_core.engine.retrieval import LLCM_VIS2IR, llcm_trials
 
@@ -314,12 +318,13 @@ def evaluate_llcm_model(model, root, size, trials: int = 10, distance: str = "co
     transform = test_transform(size)
     modality = {"vis": "rgb", "nir": "ir"}
     images = {m: cached_images(records[m], size, cache_dir, desc=f"llcm-test-{m}") for m in llcm.MODALITIES}
-    feats = {m: extract_features(model, images[m], modality[m], transform, batch_size, device, flip)
+    loading = {"workers": workers, "pin_memory": pin_memory, "amp": amp, "memory_format": memory_format}
+    feats = {m: extract_features(model, images[m], modality[m], transform, batch_size, device, flip, **loading)
              for m in llcm.MODALITIES}
     query_f = None
     if occlusion is not None:
         query_f = {m: extract_features(model, images[m], modality[m], transform, batch_size, device, flip, occlusion,
-                                       occlusion_fill, occlusion_seed) for m in llcm.MODALITIES}
+                                       occlusion_fill, occlusion_seed, **loading) for m in llcm.MODALITIES}
     labels = {m: _labels(records[m]) for m in llcm.MODALITIES}
     results = {}
     for direction in llcm.DIRECTIONS:
