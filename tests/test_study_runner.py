@@ -213,3 +213,51 @@ def test_workers_get_the_gpus_the_parent_was_given(monkeypatch):
     assert pool._gpu_list({}) == ["0", "1"]  # unset: every device torch sees
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
     assert pool._gpu_list({}) == []
+
+
+def test_more_jobs_than_gpus_warns_how_many_share_each():
+    """Issue 22, point 8: worker k keeps GPU k mod G; the warning counts the jobs per GPU."""
+    assert pool.gpu_sharing(5, ["0", "1"]) == (
+        "--jobs 5 with 2 visible GPUs: jobs share GPUs (GPU 0: 3 jobs, GPU 1: 2 jobs), each job with a share of "
+        "its GPU's memory and time; use --jobs 2 for one job per GPU")
+    assert pool.gpu_sharing(2, ["0", "1"]) is None and pool.gpu_sharing(4, []) is None
+    assert pool.gpu_sharing(1, ["0"]) is None and "GPU 3: 2 jobs" in pool.gpu_sharing(2, ["3"])
+
+
+def test_study_warns_when_jobs_share_a_gpu(tmp_path, monkeypatch):
+    root = make_study(tmp_path, {"00_baseline": {"baseline": "{}\n"}})
+    monkeypatch.setattr(api, "_train", FakeTrainer())
+    monkeypatch.chdir(root)
+    monkeypatch.setattr(runner, "_gpu_list", lambda: ["0"])
+    with pytest.warns(UserWarning, match=r"--jobs 3 with 1 visible GPU: jobs share GPUs \(GPU 0: 3 jobs\)"):
+        _run(root, jobs=3)
+
+
+def test_image_caches_are_built_once_per_data_setting_before_the_jobs(tmp_path, monkeypatch):
+    """Issue 22, point 8: the study builds each distinct data setting's caches once, before its
+    worker pool, not once per job (three variants, two data settings: two builds)."""
+    from mace_core.data import datasets
+    from mace_core.data.synthetic import generate
+    from mace_core.study.variants import DATA_ROOT_ENV
+
+    data = generate(tmp_path / "data", ids=12, images_per_cam=2, seed=0, size=(32, 16))
+    root = make_study(tmp_path / "study", {"00_baseline": {
+        "baseline": "data:\n  height: 32\n  width: 16\n",
+        "lr": "data:\n  height: 32\n  width: 16\ntrain:\n  lr: 0.01\n",
+        "half": "data:\n  height: 32\n  width: 16\n  id_fraction: 0.5\n"}})
+    monkeypatch.setenv(DATA_ROOT_ENV, str(data))
+    monkeypatch.setattr(api, "_train", FakeTrainer())
+    monkeypatch.chdir(root)
+    order, real = [], datasets.build_caches
+    monkeypatch.setattr(datasets, "build_caches", lambda d: order.append(("build", d.id_fraction)) or real(d))
+    monkeypatch.setattr(runner, "_run_jobs", lambda jobs_now, jobs, execute: [
+        order.append(("job", j["label"])) or execute_job_ok(j) for j in jobs_now])
+    _run(root, jobs=2)
+    builds = [o for o in order if o[0] == "build"]
+    assert sorted(builds) == [("build", 0.5), ("build", 1.0)]
+    assert order.index(builds[-1]) < min(i for i, o in enumerate(order) if o[0] == "job")
+    assert (data / ".mace_cache").is_dir() and any((data / ".mace_cache").iterdir())
+
+
+def execute_job_ok(job):
+    return {"label": job["label"], "ok": True, "seconds": 0.0, "notebook": None, "kind": job.get("kind")}

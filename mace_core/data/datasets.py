@@ -106,12 +106,8 @@ def test_cache_groups(dataset: str, root, trial: int = 1) -> list[tuple[list[Rec
     return [(visible, f"regdb-visible-test-{trial}"), (thermal, f"regdb-thermal-test-{trial}")]
 
 
-def load_training_data(dataset: str, root, size, cache_dir=None, include_val: bool = True, trial: int = 1,
-                       id_fraction: float = 1.0, fraction_seed: int = 0) -> TrainData:
-    """Training records of ``dataset`` → cached arrays, optionally restricted to a nested id fraction.
-
-    First checks that every cache of the run (training and test, both SYSU search modes) fits on
-    disk and can be written: a run never fails for space after hours of training."""
+def _training_groups(dataset: str, root, include_val: bool, trial: int, id_fraction: float, fraction_seed: int):
+    """(rgb records, ir records, training ids, cache tag, test cache groups) of a training run."""
     if dataset not in DATASETS:
         raise MaceError(f"unknown dataset {dataset!r}", "use sysu, regdb or llcm")
     rgb, ir = _records_for(dataset, root, include_val, trial)
@@ -121,7 +117,6 @@ def load_training_data(dataset: str, root, size, cache_dir=None, include_val: bo
     keep = set(pids)
     rgb = [r for r in rgb if r.pid in keep]
     ir = [r for r in ir if r.pid in keep]
-    label_of = {p: i for i, p in enumerate(pids)}
     tag = f"{dataset}-train{'+val' if include_val and dataset == 'sysu' else ''}"
     if dataset == "regdb":
         tag += f"-t{trial}"
@@ -129,6 +124,32 @@ def load_training_data(dataset: str, root, size, cache_dir=None, include_val: bo
         tests = test_cache_groups(dataset, root, trial)
     except MaceError:
         tests = []  # a broken test split is reported by the evaluation, in its own words
+    return rgb, ir, pids, tag, tests
+
+
+def build_caches(data) -> list[str]:
+    """Every image cache a training run of ``data`` (a :class:`~mace_core.config.DataConfig`) reads,
+    training and test, built now (reused when present): the study calls it once per distinct data
+    setting before its worker pool starts, so parallel jobs never build the same cache twice."""
+    size = (data.height, data.width)
+    rgb, ir, _, tag, tests = _training_groups(data.dataset, data.root, data.include_val, data.trial,
+                                              data.id_fraction, data.fraction_seed)
+    groups = [(rgb, f"{tag}-rgb"), (ir, f"{tag}-ir"), *tests]
+    preflight(groups, size, data.cache_dir)
+    for records, desc in groups:
+        if records:
+            cached_images(records, size, data.cache_dir, desc=desc)
+    return [desc for records, desc in groups if records]
+
+
+def load_training_data(dataset: str, root, size, cache_dir=None, include_val: bool = True, trial: int = 1,
+                       id_fraction: float = 1.0, fraction_seed: int = 0) -> TrainData:
+    """Training records of ``dataset`` → cached arrays, optionally restricted to a nested id fraction.
+
+    First checks that every cache of the run (training and test, both SYSU search modes) fits on
+    disk and can be written: a run never fails for space after hours of training."""
+    rgb, ir, pids, tag, tests = _training_groups(dataset, root, include_val, trial, id_fraction, fraction_seed)
+    label_of = {p: i for i, p in enumerate(pids)}
     preflight([(rgb, f"{tag}-rgb"), (ir, f"{tag}-ir"), *tests], size, cache_dir)
     return TrainData(
         rgb_images=cached_images(rgb, size, cache_dir, desc=f"{tag}-rgb"),

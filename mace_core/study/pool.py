@@ -46,6 +46,18 @@ def _gpu_list(environ=None) -> list[str]:
         return []
 
 
+def gpu_sharing(jobs: int, gpus: list[str]) -> str | None:
+    """The warning for more ``--jobs`` than visible GPUs (worker k keeps GPU k mod G, see
+    :func:`_claim_gpu`): how many jobs share each GPU; None when every job has a GPU of its own (or
+    there is none: CPU)."""
+    if jobs <= 1 or not gpus or jobs <= len(gpus):
+        return None
+    per = [sum(1 for k in range(jobs) if k % len(gpus) == i) for i in range(len(gpus))]
+    shares = ", ".join(f"GPU {g}: {n} jobs" for g, n in zip(gpus, per))
+    return (f"--jobs {jobs} with {len(gpus)} visible GPU{'s' if len(gpus) > 1 else ''}: jobs share GPUs ({shares}), "
+            f"each job with a share of its GPU's memory and time; use --jobs {len(gpus)} for one job per GPU")
+
+
 def _claim_gpu(counter, gpus: list[str]) -> None:
     """Pool initializer: worker k of the pool keeps entry k % len(gpus) of the parent's GPU list for its
     whole life, so N workers on N GPUs never share one, whichever job finishes first (a per-job

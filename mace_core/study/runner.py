@@ -17,6 +17,7 @@ temp files of a killed study (SIGKILL) are removed by the next one.
 from __future__ import annotations
 
 import os
+import warnings
 import shutil
 import sys
 import time
@@ -34,7 +35,7 @@ from mace_core.study.execution import _job, _replicate_job, execute_job, execute
 from mace_core.study.pages import write_overview, write_runs_table
 from mace_core.study.planning import (SeedRun, _summary_stamp, executed_pages, is_fresh, plan, replicates_of,
                                       waves)
-from mace_core.study.pool import _run_jobs, job_env
+from mace_core.study.pool import _gpu_list, _run_jobs, gpu_sharing, job_env
 from mace_core.study.variants import (DATA_ROOT_ENV, LLCM_ROOT_ENV, find_params_dir, list_experiments, list_variants, resolve,
                                       resolve_path)
 
@@ -126,6 +127,12 @@ def run_study(profile: str, params_dir="params", runs_dir="runs", book_dir="book
             else:
                 pending.append(pair)
         planned = waves(pending, replicates)
+        if jobs > 1 and (sharing := gpu_sharing(jobs, _gpu_list())):
+            warnings.warn(sharing, stacklevel=2)
+            if progress:
+                print(f"WARNING: {sharing}", file=sys.stderr)
+        # every image cache the jobs will read, built once here, not once per job in the pool
+        prebuild_caches([p for _, w in planned for p in w], profile, params, progress)
         bar = tqdm(total=sum(len(w) for _, w in planned), desc=f"study ({profile})", unit="job",
                    disable=not progress)
         failed_keys: dict[str, str] = {}
@@ -169,6 +176,35 @@ def run_study(profile: str, params_dir="params", runs_dir="runs", book_dir="book
             else:
                 os.environ[key] = value
     return StudyReport(executed, skipped, failed, index, time.time() - start, trained)
+
+
+def prebuild_caches(items, profile: str, params_dir, progress: bool = False) -> list[str]:
+    """Build the image caches of every run that ``items`` (pairs and seed replicates about to run)
+    will train, once per distinct data setting, before the worker pool starts. A data setting that
+    cannot be read is left to its job, which reports it in its own words."""
+    from mace_core.data.datasets import build_caches
+
+    fields = ("dataset", "root", "height", "width", "cache_dir", "include_val", "trial", "id_fraction", "fraction_seed")
+    seen, built = set(), []
+    for item in items:
+        run_dir = getattr(item, "run_dir", None)
+        if run_dir is None or registry.is_complete(run_dir):
+            continue   # a summary, or a run already trained: reads caches the trainer built
+        variant = item.variant if isinstance(item, SeedRun) else item.name
+        try:
+            data = resolve(item.experiment, variant, profile, params_dir).config.data
+        except MaceError:
+            continue
+        key = tuple(getattr(data, f) for f in fields)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            built += build_caches(data)
+        except MaceError as exc:
+            if progress:
+                print(f"image caches of {item.label} not built ahead ({exc.what}); its job builds them", file=sys.stderr)
+    return built
 
 
 def execute_one(label: str, profile: str, params_dir="params", runs_dir="runs", book_dir="book",
