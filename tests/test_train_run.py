@@ -104,7 +104,7 @@ def test_diverging_loss_names_epoch_step_and_term(tiny_root, tmp_path):
     (["train.early_stop_patience=2"], "select_on_test"),
     (["train.early_stop_patience=2", "train.select_on_test=true"], "eval_every"),
     (["train.grad_accum=0"], "grad_accum"),
-    (["train.amp=fp16"], "CUDA"),
+    (["train.amp=fp32"], "auto, off, bf16 or fp16"),
     (["train.device=cuda:7"], "train.device"),
     (["eval.direction=v2t"], "ir2rgb, rgb2ir"),          # the tiny run is SYSU: v2t is RegDB's
     (["eval.rerank=true", "eval.rerank_lambda=1.5"], "rerank_lambda"),
@@ -149,3 +149,31 @@ def test_training_evaluation_honours_direction_and_rerank(tiny_root, tmp_path):
     m = results["metrics"]
     assert m["reranked"] is True and m["rerank"]["k1"] == 5 and m["protocol"]["direction"] == "rgb2ir"
     assert all(t["reranked"] for t in m["trials"])
+
+
+def test_fp16_with_gradscaler_trains_on_cpu(tiny_root, tmp_path):
+    """Issue 22, point 8: the fp16 autocast + GradScaler path (the GPU's fp16 setting) on CPU, where
+    torch allows it: finite losses, the scaler live and saved in the checkpoint, the run resumable."""
+    from mace_core.engine import train as engine
+
+    seen = {}
+    real = engine.forward_backward
+
+    def spy(net, criterion, batch, epoch, b, device, dtype, scaler, divide=1):
+        seen.setdefault("dtype", dtype)
+        seen.setdefault("scaler", scaler.is_enabled())
+        return real(net, criterion, batch, epoch, b, device, dtype, scaler, divide)
+
+    import pytest as _pytest
+    mp = _pytest.MonkeyPatch()
+    mp.setattr(engine, "forward_backward", spy)
+    try:
+        results = train(tiny_config(tiny_root, ["train.amp=fp16", "train.device=cpu"]), tmp_path / "r", progress=False)
+    finally:
+        mp.undo()
+    assert seen == {"dtype": torch.float16, "scaler": True}
+    log = pd.read_csv(tmp_path / "r" / "log.csv")
+    assert log["loss"].notna().all() and torch.isfinite(torch.tensor(log["loss"].to_numpy())).all()
+    state = torch.load(tmp_path / "r" / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
+    assert state["scaler"] is not None and state["scaler"]["scale"] > 0
+    assert 0 <= results["metrics"]["mean"]["rank1"] <= 1
