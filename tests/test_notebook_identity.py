@@ -46,7 +46,9 @@ def test_hash_ignores_header_and_parameters_cell_but_not_other_cells(tmp_path):
     assert "fraction = 0.4" in nb.read_text() and runner.notebook_hash(nb) == before
     nb.write_text(text.replace("## Training curves", "## Curves of training", 1))
     assert runner.notebook_hash(nb) != before
-    nb.write_text(text.replace('tags=["remove-input", "remove-stderr"]', 'tags=["remove-stderr"]', 1))
+    retagged = text.replace('# %% tags=["remove-input"]', '# %% tags=["remove-output"]', 1)
+    assert retagged != text
+    nb.write_text(retagged)
     assert runner.notebook_hash(nb) != before, "a cell's tags change what the book shows"
 
 
