@@ -183,21 +183,32 @@ def measure(profile: str, out_dir: Path) -> dict:
                 "architecture are not modelled (see `analyse` on an executed study)"}
 
 
+def _run_metas(runs_dir: Path) -> dict[Path, dict]:
+    """Run folder -> its study.json (the runner's record: seed, trained_for, train_seconds) for every complete run."""
+    out = {}
+    for res in sorted(Path(runs_dir).glob(f"*/{registry.RESULTS}")):
+        study = res.parent / "study.json"
+        out[res.parent] = json.loads(study.read_text()) if study.is_file() else {}
+    return out
+
+
+def _trained_in_page(metas: dict[Path, dict]) -> dict[str, float]:
+    first: dict[str, dict] = {}
+    for meta in metas.values():
+        page, seed = meta.get("trained_for"), meta.get("seed")
+        if page is not None and seed is not None and meta.get("train_seconds") is not None:
+            if page not in first or seed < first[page]["seed"]:
+                first[page] = meta
+    return {page: meta["train_seconds"] for page, meta in first.items()}
+
+
 def analyse(profile: str, wall: float | None, rebuild: bool, jobs: int, runs_dir: Path | None = None,
             book_dir: Path | None = None, plan_params: Path | None = None, pages_from: Path | None = None) -> dict:
     runs_dir = Path(runs_dir) if runs_dir else ROOT / "runs" / profile
     book_dir = Path(book_dir) if book_dir else ROOT / "book"
     total = {k: 0.0 for k in PARTS}
     per_run = []
-    metas = {}
-    for res in sorted(runs_dir.glob(f"*/{registry.RESULTS}")):
-        study = res.parent / "study.json"
-        metas[res.parent] = json.loads(study.read_text()) if study.is_file() else {}
-    first_seed: dict[str, int] = {}
-    for meta in metas.values():
-        if meta.get("trained_for") is not None and meta.get("seed") is not None:
-            first_seed[meta["trained_for"]] = min(first_seed.get(meta["trained_for"], meta["seed"]), meta["seed"])
-    trained_in_page: dict[str, float] = {}
+    metas = _run_metas(runs_dir)
     for run_dir, meta in metas.items():
         results = json.loads((run_dir / registry.RESULTS).read_text())
         parts = run_timing(results)
@@ -209,8 +220,8 @@ def analyse(profile: str, wall: float | None, rebuild: bool, jobs: int, runs_dir
         per_run.append({"run": f"{meta.get('trained_for', results.get('name'))} (seed {meta.get('seed')})",
                         "steps": results.get("steps"), "pixels": c.get("data", {}).get("height", 0) * c.get("data", {}).get("width", 0),
                         "seconds": round(sum(parts.values()), 1), **{k: round(v, 1) for k, v in parts.items()}})
-        if call is not None and meta.get("seed") == first_seed.get(meta.get("trained_for")):
-            trained_in_page[meta["trained_for"]] = call   # a variant's first seed is trained inside its page
+    # the pages' own runs (those of the study that executed them): a variant's first seed trains inside its page
+    trained_in_page = _trained_in_page(_run_metas(ROOT / "runs" / profile) if pages_from else metas)
     pages = []
     for nb in sorted((Path(pages_from) if pages_from else book_dir / book.GENERATED).glob("*/*.ipynb")):
         t = notebook_times(nb)
