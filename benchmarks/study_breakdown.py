@@ -42,8 +42,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mace_core.study import book, registry  # noqa: E402
-from mace_core.study.execution import kernel_dir, papermill_execute  # noqa: E402,F401
+from mace_core.book import build as book  # noqa: E402
+from mace_core.study import registry  # noqa: E402
+from mace_core.jupyter.kernel import kernel_dir  # noqa: E402
 from mace_core.study.planning import plan  # noqa: E402
 from mace_core.study.variants import resolve, seeds_of_variant  # noqa: E402
 from mace_core.utils.atomic import atomic_write_json  # noqa: E402
@@ -148,9 +149,12 @@ def measure(profile: str, out_dir: Path) -> dict:
     page = notebook_times(Path(job["tmp"])) or {}
     rows["page"] = {"wall_s": wall, "cpu_s": cpu, **page}
 
-    # 4. the book build (whatever pages the project's book/ holds now; a fresh checkout: none)
+    # 4. the book build: the TOC, overview and runs table from what the project's book/ holds now (a fresh
+    # checkout: no pages yet), then jupyter-book, as the study's last step does
+    from mace_core.study.runner import finish_book
+
     t0, c0 = time.perf_counter(), _child_cpu()
-    book.build_book(ROOT / "book")
+    finish_book(profile, ROOT / "params", runs, ROOT / "book", ROOT / "notebooks")
     rows["book build"] = {"wall_s": time.perf_counter() - t0, "cpu_s": _child_cpu() - c0,
                           "pages_in_book": len(list((ROOT / "book" / book.GENERATED).glob("*/*.ipynb")))}
 
