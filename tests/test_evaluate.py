@@ -75,8 +75,12 @@ def test_feature_cache_embeds_once_per_setting(sysu_root, tmp_path):
     assert model.calls == calls  # pools and fusion reuse the embedded images
     fresh = evaluate_sysu_model(PoolModel(), sysu_root, SIZE, trials=1, cache_dir=tmp_path, multi_query=2, fusion="max")
     assert pooled.trials == fresh.trials and single.trials != pooled.trials
-    evaluate_sysu_model(model, sysu_root, SIZE, trials=1, cache_dir=tmp_path, feature_cache=cache, occlusion="upper_body")
-    assert model.calls["ir"] > calls["ir"]  # another embedding setting is embedded anew
+    occluded = evaluate_sysu_model(model, sysu_root, SIZE, trials=1, cache_dir=tmp_path, feature_cache=cache,
+                                   occlusion="upper_body")
+    assert model.calls["ir"] > calls["ir"]  # another embedding setting is embedded anew (the IR queries)
+    assert model.calls["rgb"] == calls["rgb"]  # occlusion touches the queries only: the gallery is reused
+    alone = evaluate_sysu_model(PoolModel(), sysu_root, SIZE, trials=1, cache_dir=tmp_path, occlusion="upper_body")
+    assert occluded.trials == alone.trials and occluded.trials != single.trials
 
 
 def test_bad_settings_fail_before_embedding(sysu_root, tmp_path):

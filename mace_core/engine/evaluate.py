@@ -196,18 +196,19 @@ def evaluate_sysu_model(model, root, size, mode: str = "all", gallery: str = "ag
     queries, candidates = (rgb_records, ir_records) if reverse else (ir_records, rgb_records)
     q_img, g_img = (rgb_img, ir_img) if reverse else (ir_img, rgb_img)
     q_mod, g_mod = ("rgb", "ir") if reverse else ("ir", "rgb")
-    key = (str(root), tuple(size), mode, bool(flip), occlusion, occlusion_fill, occlusion_seed, int(batch_size),
-           str(loading.get("amp")), str(loading.get("memory_format", torch.contiguous_format)))
-    if reverse:
-        key += (direction,)
-    if feature_cache is not None and key in feature_cache:
-        qf, gf = feature_cache[key]
-    else:
-        qf = embed_images(model, q_img, q_mod, transform, batch_size, device, flip, occlusion, occlusion_fill,
-                          occlusion_seed, **loading)
-        gf = embed_images(model, g_img, g_mod, transform, batch_size, device, flip, **loading)
-        if feature_cache is not None:
-            feature_cache[key] = (qf, gf)
+    # Query and gallery features are cached apart: occlusion touches the queries only, so a sweep over
+    # occlusion types (experiment 6) embeds the gallery once per model.
+    setting = (str(root), tuple(size), mode, bool(flip), int(batch_size),
+               str(loading.get("amp")), str(loading.get("memory_format", torch.contiguous_format)), direction)
+    q_key = ("query",) + setting + (occlusion, occlusion_fill if occlusion else None, occlusion_seed if occlusion else None)
+    g_key = ("gallery",) + setting
+    cache = feature_cache if feature_cache is not None else {}
+    if q_key not in cache:
+        cache[q_key] = embed_images(model, q_img, q_mod, transform, batch_size, device, flip, occlusion, occlusion_fill,
+                                    occlusion_seed, **loading)
+    if g_key not in cache:
+        cache[g_key] = embed_images(model, g_img, g_mod, transform, batch_size, device, flip, **loading)
+    qf, gf = cache[q_key], cache[g_key]
     qf, gf = _host(qf), _host(gf)
     q_pids, q_cams = _labels(queries)
     g_pids, g_cams = _labels(candidates)

@@ -173,8 +173,10 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
         ckpt = ck.load_checkpoint(last_path)
         _check_resume_config(ckpt["config"], cfg)
 
+    t_start = time.perf_counter()
     seed_everything(tc.seed)
     data, dataset, sampler = build_training_set(cfg, info)
+    t_data = time.perf_counter() - t_start
     model = build_model(cfg.model, data.num_classes)
     n_params = count_parameters(model)
     memory_format = torch.channels_last if tc.channels_last else torch.contiguous_format
@@ -211,6 +213,9 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
                                cfg.data.pin_memory and device.type == "cuda", cfg.data.persistent_workers)
     fault = _fault_point()
     label = selection_label(cfg)
+    # wall-time breakdown of this call (benchmarks/study_breakdown.py): data, model set-up, steps, evaluation
+    timing = {"data_s": t_data, "setup_s": time.perf_counter() - t_start - t_data, "eval_s": 0.0,
+              "checkpoint_s": 0.0}
     if progress and info.is_main:
         tqdm.write(f"{cfg.name}: {model.pretrained_weights} weights; {kd_weight_line(cfg)}")
     final_metrics: dict[str, Any] | None = None
@@ -298,6 +303,7 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
                 t_eval = time.perf_counter()
                 metrics = evaluate(model, cfg, device)
                 record["eval_time_s"] = time.perf_counter() - t_eval
+                timing["eval_s"] += record["eval_time_s"]
                 record["eval"] = metrics
                 score = headline(metrics)
                 if last_epoch:
@@ -330,11 +336,13 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
         # every k-th epoch, the last one and an early stop; resume repeats the epochs after the last write
         checkpoint_due = (epoch + 1) % tc.checkpoint_every == 0 or last_epoch or stop
         if info.is_main and checkpoint_due:
+            t_ckpt = time.perf_counter()
             ck.save_checkpoint(last_path, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scaler": scaler.state_dict() if scaler.is_enabled() else None, "state": state,
                 "rng": ck.capture_rng(), "config": cfg.to_dict(), "num_classes": data.num_classes,
                 "world_size": info.world_size})
+            timing["checkpoint_s"] += time.perf_counter() - t_ckpt
         if info.is_main:
             rundir.write_log(run_dir, state["history"])
         barrier(info)
@@ -345,7 +353,9 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
 
     if info.is_main and final_metrics is None:
         # early stop or resume after the last epoch's checkpoint: evaluate the weights as they are
+        t_eval = time.perf_counter()
         final_metrics = state["history"][-1].get("eval") or evaluate(model, cfg, device)
+        timing["eval_s"] += time.perf_counter() - t_eval
     if keep is not None:
         keep["model"] = model
     results: dict[str, Any] = {}
@@ -370,6 +380,9 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
             "stopped_early": state["stopped_early"],
             "train_time_s": state["train_time_s"],
             "images_per_s": state["images"] / state["train_time_s"] if state["train_time_s"] > 0 else None,
+            # seconds of this call (a resumed run: of its last part) in data loading, model set-up,
+            # evaluation and checkpoint writing; train_time_s holds the training steps
+            "timing": {k: round(v, 3) for k, v in timing.items()},
             "world_size": info.world_size,
             "device": str(device),
             "amp": str(dtype).replace("torch.", "") if dtype is not None else "off",
