@@ -117,7 +117,7 @@ def mace_command() -> str:
 
 
 @contextlib.contextmanager
-def _pinned_env(values: dict[str, str | None]) -> Iterator[None]:
+def pinned_env(values: dict[str, str | None]) -> Iterator[None]:
     saved = {k: os.environ.get(k) for k in values}
     try:
         for key, value in values.items():
@@ -163,7 +163,7 @@ def write_slurm(profile: str, out_dir: str | Path | None = None, params_dir="par
         raise MaceError(f"LLCM root {llcm!r} is not a directory",
                         "pass --llcm-root pointing at the LLCM release (or `mace data synth --like llcm`)")
     code = registry.code_version()   # pinned for every task, as the local runner pins it for its pairs
-    with _pinned_env({DATA_ROOT_ENV: data, LLCM_ROOT_ENV: llcm, registry.CODE_VERSION_ENV: code}):
+    with pinned_env({DATA_ROOT_ENV: data, LLCM_ROOT_ENV: llcm, registry.CODE_VERSION_ENV: code}):
         pairs = plan(profile, params, runs, books, notebooks_dir, only)
         pending = [p for p in pairs if p.is_summary or not is_fresh(p)]
         named = waves(pending, replicates_of(pairs))   # further training seeds train in the first wave
@@ -287,7 +287,7 @@ def execute_task(manifest_path: str | Path, wave: int, index: int) -> dict[str, 
     except (IndexError, KeyError):
         raise MaceError(f"manifest {manifest_path} has no wave {wave} index {index}",
                         "use the indices of the array job that the manifest was written with") from None
-    with _pinned_env({DATA_ROOT_ENV: m.get("data_root"), LLCM_ROOT_ENV: m.get("llcm_root"),
+    with pinned_env({DATA_ROOT_ENV: m.get("data_root"), LLCM_ROOT_ENV: m.get("llcm_root"),
                       registry.CODE_VERSION_ENV: m.get("code_version")}):
         result = execute_one(label, m["profile"], m["params_dir"], m["runs_dir"], m["book_dir"], m["notebooks_dir"],
                              m.get("data_root"))
