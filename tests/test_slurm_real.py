@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from mace_core.cli import main
-from mace_core.study import registry, runner
+from mace_core.study import planning, registry, runner
 from mace_core.study.slurm import pinned_env
 from mace_core.study.variants import DATA_ROOT_ENV
 
@@ -124,11 +124,11 @@ class Project:
         return dict(zip(names, pairs))
 
 
-def _pair(p: Project, label: str) -> runner.Pair:
+def _pair(p: Project, label: str) -> planning.Pair:
     """A planned pair of the project, with its run directory for the project's dataset (data.root is
     part of the run key)."""
     with pinned_env({DATA_ROOT_ENV: str(p.data)}):
-        return next(x for x in runner.plan("ci", p.params, p.runs, p.book, REPO / "notebooks", "00") if x.label == label)
+        return next(x for x in planning.plan("ci", p.params, p.runs, p.book, REPO / "notebooks", "00") if x.label == label)
 
 
 def _results(runs: Path) -> dict[str, dict]:
