@@ -176,8 +176,9 @@ def on_slurm(slurm, tmp_path_factory):
         second = _submit(p.slurm_dir / "submit.sh")
         _wait(list(second.values()), 600)
         facts["second_jobs"] = second
-        out, _ = reference.communicate(timeout=600)
-        assert reference.returncode == 0, out[-2000:]
+        # only its trained runs are compared: a page of its own that fails (e.g. a kernel that lost its port
+        # to another process on a busy machine) does not matter here; its log is shown if the runs differ
+        facts["reference_log"], _ = reference.communicate(timeout=600)
     finally:
         if reference.poll() is None:
             reference.kill()
@@ -192,8 +193,9 @@ def test_slurm_study_matches_the_local_runner_and_builds_the_book(on_slurm):
     assert logs and "book:" in logs[-1].read_text()
     html = p.book / "_build" / "html" / "generated" / "00_baseline"
     assert (html / "baseline.html").is_file() and (html / "summary.html").is_file()
-    assert _results(p.runs) == on_slurm["reference"]        # same run keys, bit-identical metrics
-    assert len(on_slurm["reference"]) == 2                  # the baseline's two training seeds
+    # same run keys, bit-identical metrics (the baseline's two training seeds)
+    assert len(on_slurm["reference"]) == 2, on_slurm["reference_log"][-3000:]
+    assert _results(p.runs) == on_slurm["reference"]
 
 
 def test_scancel_then_resubmission_runs_only_the_missing_pairs(on_slurm):

@@ -100,8 +100,9 @@ def sbatch_line(extra: str) -> str:
 
 @dataclass
 class SlurmScripts:
-    """What :func:`write_slurm` wrote: the submit script (None when validation failed) and the sbatch
-    scripts; ``validated`` says whether ``sbatch --test-only`` accepted them, ``note`` why not."""
+    """What :func:`write_slurm` wrote: the submit script and the sbatch scripts; ``validated`` says
+    whether ``sbatch --test-only`` accepted them, ``note`` why they were not checked (a script Slurm
+    rejects raises instead, and no submit script is written)."""
 
     submit: Path
     scripts: list[Path]
