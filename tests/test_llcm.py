@@ -460,8 +460,28 @@ def test_study_list_shows_the_llcm_layer_only_with_its_root(tmp_path, monkeypatc
     assert main(common + ["--llcm-root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "07_llcm/baseline" in out and "00_baseline/baseline" in out
-    code = main(["study", "run", "--profile", "ci", "--slurm", "--llcm-root", str(tmp_path)])
-    assert code == 2 and "--llcm-root is not passed on to Slurm" in capsys.readouterr().err
+
+    # --llcm-root reaches the Slurm arrays (issue 23): the manifest carries it to every task, the book job too
+    from mace_core.study import slurm
+
+    out = tmp_path / "slurm"
+    code = main(["study", "run", "--profile", "ci", "--only", "07", "--runs-dir", str(tmp_path / "runs"),
+                 "--book-dir", str(tmp_path / "book"), "--slurm", "--slurm-dir", str(out), "--slurm-gpus", "0",
+                 "--slurm-cpus", "1", "--llcm-root", str(tmp_path)])
+    assert code == 0, capsys.readouterr().err
+    manifest = slurm.read_manifest(out / "manifest.json")
+    assert manifest["llcm_root"] == str(tmp_path.resolve())
+    assert [p for w in manifest["waves"] for p in w["pairs"]][:1] == ["07_llcm/baseline"]
+    assert f"--llcm-root {tmp_path.resolve()}" in (out / "book.sbatch").read_text()
+    seen = {}
+
+    def fake_execute_one(label, *args):
+        seen.update(label=label, llcm=os.environ.get(LLCM_ROOT_ENV))
+        return {"label": label, "ok": True, "notebook": "x", "skipped": True}
+
+    monkeypatch.setattr(slurm, "execute_one", fake_execute_one)
+    assert main(["study", "exec", "--manifest", str(out / "manifest.json"), "--wave", "0", "--index", "0"]) == 0
+    assert seen == {"label": "07_llcm/baseline", "llcm": str(tmp_path.resolve())}
 
 
 def test_smoke_llcm_tree_is_generated_and_the_label_comes_from_the_data(tmp_path, monkeypatch):

@@ -106,7 +106,8 @@ def test_slurm_manifest_trains_every_seed_and_exec_runs_a_replicate(study):
     from mace_core.study import slurm
 
     root, trainer = study
-    slurm.write_slurm("tiny", root / "slurm", root / "params", root / "runs", root / "book", root / "notebooks")
+    slurm.write_slurm("tiny", root / "slurm", root / "params", root / "runs", root / "book", root / "notebooks",
+                      validate=False)
     manifest = slurm.read_manifest(root / "slurm" / "manifest.json")
     train = manifest["waves"][0]
     assert train["name"] == "train"
@@ -130,3 +131,38 @@ def test_smoke_profile_trains_every_variant_with_five_seeds_and_ci_with_two():
             for variant in list_variants(experiment, params):
                 seeds = seeds_of_variant(resolve(experiment, variant, profile, params))
                 assert seeds == expected, (profile, experiment, variant, seeds)
+
+
+def test_a_failed_slurm_task_is_listed_with_its_log_until_it_succeeds(study, monkeypatch, capsys):
+    """`mace study exec` in an array task: a failing training leaves a record that `mace study list`
+    shows (the error and the task's Slurm log); the task succeeding later clears it."""
+    from mace_core.cli import main
+    from mace_core.study import slurm
+
+    root, trainer = study
+    slurm.write_slurm("tiny", root / "slurm", root / "params", root / "runs", root / "book", root / "notebooks",
+                      validate=False)
+    index = slurm.read_manifest(root / "slurm" / "manifest.json")["waves"][0]["pairs"].index("01_lr/low (seed 2)")
+
+    def broken(cfg, run_dir, resume):
+        raise RuntimeError("boom: no such backbone")
+
+    monkeypatch.setattr(api, "_train", broken)
+    for key, value in {"SLURM_JOB_NAME": "mace-tiny-train", "SLURM_ARRAY_JOB_ID": "77",
+                       "SLURM_ARRAY_TASK_ID": str(index)}.items():
+        monkeypatch.setenv(key, value)
+    task = ["study", "exec", "--manifest", str(root / "slurm" / "manifest.json"), "--wave", "0", "--index", str(index)]
+    assert main(task) == 1
+    assert "FAILED 01_lr/low (seed 2): RuntimeError: boom" in capsys.readouterr().err
+    assert main(["study", "list", "--profile", "tiny"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "FAILED" in line]
+    log = root / "slurm" / "logs" / f"mace-tiny-train-77_{index}.out"
+    assert len(lines) == 1 and lines[0].startswith("01_lr/low (seed 2)")
+    assert f"FAILED (Slurm log: {log}): RuntimeError: boom: no such backbone" in lines[0]
+
+    monkeypatch.setattr(api, "_train", trainer)
+    assert main(task) == 0
+    capsys.readouterr()
+    assert main(["study", "list", "--profile", "tiny"]) == 0
+    assert "FAILED" not in capsys.readouterr().out
+    assert not slurm.failure_path(root / "book", "01_lr/low (seed 2)").exists()

@@ -1,6 +1,7 @@
 """params/ resolution: layering, shared runs, strict keys, the study API's caches, Slurm scripts, the TOC."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -161,20 +162,81 @@ def test_slurm_scripts_chain_waves_and_run_one_pair_per_task(tmp_path):
     root = make_study(tmp_path, {"00_baseline": {"baseline": "{}\n"},
                                  "01_lr": {"base": "{}\n", "low": "train:\n  lr: 0.01\n"}})
     (root / "notebooks" / "01_lr_summary.py").write_text("# %%\nx = 1\n")
-    submit = slurm.write_slurm("tiny", root / "slurm", root / "params", root / "runs", root / "book",
-                               root / "notebooks", data_root=str(root / "data"), partition="gpu")
+    written = slurm.write_slurm("tiny", root / "slurm", root / "params", root / "runs", root / "book",
+                                root / "notebooks", data_root=str(root / "data"),
+                                options=slurm.SlurmOptions(partition="gpu"), validate=False)
+    assert not written.validated and "not validated" in written.note
     manifest = slurm.read_manifest(root / "slurm" / "manifest.json")
     assert [(w["name"], w["pairs"]) for w in manifest["waves"]] == [
         ("train", ["00_baseline/baseline", "01_lr/low"]), ("reuse", ["01_lr/base"]), ("summary", ["01_lr/summary"])]
+    assert manifest["code_version"] == registry.code_version() and manifest["llcm_root"] is None
     train = (root / "slurm" / "wave0_train.sbatch").read_text()
-    assert "#SBATCH --array=0-1" in train and "#SBATCH --gres=gpu:1" in train and "#SBATCH --partition=gpu" in train
+    assert "#SBATCH --array=0-1\n" in train and "#SBATCH --gres=gpu:1" in train and "#SBATCH --partition=gpu" in train
     assert "study exec --manifest" in train and '--wave 0 --index "$SLURM_ARRAY_TASK_ID"' in train
-    summary = (root / "slurm" / "wave2_summary.sbatch").read_text()
-    assert "#SBATCH --array=0-0" in summary and "--gres" not in summary
-    text = submit.read_text()
-    order = [text.index(n) for n in ("wave0_train.sbatch", "wave1_reuse.sbatch", "wave2_summary.sbatch", "book.sbatch")]
+    assert f"export MACE_CODE_VERSION={manifest['code_version']}" in train
+    assert written.tasks == {"wave0_train.sbatch": 2, "wave1_reuse.sbatch": 1, "wave2_summary.sbatch": 1,
+                             "book.sbatch": 1}
+    text = written.submit.read_text()
+    order = [text.index(n) for n in ("study data --profile tiny", "wave0_train.sbatch", "wave1_reuse.sbatch",
+                                     "wave2_summary.sbatch", "book.sbatch")]
     assert order == sorted(order) and text.count('dep="--dependency=afterany:$jid"') == 3
+    assert f"--data-root {root / 'data'}" in text     # the dataset is prepared once, before any array
     assert f"--data-root {root / 'data'}" in (root / "slurm" / "book.sbatch").read_text()
+    assert "--gres" not in (root / "slurm" / "book.sbatch").read_text()
+
+
+def test_slurm_options_write_the_lines_clusters_need(tmp_path):
+    root = make_study(tmp_path, {"00_baseline": {"baseline": "{}\n"}})
+    opts = slurm.SlurmOptions(account="proj42", qos="long", gpus=0, cpus=4, mem="16G", constraint="skylake",
+                              extra=("--mail-type=END", "#SBATCH --exclusive", "requeue"), max_tasks=3, time="2-00:00:00")
+    written = slurm.write_slurm("tiny", root / "slurm", root / "params", root / "runs", root / "book",
+                                root / "notebooks", options=opts, validate=False)
+    train = (root / "slurm" / "wave0_train.sbatch").read_text()
+    for line in ("--account=proj42", "--qos=long", "--cpus-per-task=4", "--mem=16G", "--constraint=skylake",
+                 "--mail-type=END", "--exclusive", "--requeue", "--time=2-00:00:00", "--array=0-0%3"):
+        assert f"#SBATCH {line}\n" in train, line
+    assert "--gres" not in train and "--partition" not in train
+    assert "export OMP_NUM_THREADS=4 MKL_NUM_THREADS=4" in train
+    book_script = (root / "slurm" / "book.sbatch").read_text()
+    assert "#SBATCH --account=proj42\n" in book_script and "--array" not in book_script
+    assert written.submit.is_file()
+    with pytest.raises(MaceError, match="--slurm-gpus -1"):
+        slurm.SlurmOptions(gpus=-1)
+    with pytest.raises(MaceError, match="not a Slurm time"):
+        slurm.SlurmOptions(time="four hours")
+    with pytest.raises(MaceError, match="not a Slurm memory size"):
+        slurm.SlurmOptions(mem="lots")
+    with pytest.raises(MaceError, match="not one #SBATCH option"):
+        slurm.SlurmOptions(extra=("--a=1\n--b=2",))
+
+
+def test_slurm_scripts_are_validated_before_submit_sh(tmp_path, monkeypatch, capsys):
+    """A stand-in sbatch that rejects any script asking for a GPU: the error names the script and no
+    submit.sh is left; accepted scripts get one; without sbatch the scripts are written unvalidated."""
+    root = make_study(tmp_path, {"00_baseline": {"baseline": "{}\n"}})
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(
+        "#!/bin/sh\n[ \"$1\" = --test-only ] || exit 3\n"
+        "if grep -q gres \"$2\"; then echo 'sbatch: error: Invalid generic resource (gres) specification' >&2; exit 1; fi\n"
+        "echo 'sbatch: Job 1 to start at now' >&2\n")
+    (bin_dir / "sbatch").chmod(0o755)
+    monkeypatch.chdir(root)
+    cli = ["study", "run", "--profile", "tiny", "--slurm", "--slurm-dir", str(root / "slurm")]
+
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    assert main(cli + ["--slurm-gpus", "0"]) == 0
+    assert "checked with sbatch --test-only: accepted" in capsys.readouterr().out
+    assert (root / "slurm" / "submit.sh").is_file()
+    assert main(cli) == 2    # --slurm-gpus 1 by default: this "cluster" has no GPU
+    err = capsys.readouterr().err
+    assert "wave0_train.sbatch: sbatch: error: Invalid generic resource (gres) specification" in err
+    assert not (root / "slurm" / "submit.sh").exists()    # never a submit script for rejected scripts
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no sbatch at all
+    assert main(cli) == 0
+    captured = capsys.readouterr()
+    assert "not validated: sbatch is not installed" in captured.err and (root / "slurm" / "submit.sh").is_file()
 
 
 def test_cli_rejects_unknown_profile_in_one_line(tmp_path, capsys, monkeypatch):

@@ -40,8 +40,19 @@ def register(subparsers) -> None:
     run.add_argument("--force", action="store_true", help="retrain and re-execute the selected pairs")
     run.add_argument("--slurm", action="store_true", help="write job-array scripts instead of running")
     run.add_argument("--slurm-dir", default=None, help="where --slurm writes (default <runs>/<profile>/slurm)")
-    run.add_argument("--slurm-partition", default=None)
-    run.add_argument("--slurm-time", default="04:00:00")
+    run.add_argument("--slurm-partition", default=None, help="#SBATCH --partition (default: the cluster's)")
+    run.add_argument("--slurm-time", default="04:00:00", help="time limit per array task (default 04:00:00)")
+    run.add_argument("--slurm-account", default=None, help="#SBATCH --account (many clusters require one)")
+    run.add_argument("--slurm-qos", default=None, help="#SBATCH --qos")
+    run.add_argument("--slurm-gpus", type=int, default=1, metavar="N",
+                     help="GPUs per array task (default 1; 0 writes no gres line, for a CPU partition)")
+    run.add_argument("--slurm-cpus", type=int, default=8, metavar="N", help="CPUs per array task (default 8)")
+    run.add_argument("--slurm-mem", default=None, help="memory per array task, e.g. 32G (default: the cluster's)")
+    run.add_argument("--slurm-constraint", default=None, help="#SBATCH --constraint, e.g. a100")
+    run.add_argument("--slurm-max-tasks", type=int, default=None, metavar="N",
+                     help="array tasks running at once (--array=0-K%%N; default: no limit)")
+    run.add_argument("--slurm-extra", action="append", default=[], metavar="OPTION",
+                     help="a further #SBATCH line, repeatable, e.g. --slurm-extra=--mail-type=END")
     run.add_argument("--no-book", action="store_true", help="skip the book build")
     run.set_defaults(func=cmd_run)
 
@@ -96,17 +107,22 @@ def register(subparsers) -> None:
 
 def cmd_run(args) -> int:
     if args.slurm:
-        from mace_core.errors import MaceError
-        from mace_core.study.slurm import write_slurm
+        from mace_core.study.slurm import SlurmOptions, write_slurm
 
-        if args.llcm_root:
-            raise MaceError("--llcm-root is not passed on to Slurm array jobs yet",
-                            "run the LLCM layer without --slurm: mace study run --profile P --only 07 --llcm-root PATH")
-
-        path = write_slurm(args.profile, args.slurm_dir, args.params_dir, args.runs_dir, args.book_dir,
-                           args.notebooks_dir, args.only, args.data_root, partition=args.slurm_partition,
-                           time=args.slurm_time)
-        print(f"wrote the Slurm job arrays; submit with: bash {path}")
+        options = SlurmOptions(partition=args.slurm_partition, time=args.slurm_time, account=args.slurm_account,
+                               qos=args.slurm_qos, gpus=args.slurm_gpus, cpus=args.slurm_cpus, mem=args.slurm_mem,
+                               constraint=args.slurm_constraint, extra=tuple(args.slurm_extra),
+                               max_tasks=args.slurm_max_tasks)
+        written = write_slurm(args.profile, args.slurm_dir, args.params_dir, args.runs_dir, args.book_dir,
+                              args.notebooks_dir, args.only, args.data_root, llcm_root=args.llcm_root,
+                              options=options)
+        arrays = ", ".join(f"{name} ({n} tasks)" for name, n in written.tasks.items() if name != "book.sbatch")
+        print(f"wrote the Slurm job arrays: {arrays or 'nothing to run'}, then book.sbatch")
+        if written.validated:
+            print("checked with sbatch --test-only: accepted")
+        else:
+            print(f"the scripts were {written.note}", file=sys.stderr)
+        print(f"submit with: bash {written.submit}")
         return 0
     from mace_core.study.runner import run_study
 
@@ -139,18 +155,36 @@ def cmd_list(args) -> int:
     _llcm_env(args)
     import os
 
-    from mace_core.study.planning import is_fresh, plan
     from mace_core.study import registry
-    from mace_core.study.variants import DATA_ROOT_ENV
+    from mace_core.study.planning import is_fresh, plan
+    from mace_core.study.slurm import read_failure
+    from mace_core.study.variants import DATA_ROOT_ENV, find_params_dir, resolve_path
 
     if args.data_root:
         os.environ[DATA_ROOT_ENV] = os.path.abspath(os.path.expanduser(args.data_root))
+    books = resolve_path(args.book_dir, find_params_dir(args.params_dir))
+
+    def failed(label: str, done: bool) -> str:
+        """A Slurm task's failure record (error and log), shown while the pair is not done."""
+        record = None if done else read_failure(books, label)
+        if record is None:
+            return ""
+        where = f"Slurm log: {record['log']}" if record.get("log") else f"notebook: {record.get('notebook')}"
+        return f"  FAILED ({where}): {record.get('error')}"
+
     for pair in plan(args.profile, args.params_dir, args.runs_dir, args.book_dir, args.notebooks_dir, args.only):
         if pair.is_summary:
-            print(f"{pair.label:40s} {'summary':18s} {'executed' if pair.output.is_file() else 'not executed'}")
+            done = pair.output.is_file()
+            print(f"{pair.label:40s} {'summary':18s} {'executed' if done else 'not executed'}{failed(pair.label, done)}")
             continue
         trained = "trained" if registry.is_complete(pair.run_dir) else "not trained"
-        print(f"{pair.label:40s} {pair.run_key:18s} {trained:12s} {'up to date' if is_fresh(pair) else 'to run'}")
+        fresh = is_fresh(pair)
+        print(f"{pair.label:40s} {pair.run_key:18s} {trained:12s} {'up to date' if fresh else 'to run'}"
+              f"{failed(pair.label, fresh)}")
+        for rep in pair.replicates:
+            note = failed(rep.label, registry.is_complete(rep.run_dir))
+            if note:
+                print(f"{rep.label:40s} {rep.run_key:18s} {'not trained':12s} {'to run'}{note}")
     return 0
 
 
@@ -196,18 +230,10 @@ def cmd_dry_run(args) -> int:
 
 
 def cmd_exec(args) -> int:
-    from mace_core.errors import MaceError
-    from mace_core.study.runner import execute_one
-    from mace_core.study.slurm import read_manifest
+    from mace_core.study.slurm import execute_task
 
-    m = read_manifest(args.manifest)
-    try:
-        label = m["waves"][args.wave]["pairs"][args.index]
-    except (IndexError, KeyError):
-        raise MaceError(f"manifest {args.manifest} has no wave {args.wave} index {args.index}",
-                        "use the indices of the array job that the manifest was written with") from None
-    result = execute_one(label, m["profile"], m["params_dir"], m["runs_dir"], m["book_dir"], m["notebooks_dir"],
-                         m.get("data_root"))
+    result = execute_task(args.manifest, args.wave, args.index)
+    label = result["label"]
     if not result["ok"]:
         print(f"FAILED {label}: {result['error']}  notebook: {result['notebook']}", file=sys.stderr)
         return 1
