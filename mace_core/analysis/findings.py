@@ -19,31 +19,56 @@ chapter's comparisons use Holm–Bonferroni-adjusted p-values (:func:`holm`, sta
 ``multipletests``); the ± printed beside a Δ stays its own 95 % interval. The best variant is
 labelled as selected after the fact among the k.
 
-**Power.** :func:`minimum_detectable` is the Δ a two-sided t-test at α = 0.05 detects with 80 %
-power at the comparison's n and observed seed spread (statsmodels' ``TTestPower`` when paired,
-``TTestIndPower`` when not), so "not distinguishable" reads "smaller than that, or absent".
+**Power.** :func:`minimum_detectable` is the Δ the test actually used detects with 80 % power at the
+α it is judged at: the exact power of the two-sided t-test (:func:`t_power`, the noncentral t of
+scipy's ``nct``; paired: df = n − 1, noncentrality Δ/sd·√n; unpaired: Welch's test, its power
+integrated over the two sample variances, :func:`welch_power`) solved for Δ with ``brentq`` inside an expanding bracket
+that raises instead of returning a value it did not converge to. Within a Holm family of k the α is
+0.05 / k (the first Holm step: a comparison with that power there is rejected by Holm whatever the
+others do). A bootstrap difference (:func:`bootstrap_contrast`) uses the normal approximation of its
+bootstrap se. Each "not distinguishable" then reads one of two ways (:func:`outcome`): the estimate
+is smaller than the detectable Δ X, "any effect is probably smaller than X"; or it is at least X, "the
+study cannot tell". Never "absent".
+
+**Units.** Training-time variants (backbone, attention, fusion, identity fraction, occlusion training)
+differ over training seeds, paired by seed (the seed fixes data order and initialisation). Test-time
+conditions on the same trained models (occlusion types, multi-query pools, re-ranking, direction) are
+paired within each seed's model; where per-identity results are stored, :func:`bootstrap_contrast`
+resamples training seeds and test identities (a two-level bootstrap), so its interval covers the
+training-seed and the finite-test-set variance.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.power import TTestIndPower, TTestPower
+
+from mace_core.errors import MaceError
 
 ALPHA = 0.05                     # two-sided; the 95 % interval rule is the same test
 LEVEL = 1 - ALPHA
 POWER = 0.8
 HIGHER, LOWER = "higher", "lower"
 NOT_DISTINGUISHABLE = "not distinguishable"
+SMALLER = "any effect is probably smaller than"       # not distinguishable, estimate below the detectable Δ
+CANNOT_TELL = "the study cannot tell"                 # not distinguishable, estimate at least the detectable Δ
+ONE_SEED_PAGE = ("One training seed per variant: this page cannot tell variants apart (a difference needs at "
+                 "least two seeds on each side).")
+PM_STD = "mean ± std over training seeds"             # what ± means in a value column
+PM_INTERVAL = "Δ ± 95 % interval half-width"         # what ± means in a difference column
 NO_ESTIMATE = "no training-variance estimate"
 SINGLE_RUN_NOTE = "n = 1 training run: no training-variance estimate"
-RULE = ("Δ: difference to the baseline, paired by training seed (Welch when the seeds differ), ± the "
-        "half-width of its 95 % t-interval; an interval containing 0 is marked not distinguishable, and a "
-        "chapter's k comparisons are judged together (Holm–Bonferroni-adjusted p < 0.05).")
+RULE = ("Δ: difference to the baseline, paired by training seed (Welch when the seeds differ); "
+        f"{PM_INTERVAL} (a 95 % t-interval); the chapter's k comparisons form one family, judged by "
+        "Holm–Bonferroni-adjusted p < 0.05; a comparison that does not pass reads \"any effect is probably "
+        "smaller than X\" when its estimate is below the Δ X its test detects with 80 % power at α = 0.05 / k, "
+        "\"the study cannot tell\" otherwise.")
 
 
 @dataclass(frozen=True)
@@ -70,8 +95,9 @@ class SeedSummary:
 class Difference:
     """Variant minus baseline, with its 95 % t-interval half-width, its p-value and the rule's verdict.
 
-    ``p_adjusted`` and ``family`` are set by :func:`holm` when the difference is one of k comparisons
-    judged together; the verdict then follows the adjusted p-value."""
+    ``p_adjusted``, ``family`` and ``detectable`` are set by :func:`holm` when the difference is one of k
+    comparisons judged together; the verdict then follows the adjusted p-value, and every member of
+    the family is worded against the same detectable Δ (:func:`family_mdd`)."""
 
     mean: float
     half_width: float | None            # None: no training-variance estimate
@@ -82,6 +108,7 @@ class Difference:
     n_other: int | None = None          # Welch: the larger group's size
     p_adjusted: float | None = None     # Holm-adjusted within its family
     family: int = 1                     # k: comparisons judged together
+    detectable: float | None = None     # the family's detectable Δ (set by holm; the same for all k)
 
     @property
     def p(self) -> float | None:
@@ -102,12 +129,30 @@ class Difference:
     def distinguishable(self) -> bool:
         return self.verdict in (HIGHER, LOWER)
 
-    def mdd(self, alpha: float = ALPHA) -> float | None:
-        """The Δ this comparison would detect with 80 % power (see :func:`minimum_detectable`)."""
+    @property
+    def alpha(self) -> float:
+        """The α this comparison is judged at for its power: 0.05 / k in a Holm family of k (first step)."""
+        return ALPHA / max(1, self.family)
+
+    def mdd(self, alpha: float | None = None) -> float | None:
+        """The Δ this comparison's test detects with 80 % power at ``alpha`` (default :attr:`alpha`;
+        see :func:`minimum_detectable`); None without a spread."""
         if self.spread is None:
             return None
+        alpha = self.alpha if alpha is None else alpha
+        if self.method == "bootstrap":
+            return normal_mdd(self.spread, alpha)
         return minimum_detectable(self.spread, self.n, paired=self.method == "paired", n_other=self.n_other,
                                   alpha=alpha)
+
+    @property
+    def unit(self) -> str:
+        """The statistical unit in words (for the page's caption)."""
+        return {"paired": f"paired by training seed, n = {self.n} seeds",
+                "welch": f"unpaired training seeds (Welch), n = {self.n} and {self.n_other}",
+                "bootstrap": f"within each seed's model, two-level bootstrap over {self.n} training seeds and the "
+                             "test identities",
+                "none": f"n = {self.n} run: no training-variance estimate"}[self.method]
 
 
 def summarize_seeds(values: Mapping[int, float]) -> SeedSummary:
@@ -163,7 +208,8 @@ def paired_contrast(per_seed: Mapping[int, float], level: float = LEVEL) -> Diff
 
 def holm(diffs: Sequence[Difference | None], alpha: float = ALPHA) -> list[Difference | None]:
     """The same differences with Holm–Bonferroni-adjusted p-values over those that have a p-value
-    (``family`` = their number k); ``None`` and no-estimate entries pass through unchanged."""
+    (``family`` = their number k, ``detectable`` = the family's :func:`family_mdd` at α / k); ``None``
+    and no-estimate entries pass through unchanged. Call it once per chapter, on the whole family."""
     idx = [i for i, d in enumerate(diffs) if d is not None and d.p_value is not None]
     out = list(diffs)
     if not idx:
@@ -171,38 +217,118 @@ def holm(diffs: Sequence[Difference | None], alpha: float = ALPHA) -> list[Diffe
     _, adjusted, _, _ = multipletests([diffs[i].p_value for i in idx], alpha=alpha, method="holm")
     for i, p in zip(idx, adjusted):
         out[i] = replace(diffs[i], p_adjusted=float(p), family=len(idx))
+    mdd = family_mdd([out[i] for i in idx])
+    for i in idx:
+        out[i] = replace(out[i], detectable=mdd)
     return out
+
+
+def t_power(effect: float, n: int, alpha: float = ALPHA, paired: bool = True, n_other: int | None = None) -> float:
+    """Power of the two-sided t-test at standardised effect ``effect`` (Δ / sd). Paired: the one-sample
+    test on the n per-seed differences, exactly the noncentral t (df = n − 1, noncentrality effect·√n;
+    both tails from scipy ``nct.sf`` at ±noncentrality, which stays finite where ``nct.cdf`` does not).
+    Unpaired: the Welch test of groups of n and ``n_other`` with equal sd, see :func:`welch_power`."""
+    if paired:
+        if n < 2:
+            raise ValueError(f"a paired t-test needs n >= 2, got {n}")
+        df, nc = n - 1, effect * math.sqrt(n)
+        tc = float(stats.t.isf(alpha / 2, df))
+        return float(stats.nct.sf(tc, df, nc) + stats.nct.sf(tc, df, -nc))
+    m = n if n_other is None else n_other
+    if n < 2 or m < 2:
+        raise ValueError(f"a Welch t-test needs two runs per group, got {n} and {m}")
+    return welch_power(effect, n, m, alpha)
+
+
+_GL_NODES = 64        # Gauss–Legendre nodes per sample variance (agrees with 200 nodes to 1e-5)
+
+
+def welch_power(effect: float, n: int, m: int, alpha: float = ALPHA) -> float:
+    """Power of Welch's two-sided t-test (groups of n and m, equal sd 1, true difference ``effect``).
+    Welch's statistic is not noncentral t (its df is itself random), so the power is integrated over
+    the two sample variances: given them, the mean difference is normal (sd √(1/n + 1/m)) and the
+    test rejects beyond t(1 − α/2, Welch–Satterthwaite df)·se; the chi-square laws of the sample
+    variances are integrated by Gauss–Legendre quadrature on their quantile scale (scipy's ``chi2``,
+    ``t`` and ``norm``). Agrees with simulated Welch tests (tests/test_findings.py)."""
+    x, w = np.polynomial.legendre.leggauss(_GL_NODES)
+    u, w = (x + 1) / 2, w / 2
+    a = stats.chi2.ppf(u, n - 1)[:, None] / (n - 1) / n          # s1² / n
+    b = stats.chi2.ppf(u, m - 1)[None, :] / (m - 1) / m          # s2² / m
+    se = np.sqrt(a + b)
+    df = (a + b) ** 2 / (a ** 2 / (n - 1) + b ** 2 / (m - 1))
+    bound = stats.t.isf(alpha / 2, df) * se
+    tau = math.sqrt(1 / n + 1 / m)
+    reject = stats.norm.sf((bound - effect) / tau) + stats.norm.cdf((-bound - effect) / tau)
+    return float(w @ reject @ w)
+
+
+def _solve_effect(power_of, power: float, what: str) -> float:
+    """The effect with ``power_of(effect) = power``: brentq inside a bracket doubled until it holds the
+    root; raises (never returns an unconverged value)."""
+    f = lambda e: power_of(e) - power            # noqa: E731
+    lo, hi = 0.0, 1.0
+    f_lo = f(lo)
+    if not f_lo < 0:
+        raise MaceError(f"{what}: the power {power} is not above the test's size", "ask for power > α")
+    f_hi = f(hi)
+    while f_hi < 0:
+        lo, hi = hi, hi * 2
+        if hi > 1e7:
+            raise MaceError(f"{what}: no effect up to 1e7 sd reaches power {power}", "use more seeds or a larger α")
+        f_hi = f(hi)
+    if not (math.isfinite(f_hi) and math.isfinite(f(lo))):
+        raise MaceError(f"{what}: the power is not finite in [{lo}, {hi}]", "report this case; scipy's nct failed")
+    root, info = optimize.brentq(f, lo, hi, xtol=1e-10, rtol=1e-12, maxiter=500, full_output=True, disp=False)
+    if not info.converged:
+        raise MaceError(f"{what}: brentq did not converge ({info.flag})", "report this case")
+    return float(root)
 
 
 def minimum_detectable(spread: float, n: int, paired: bool = True, n_other: int | None = None,
                        alpha: float = ALPHA, power: float = POWER) -> float | None:
     """The smallest true Δ a two-sided t-test at ``alpha`` detects with probability ``power``, in the
-    units of ``spread``: paired, ``spread`` is the sd of the per-seed differences over n pairs
-    (statsmodels ``TTestPower``); unpaired, the pooled sd of two groups of n and ``n_other`` runs
-    (``TTestIndPower``). None with too few runs for a t-test."""
-    if paired:
-        if n < 2:
-            return None
-        d = TTestPower().solve_power(effect_size=None, nobs=n, alpha=alpha, power=power, alternative="two-sided")
-    else:
-        n_other = n if n_other is None else n_other
-        if n < 2 or n_other < 2:
-            return None
-        d = TTestIndPower().solve_power(effect_size=None, nobs1=n, ratio=n_other / n, alpha=alpha, power=power,
-                                        alternative="two-sided")
-    return float(np.asarray(d).item()) * float(spread)
+    units of ``spread``: paired, ``spread`` is the sd of the per-seed differences over n pairs;
+    unpaired (Welch), the pooled sd of two groups of n and ``n_other`` runs. The exact power
+    (:func:`t_power`) solved by a bracketing root finder. None with too few runs for a t-test."""
+    n_other = n if n_other is None else n_other
+    if n < 2 or (not paired and n_other < 2):
+        return None
+    return _detectable_effect(n, n_other if not paired else None, float(alpha), float(power)) * float(spread)
 
 
-def family_mdd(diffs: Iterable[Difference | None], alpha: float = ALPHA) -> float | None:
-    """One detectable Δ for a family of comparisons: the spreads pooled over the comparisons
-    (variances weighted by their degrees of freedom) at the smallest n among them. The paired
-    comparisons are pooled when there are any (their spread is that of per-seed differences, a
-    different scale from the unpaired groups' sd); the unpaired ones otherwise."""
-    est = [d for d in diffs if d is not None and d.spread is not None]
+@functools.lru_cache(maxsize=256)
+def _detectable_effect(n: int, n_other: int | None, alpha: float, power: float) -> float:
+    paired = n_other is None
+    what = f"detectable difference ({'paired' if paired else 'Welch'}, n = {n}, α = {alpha:.4g})"
+    return _solve_effect(lambda e: t_power(e, n, alpha, paired, n_other), power, what)
+
+
+def normal_mdd(se: float, alpha: float = ALPHA, power: float = POWER) -> float:
+    """The Δ a two-sided test with normal estimate of standard error ``se`` detects with ``power``:
+    (z(1 − α/2) + z(power)) · se (the bootstrap difference's test)."""
+    return float((stats.norm.isf(alpha / 2) + stats.norm.ppf(power)) * se)
+
+
+def family_alpha(diffs: Iterable[Difference | None]) -> float:
+    """The α of a family's power statement: 0.05 / k at its first Holm step (k set by :func:`holm`)."""
+    return ALPHA / max([1] + [d.family for d in diffs if d is not None])
+
+
+def family_mdd(diffs: Iterable[Difference | None], alpha: float | None = None) -> float | None:
+    """One detectable Δ for a family of comparisons at ``alpha`` (default :func:`family_alpha`): the
+    t-test spreads pooled over the comparisons (variances weighted by their degrees of freedom) at the
+    smallest n among them. The paired comparisons are pooled when there are any (their spread is that
+    of per-seed differences, a different scale from the unpaired groups' sd); the unpaired ones
+    otherwise; a family of bootstrap differences only gives its largest detectable Δ."""
+    diffs = [d for d in diffs if d is not None]
+    alpha = family_alpha(diffs) if alpha is None else alpha
+    est = [d for d in diffs if d.spread is not None]
+    boot = [d for d in est if d.method == "bootstrap"]
+    est = [d for d in est if d.method != "bootstrap"]
     if any(d.method == "paired" for d in est):
         est = [d for d in est if d.method == "paired"]
     if not est:
-        return None
+        return max((d.mdd(alpha) for d in boot), default=None)
     dfs = [(d.n - 1) if d.method == "paired" else (d.n + (d.n_other or d.n) - 2) for d in est]
     if sum(dfs) == 0:
         return None
@@ -213,24 +339,88 @@ def family_mdd(diffs: Iterable[Difference | None], alpha: float = ALPHA) -> floa
     return minimum_detectable(pooled, n, paired, n_other, alpha)
 
 
+def outcome(diff: Difference | None, mdd: float | None = None) -> str:
+    """The comparison's result in exactly one of three wordings: distinguishable with its sign
+    ("distinguishable, higher" / "distinguishable, lower"); not distinguishable with the estimate
+    below the detectable Δ X ("not distinguishable; any effect is probably smaller than X pp"); not
+    distinguishable with the estimate at least X ("not distinguishable; the study cannot tell
+    (detectable from X pp)"). ``mdd`` defaults to the family's (``diff.detectable``, set by
+    :func:`holm`), else the comparison's own (:meth:`Difference.mdd`). Without a spread: :data:`NO_ESTIMATE`.
+
+    With the comparison's own spread a t-test that does not pass always has its estimate below its own
+    detectable Δ; against the family's (pooled) spread, a comparison noisier than its family can have
+    an estimate at least X and still not pass: then the study cannot tell."""
+    if diff is None or diff.verdict == NO_ESTIMATE:
+        return NO_ESTIMATE
+    if diff.distinguishable:
+        return f"distinguishable, {diff.verdict}"
+    if mdd is None:
+        mdd = diff.detectable if diff.detectable is not None else diff.mdd()
+    if mdd is None:
+        return NOT_DISTINGUISHABLE
+    if abs(diff.mean) >= mdd:
+        return f"{NOT_DISTINGUISHABLE}; {CANNOT_TELL} (detectable from {mdd:.1f} pp)"
+    return f"{NOT_DISTINGUISHABLE}; {SMALLER} {mdd:.1f} pp"
+
+
 def power_sentence(diffs: Sequence[Difference | None], what: str = "a difference") -> str:
-    """"Not distinguishable" made quantitative: the family's detectable Δ at α = 0.05 and, with k > 1
-    comparisons, at the strictest Holm step (α / k)."""
+    """"Not distinguishable" made quantitative: the family's detectable Δ at the α of its first Holm step
+    (0.05 / k), and how to read a comparison that does not pass."""
     est = [d for d in diffs if d is not None and d.spread is not None]
     mdd = family_mdd(est)
     if mdd is None:
         return ("With fewer than two training seeds per side there is no spread to say how large a difference "
                 "the study could have detected.")
+    k = max(d.family for d in est)
+    alpha = "α = 0.05" if k == 1 else f"α = 0.05 / {k} (the first Holm step over the chapter's {k} comparisons)"
+    if all(d.method == "bootstrap" for d in est):
+        return (f"Power: the two-level bootstrap over {min(d.n for d in est)} training seeds and the test identities "
+                f"detects {what} of {mdd:.1f} pp with 80 % power at {alpha}; a comparison that does not pass reads "
+                f"\"{SMALLER} X\" when its estimate is below its own detectable X, \"{CANNOT_TELL}\" otherwise.")
     paired = any(d.method == "paired" for d in est)
     n = min(d.n for d in est if d.method == "paired" or not paired)
-    test = "paired t-test" if paired else "unpaired t-test"
-    text = (f"Power: with n = {n} seeds and the observed seed spread, a {test} at α = 0.05 detects {what} of "
-            f"{mdd:.1f} pp with 80 % power")
-    k = len(est)
-    if k > 1:
-        strict = family_mdd(est, alpha=ALPHA / k)
-        text += f" ({strict:.1f} pp for the first Holm step over the {k} comparisons, α = 0.05 / {k})"
-    return text + f"; a \"not distinguishable\" here means smaller than about {mdd:.0f} pp, or absent."
+    test = "paired t-test" if paired else "Welch t-test"
+    return (f"Power: with n = {n} seeds and the observed seed spread, a {test} at {alpha} detects {what} of "
+            f"{mdd:.1f} pp with 80 % power (exact noncentral-t power); a comparison that does not pass reads "
+            f"\"{SMALLER} X\" when its estimate is below X, \"{CANNOT_TELL}\" otherwise.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Test-time conditions: the two-level bootstrap over training seeds and test identities
+
+def bootstrap_contrast(per_identity: Mapping[int, Mapping[Any, float]], n_boot: int = 10_000, level: float = LEVEL,
+                       seed: int = 0) -> Difference:
+    """A test-time contrast on the same trained models, ``seed -> {test identity: paired difference}``
+    (e.g. occluded minus clean Rank-1 of that identity's queries, in pp): the mean over seeds of the
+    mean over identities, and a two-level bootstrap that resamples the training seeds and, crossed with
+    them, the test identities (every seed's model is evaluated on the same identities), so its interval
+    covers both the training-seed and the finite-test-set variance. ``half_width``: the larger side of
+    the percentile interval; ``p_value``: the two-sided bootstrap p (floored at 1 / n_boot); ``spread``:
+    the bootstrap se (its detectable Δ is :func:`normal_mdd`). Fewer than two seeds: no estimate."""
+    seeds = sorted(per_identity)
+    if not seeds:
+        raise ValueError("no seeds to bootstrap")
+    ids = sorted(per_identity[seeds[0]])
+    for s in seeds:
+        if sorted(per_identity[s]) != ids:
+            raise MaceError(f"seed {s} was evaluated on other test identities than seed {seeds[0]}",
+                            "evaluate every seed's model on the same test set")
+    if not ids:
+        raise ValueError("no test identities to bootstrap")
+    d = np.array([[float(per_identity[s][i]) for i in ids] for s in seeds])
+    mean = float(d.mean())
+    if len(seeds) < 2:
+        return Difference(mean, None, len(seeds), "none")
+    rng = np.random.default_rng(seed)
+    n_s, n_i = d.shape
+    ws = rng.multinomial(n_s, np.full(n_s, 1 / n_s), size=n_boot)        # seed draws, as counts
+    wi = rng.multinomial(n_i, np.full(n_i, 1 / n_i), size=n_boot)        # identity draws, as counts
+    boot = np.einsum("bs,si,bi->b", ws, d, wi) / (n_s * n_i)
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    p = min(1.0, 2 * min(np.mean(boot <= 0), np.mean(boot >= 0)))
+    p = max(p, 1 / n_boot)
+    half = float(max(mean - lo, hi - mean))
+    return Difference(mean, half, n_s, "bootstrap", float(p), float(boot.std(ddof=1)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,54 +479,67 @@ def p_text(p: float, name: str = "p") -> str:
     return f"{name} < 0.001" if p < 0.001 else f"{name} = {p:.3f}"
 
 
-def noise_clause(diff: Difference) -> str:
-    """How the difference compares with the seed noise, in words (with the family's Holm-adjusted p)."""
-    if diff.verdict == NO_ESTIMATE:
-        return f"{SINGLE_RUN_NOTE}, so it cannot be set against the seed noise"
-    how = f"paired over {diff.n} seeds" if diff.method == "paired" else "Welch, unpaired seeds"
+def test_text(diff: Difference) -> str:
+    """The test and its p in words: "paired over 5 seeds; Holm-adjusted p = 0.012 over 4 comparisons"."""
+    how = {"paired": f"paired over {diff.n} seeds", "welch": "Welch, unpaired seeds",
+           "bootstrap": f"bootstrap over {diff.n} seeds and the test identities"}.get(diff.method, diff.method)
     if diff.p_adjusted is not None and diff.family > 1:
         how += f"; {p_text(diff.p_adjusted, 'Holm-adjusted p')} over {diff.family} comparisons"
     elif diff.p_value is not None:
         how += f"; {p_text(diff.p_value)}"
-    if diff.verdict == NOT_DISTINGUISHABLE:
-        return f"95 % interval ± {diff.half_width:.1f} pp, {how}: within the seed noise, not distinguishable"
-    return f"95 % interval ± {diff.half_width:.1f} pp, {how}: the difference exceeds the seed noise"
+    return how
 
 
-def _thesis_clause(entry: Entry, ours: float, baseline: str) -> str:
-    td = entry.thesis_diff
-    if td is None:
-        return "The thesis reports no comparable number for it."
-    agree = (td > 0) == (ours > 0) if td != 0 and ours != 0 else None
-    said = f"The thesis has {entry.label} {abs(td):.1f} pp {'above' if td > 0 else 'below'} {baseline}"
-    if agree is None:
-        return said + "; with no difference on one side, the directions cannot be compared."
-    return said + (": the direction agrees with the thesis." if agree else ": the direction is the opposite of the thesis's.")
+def noise_clause(diff: Difference) -> str:
+    """How the difference compares with the noise, in words: its interval, its test (with the family's
+    Holm-adjusted p) and its :func:`outcome`."""
+    if diff.verdict == NO_ESTIMATE:
+        return f"{SINGLE_RUN_NOTE}, so it cannot be set against the seed noise"
+    return f"95 % interval ± {diff.half_width:.1f} pp, {test_text(diff)}: {outcome(diff)}"
 
 
 def finding(entries: Sequence[Entry], measure: str = "IR→RGB Rank-1", baseline: str = "the baseline") -> str:
-    """Which entry is best, whether its difference to the baseline exceeds the noise (Holm-adjusted over
-    the k comparisons), whether the direction agrees with the thesis, and how large a difference the
-    seeds could have detected; generated from the numbers (markdown, one paragraph)."""
+    """The chapter's result as a paper's results section states it, in at most three sentences: every
+    comparison with the baseline (its Δ, its Holm-adjusted p and its :func:`outcome`), the thesis's
+    directions, and how large a difference the seeds could detect; generated from the numbers (markdown)."""
     base = [e for e in entries if e.diff is None]
     others = [e for e in entries if e.diff is not None]
     if not base or not others:
         only = (base or list(entries))[0]
         return (f"Only {only.label} was run: {measure} {fmt_value(only.ours)} % "
                 f"(n = {only.ours.n}); nothing to compare it with.")
-    best = max(others, key=lambda e: e.diff.mean)
-    k = len(others)
-    picked = f", selected after the fact as the highest of the {k} compared with {baseline}" if k > 1 else ""
-    if best.diff.mean <= 0:
-        # the baseline leads: report the closest competitor
-        text = (f"{baseline.capitalize()} ({base[0].label}) has the highest {measure}, "
-                f"{fmt_value(base[0].ours)} % (n = {base[0].ours.n}). The closest, **{best.label}**{picked}, is "
-                f"{abs(best.diff.mean):.1f} pp lower ({noise_clause(best.diff)}).")
-    else:
-        text = (f"Best: **{best.label}**{picked}, {measure} {fmt_value(best.ours)} % (n = {best.ours.n}), "
-                f"{best.diff.mean:.1f} pp above {baseline} ({noise_clause(best.diff)}).")
-    return " ".join([text, _thesis_clause(best, best.diff.mean, baseline),
+    if all(e.diff.verdict == NO_ESTIMATE for e in others):
+        return ONE_SEED_PAGE
+    k = max(e.diff.family for e in others)
+    family = f", Holm-adjusted over the {k} comparisons" if k > 1 else ""
+    parts = []
+    for e in sorted(others, key=lambda e: -e.diff.mean):
+        d = e.diff
+        if d.verdict == NO_ESTIMATE:
+            parts.append(f"**{e.label}** {d.mean:+.1f} pp ({NO_ESTIMATE})")
+            continue
+        p = "" if d.p is None else f"{p_text(d.p, 'Holm p' if d.family > 1 else 'p')}; "
+        parts.append(f"**{e.label}** {fmt_difference(d)} pp ({p}{outcome(d)})")
+    b = base[0]
+    text = (f"Against {baseline} ({b.label}, {measure} {fmt_value(b.ours)} %, n = {b.ours.n}){family}: "
+            + ", ".join(parts) + ".")
+    return " ".join([text, _thesis_sentence(others, baseline),
                      power_sentence([e.diff for e in others], f"a difference to {baseline}")])
+
+
+def _thesis_sentence(others: Sequence[Entry], baseline: str) -> str:
+    """The thesis's Δ of each comparison and whether our sign agrees (one sentence)."""
+    with_thesis = [e for e in others if e.thesis_diff is not None]
+    if not with_thesis:
+        return "The thesis reports no comparable numbers."
+    agree = [e for e in with_thesis if e.diff.mean != 0 and e.thesis_diff != 0
+             and (e.diff.mean > 0) == (e.thesis_diff > 0)]
+    listed = ", ".join(f"{e.label} {e.thesis_diff:+.1f} pp" for e in with_thesis)
+    if len(with_thesis) == 1:
+        e = with_thesis[0]
+        return (f"The thesis has {e.label} {abs(e.thesis_diff):.1f} pp {'above' if e.thesis_diff > 0 else 'below'} "
+                f"{baseline}: the direction " + ("agrees with the thesis." if agree else "is the opposite of the thesis's."))
+    return f"The thesis has {listed} against {baseline}; our sign agrees for {len(agree)} of {len(with_thesis)}."
 
 
 def entries_from(groups: Mapping[str, SeedSummary], baseline: str, thesis: Mapping[str, float | None]) -> list[Entry]:
