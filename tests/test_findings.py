@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from mace_core.analysis import findings as fd
+from mace_core.analysis import findings as fd, power as pw
 from mace_core.errors import MaceError
 
 
@@ -245,20 +245,20 @@ def test_welch_power_matches_simulated_welch_tests(n, m, alpha):
 def test_the_root_finder_raises_instead_of_stopping_silently(monkeypatch):
     with pytest.raises(MaceError, match="not above the test's size"):
         fd.minimum_detectable(1.0, 3, alpha=0.05, power=0.01)
-    fd._detectable_effect.cache_clear()
-    monkeypatch.setattr(fd, "t_power", lambda *a, **k: 0.5)          # never reaches 80 %
+    pw._detectable_effect.cache_clear()
+    monkeypatch.setattr(pw, "t_power", lambda *a, **k: 0.5)          # never reaches 80 %
     with pytest.raises(MaceError, match="no effect up to"):
         fd.minimum_detectable(1.0, 4)
 
     def unconverged(f, a, b, **kw):
         return 1.0, SimpleNamespace(converged=False, flag="maximum iterations")
     monkeypatch.undo()
-    fd._detectable_effect.cache_clear()
-    monkeypatch.setattr(fd.optimize, "brentq", unconverged)
+    pw._detectable_effect.cache_clear()
+    monkeypatch.setattr(pw.optimize, "brentq", unconverged)
     with pytest.raises(MaceError, match="did not converge"):
         fd.minimum_detectable(1.0, 6)
     monkeypatch.undo()
-    fd._detectable_effect.cache_clear()
+    pw._detectable_effect.cache_clear()
 
 
 # ---------------------------------------------------------------------------------------------
