@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from mace_core.analysis import (findings as fd, headline, multi_query_tables, occlusion_tables, results, tables,
+from mace_core.analysis import (claims, findings as fd, headline, multi_query_tables, occlusion_tables, results, tables,
                                 thesis_claims as tc, thesis_numbers as tn, thesis_rows)
 from mace_core.config import RunConfig
 from mace_core.errors import MaceError
@@ -65,23 +65,29 @@ def test_comparison_table_has_one_row_per_variant_and_side_by_side_groups():
     assert list(df[("variant", "")]) == ["baseline", "cam", "sam"]           # one row per variant
     assert list(df[("n", "")]) == ["3", "3", "3"]
     groups = list(dict.fromkeys(df.columns.get_level_values(0)))
-    assert groups == ["variant", "n", "Rank-1", "mAP", "Δ Rank-1", "verdict", "p (Holm)"]
-    assert [sub for g, sub in df.columns if g == "Rank-1"] == ["ours", "thesis"]
+    # each header says what its ± means: a std over seeds, or a difference's 95 % interval
+    assert groups == ["variant", "n", "Rank-1 (± std)", "mAP (± std)", "Δ Rank-1 (± 95 % CI)", "verdict", "p (Holm)"]
+    assert [sub for g, sub in df.columns if g == "Rank-1 (± std)"] == ["ours", "thesis"]
     cam = df.iloc[1]
-    assert cam[("Rank-1", "ours")] == "44.0 ± 4.0"          # seeds 40, 44, 48
-    assert cam[("Rank-1", "thesis")] == "42.3"
-    assert cam[("Δ Rank-1", "ours")] == "+10.0 ± 2.5"       # paired: 10, 11, 9
-    assert cam[("Δ Rank-1", "thesis")] == "-3.3" and cam[("verdict", "")] == "higher"
-    assert df.iloc[2][("verdict", "")] == "not distinguishable"
-    # paired t-tests (scipy ttest_rel): cam p = 0.003317, sam p = 0.6220; Holm over k = 2:
-    # cam 2 × 0.003317 = 0.006634, sam max(0.006634, 1 × 0.6220) = 0.6220
-    assert cam[("p (Holm)", "")] == "0.007" and df.iloc[2][("p (Holm)", "")] == "0.622"
+    assert cam[("Rank-1 (± std)", "ours")] == "44.0 ± 4.0"          # seeds 40, 44, 48
+    assert cam[("Rank-1 (± std)", "thesis")] == "42.3"
+    assert cam[("Δ Rank-1 (± 95 % CI)", "ours")] == "+10.0 ± 2.5"       # paired: 10, 11, 9
+    assert cam[("Δ Rank-1 (± 95 % CI)", "thesis")] == "-3.3" and cam[("verdict", "")] == "higher"
+    # the chapter's family: cam and sam vs the baseline and the claim SAM − CAM (p = 0.05998), k = 3;
+    # paired t-tests (scipy ttest_rel): cam p = 0.003317 -> 3 × = 0.00995; SAM − CAM 2 × 0.05998 = 0.1200;
+    # sam max(0.1200, 1 × 0.6220) = 0.6220. Detectable Δ: per-seed sds 1, 3 and 4 (SAM − CAM: -9, -13, -5)
+    # pool to √(26/3) at α = 0.05 / 3: 5.6719 · 2.944 = 16.7 pp
+    assert cam[("p (Holm)", "")] == "0.010" and df.iloc[2][("p (Holm)", "")] == "0.622"
+    family = claims.chapter_family("02_attention", _attention_study())
+    assert family.k == 3 and family.diffs()[0].detectable == pytest.approx(
+        fd.minimum_detectable((26 / 3) ** 0.5, 3, alpha=0.05 / 3))
+    assert df.iloc[2][("verdict", "")] == "n.d.: < 16.7 pp"
     assert df.iloc[0][("p (Holm)", "")] == ""
-    assert df.iloc[0][("Δ Rank-1", "ours")] == "baseline"
+    assert df.iloc[0][("Δ Rank-1 (± 95 % CI)", "ours")] == "baseline"
     # source, selection rule and n are said once, in the caption, not in any cell
     cap = df.attrs["caption"]
     assert "synthetic data" in cap and "final epoch" in cap and "n = 3 training seeds" in cap
-    assert tn.THESIS_LABEL in cap and "not distinguishable" in cap
+    assert tn.THESIS_LABEL in cap and fd.SMALLER in cap and fd.CANNOT_TELL in cap and "absent" not in cap
     assert not any("synthetic" in str(v) for v in df.to_numpy().ravel())
 
 
@@ -89,7 +95,7 @@ def test_rows_with_different_seed_counts_state_n_per_row_and_single_runs_say_so(
     runs = seeded("baseline", [30, 33, 39]) + [seeded_run("cam", r1=35.0, model__attention="cam")]
     df = tables.attention_table(runs)
     assert list(df[("n", "")]) == ["3", "1"]
-    assert df.iloc[1][("Rank-1", "ours")] == "35.0" and df.iloc[1][("verdict", "")] == "no estimate (n = 1)"
+    assert df.iloc[1][("Rank-1 (± std)", "ours")] == "35.0" and df.iloc[1][("verdict", "")] == "no estimate (n = 1)"
     assert "n = 1–3" in df.attrs["caption"]
     single = tables.attention_table([seeded_run("baseline"), seeded_run("sam", model__attention="sam")])
     assert fd.SINGLE_RUN_NOTE in single.attrs["caption"]
@@ -98,28 +104,30 @@ def test_rows_with_different_seed_counts_state_n_per_row_and_single_runs_say_so(
 
 def test_finding_follows_the_numbers():
     win = tables.experiment_finding("02_attention", _attention_study())
-    assert win.startswith("Best: **cam**") and "exceeds the seed noise" in win and "opposite" in win
+    assert win.startswith("Against the baseline (baseline, IR→RGB Rank-1 34.0 ± 4.6 %, n = 3)")
+    assert "**cam** +10.0 ± 2.5 pp (Holm p = 0.010; distinguishable, higher)" in win and "agrees for 0 of 2" in win
+    # the page lists the chapter's one family: both comparisons and the claim SAM − CAM
+    assert "**This chapter's Holm family**: the 3 contrasts" in win and "3. §3.5.2: SAM − CAM" in win
     runs = seeded("baseline", [30, 33, 39]) + seeded("sam", [28, 28, 40], model__attention="sam")
     lose = tables.experiment_finding("02_attention", runs)
-    assert "The baseline (baseline) has the highest" in lose and "not distinguishable" in lose
+    assert "**sam** -2.0 ± 7.5 pp" in lose and "not distinguishable; any effect is probably smaller than" in lose
     assert "agrees with the thesis" in lose
 
 
 def test_headline_labels_the_best_of_k_and_states_the_detectable_difference():
     h = headline.headline("02_attention", _attention_study())
-    assert h.measure == f"cam vs baseline (best of 2{headline.PICKED})" and h.noise == "exceeds"
-    # per-seed differences: cam 10, 11, 9 (sd 1), sam 1, -2, 4 (sd 3); pooled √((2·1 + 2·9) / 4) = √5
-    # -> 3.26404 · √5 = 7.3 pp
-    assert h.mdd == "7.3"
+    assert h.measure == f"cam vs baseline (best of 2{headline.PICKED})" and h.noise == "exceeds (higher)"
+    # the chapter family's detectable Δ (see test_comparison_table_...): the same number as on its page
+    assert h.mdd == "16.7"
     assert [r.claim.id for r in h.claims] == [c.id for c in tc.claims_for("02_attention")]
     assert "\n- §" not in h.finding                   # the overview lists the claims in their own section
 
 
 def test_baseline_table_is_one_row_per_metric_ours_beside_thesis():
     df = tables.baseline_table(seeded("baseline", [30, 33, 39]))
-    assert list(df.columns) == ["metric", "ours", "thesis"]
+    assert list(df.columns) == ["metric", "ours (± std)", "thesis"]
     assert list(df["metric"]) == [results.HEADERS[m] for m in results.METRICS]
-    assert df.iloc[0]["ours"] == "34.0 ± 4.6" and df.iloc[0]["thesis"] == "45.6"
+    assert df.iloc[0]["ours (± std)"] == "34.0 ± 4.6" and df.iloc[0]["thesis"] == "45.6"
     assert df.iloc[5]["thesis"] == results.MISSING            # the thesis reports no mINP
     assert "n = 3 training seeds" in df.attrs["caption"]
     with pytest.raises(MaceError, match="one variant"):
@@ -135,9 +143,9 @@ def test_backbone_tables_map_small_family_members_to_thesis_rows():
     runs = (seeded("resnet", [30, 32], model__backbone="resnet18") + seeded("se", [20, 22], model__backbone="seresnet18")
             + seeded("eff", [5, 6], model__backbone="efficientnet_b0"))
     df = tables.backbone_table(runs).set_index(("variant", ""))
-    assert df.loc["se", ("Rank-1", "thesis")] == "45.5" and df.loc["eff", ("mAP", "thesis")] == "37.7"
-    assert df.loc["resnet", ("Δ Rank-1", "ours")] == "baseline"
-    assert df.loc["se", ("Δ Rank-1", "ours")].startswith("-10.0")
+    assert df.loc["se", ("Rank-1 (± std)", "thesis")] == "45.5" and df.loc["eff", ("mAP (± std)", "thesis")] == "37.7"
+    assert df.loc["resnet", ("Δ Rank-1 (± 95 % CI)", "ours")] == "baseline"
+    assert df.loc["se", ("Δ Rank-1 (± 95 % CI)", "ours")].startswith("-10.0")
     cost = tables.backbone_cost_table(runs).set_index(("variant", ""))
     assert cost.loc["se", ("parameters (M)", "thesis")] == "49.3" and cost.loc["resnet", ("training time", "ours")] == "90 s"
     assert cost.loc["eff", ("epoch", "thesis")] == "46"
@@ -149,13 +157,13 @@ def test_fraction_and_fusion_tables():
             + seeded("fraction_10", [10, 9], data__id_fraction=0.1))
     frac = tables.fraction_table(runs)
     assert list(frac[("identities", "")]) == ["10%", "50%", "100%"]
-    assert frac.iloc[0][("Rank-1", "thesis")] == "13.4" and frac.iloc[2][("Δ Rank-1", "ours")] == "baseline"
+    assert frac.iloc[0][("Rank-1 (± std)", "thesis")] == "13.4" and frac.iloc[2][("Δ Rank-1 (± 95 % CI)", "ours")] == "baseline"
     assert "all identities" in tables.experiment_finding("05_data_efficiency", runs)
     curve = tables.fraction_curve_data(runs)
     ours = curve[(curve.source != tn.THESIS_LABEL) & (curve.metric == "R1")].set_index("fraction")
     assert ours.loc[0.5, "mean"] == pytest.approx(21.0) and ours.loc[0.5, "std"] == pytest.approx(np.sqrt(2))
     fus = tables.fusion_table(seeded("concat", [30, 31]) + seeded("adaptive", [25, 27], model__fusion="adaptive"))
-    assert fus.iloc[1][("Δ Rank-1", "thesis")] == "-1.6"
+    assert fus.iloc[1][("Δ Rank-1 (± 95 % CI)", "thesis")] == "-1.6"
     with pytest.raises(MaceError, match="no completed runs"):
         tables.attention_table([])
     with pytest.raises(MaceError, match="same training seed"):
@@ -170,14 +178,15 @@ def test_multi_query_table_aggregates_seeds_per_pool_size():
     df = multi_query_tables.multi_query_table(evals, runs)
     assert list(df[("n", "")]) == ["1", "5", "10"] and list(df[("fused", "")]) == ["1.0", "5.0", "8.0"]
     five = df.iloc[1]
-    assert five[("avg", "ours")] == "36.0 ± 1.0" and five[("max", "thesis")] == "49.7"
-    assert df.iloc[0][("avg", "thesis")] == "45.6"            # n = 1: Table 3
+    assert five[("avg (± std)", "ours")] == "36.0 ± 1.0" and five[("max (± std)", "thesis")] == "49.7"
+    assert df.iloc[0][("avg (± std)", "thesis")] == "45.6"            # n = 1: Table 3
     assert "n = 3 training seeds" in df.attrs["caption"]
     frame = multi_query_tables.multi_query_frame(evals)
     assert frame[(frame.n == 5) & (frame.metric == "R1")]["mean"].tolist() == pytest.approx([36.0] * 3)
     text = multi_query_tables.multi_query_finding(evals)
     # every seed gains exactly n - 1 points: zero spread, so the gain exceeds the noise
-    assert "n = 10" in text and "9.0 pp above the single query" in text and "exceeds" in text
+    assert "**n = 10, avg** +9.0 ± 0.0 pp (Holm p < 0.001; distinguishable, higher)" in text
+    assert "Holm-adjusted over the 7 comparisons" in text      # 6 pools and the claims' one extra contrast
 
 
 def test_occlusion_table_rows_per_model_and_condition():
@@ -194,15 +203,20 @@ def test_occlusion_table_rows_per_model_and_condition():
         ("baseline", "clean"), ("baseline", "lower_body"), ("baseline", "random_rect"),
         ("occlusion_random_rect", "clean"), ("occlusion_random_rect", "random_rect")]
     rect = df.iloc[2]
-    assert rect[("Rank-1", "ours")] == "21.0 ± 1.0" and rect[("Rank-1", "thesis")] == "16.6"
-    assert rect[("Rank-1 drop", "ours")] == "21.0 ± 2.5"          # 20, 21, 22 paired
-    assert df.iloc[1][("Rank-1 drop", "ours")] == "0.0 ± 0.0 n.d."   # lower_body: same as clean
-    assert df.iloc[0][("Rank-1", "thesis")] == "44.6" and df.iloc[4][("Rank-1", "thesis")] == "40.4"
+    assert rect[("Rank-1 (± std)", "ours")] == "21.0 ± 1.0" and rect[("Rank-1 (± std)", "thesis")] == "16.6"
+    assert rect[("Rank-1 drop (± 95 % CI)", "ours")] == "21.0 ± 2.5"          # 20, 21, 22 paired
+    assert df.iloc[1][("Rank-1 drop (± 95 % CI)", "ours")] == "0.0 ± 0.0 n.d."   # lower_body: same as clean
+    assert df.iloc[0][("Rank-1 (± std)", "thesis")] == "44.6" and df.iloc[4][("Rank-1 (± std)", "thesis")] == "40.4"
     frame = occlusion_tables.occlusion_frame(runs, evals)
     assert frame.set_index(["model", "occlusion"]).loc[("baseline", "random_rect"), "R1_drop"] == pytest.approx(21.0)
     text = occlusion_tables.occlusion_finding(runs, evals)
-    assert "for 1 of 2 occlusion types, beyond the seed noise for 1" in text and "**random_rect**, 21.0 pp" in text
-    assert "**occlusion_random_rect** scores +13.0 pp" in text and "thesis gained +23.8 pp" in text
+    assert "**random_rect** +21.0 ± 2.5 pp (Holm p = 0.002; distinguishable, higher), thesis 28.1" in text
+    assert "**occlusion_random_rect** on random_rect +13.0 ± 0.0 pp" in text
+    # the clean-query cost of occlusion training is in the finding, not only in the claims
+    assert "on clean queries -1.0 ± 0.0 pp (Holm p < 0.001; distinguishable, lower)" in text
+    # one family: a drop in the table, its claim (read the other way round) and the finding share one p
+    family = claims.chapter_family("06_occlusion", runs, evals)
+    assert family.k == 6 and text.count("Holm p = 0.002") == 3       # finding, family list, claim line
     assert tables.show(df).caption.startswith("Table 9")
 
 

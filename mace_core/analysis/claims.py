@@ -1,12 +1,17 @@
-"""The thesis's claims (:mod:`mace_core.analysis.thesis_claims`), each tested on our numbers.
+"""The thesis's claims (:mod:`mace_core.analysis.thesis_claims`) and the chapter's one Holm family.
 
-:func:`claim_results` tests every claim of an experiment (Holm-adjusted within the chapter);
-:func:`claim_line` and :func:`claims_block` write the verdicts under a chapter's finding.
+:func:`chapter_family` defines, once per chapter, every contrast the chapter's page reports: the
+comparisons of its table and finding (each variant against the baseline; for multi-query each pool
+against the single query; for occlusion each model's Rank-1 drop, each occlusion-trained model's
+gain on its own type and its cost on clean queries) and every testable thesis claim, each contrast once. Holm–Bonferroni runs once
+over all of them, so a contrast has one adjusted p wherever it is printed (table, finding, claims,
+overview). :func:`family_block` lists the family on the chapter page. :func:`claim_results` tests
+every claim in that family; :func:`claim_line` and :func:`claims_block` write the verdicts.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -60,9 +65,121 @@ def contrast(values: Mapping[Any, Mapping[int, float]], weights: Mapping[Any, fl
     return fd.paired_contrast({s: sum(w * values[k][s] for k, w in weights.items()) for s in sorted(common)})
 
 
+Weights = Mapping[Any, float]
+
+
+def contrast_key(weights: Weights) -> tuple:
+    """A contrast's identity: its terms and weights, order-free and sign-free (a claim "occluded − clean"
+    and a table's drop "clean − occluded" are one member of the family, read with opposite signs)."""
+    terms = sorted((repr(k), float(w)) for k, w in weights.items() if w != 0)
+    sign = -1.0 if terms and terms[0][1] < 0 else 1.0
+    return tuple((k, sign * w) for k, w in terms)
+
+
+def _orientation(weights: Weights) -> float:
+    terms = sorted((repr(k), float(w)) for k, w in weights.items() if w != 0)
+    return -1.0 if terms and terms[0][1] < 0 else 1.0
+
+
+@dataclass(frozen=True)
+class Member:
+    label: str
+    weights: Weights
+    diff: fd.Difference | None
+
+
+@dataclass(frozen=True)
+class Family:
+    """A chapter's comparisons, Holm-adjusted together (:func:`chapter_family`)."""
+
+    experiment: str
+    members: tuple[Member, ...]
+
+    @property
+    def k(self) -> int:
+        return sum(1 for m in self.members if m.diff is not None and m.diff.p_value is not None)
+
+    def get(self, weights: Weights) -> fd.Difference | None:
+        """The family's (adjusted) difference for a contrast; None when it is not a member or not run."""
+        key = contrast_key(weights)
+        member = next((m for m in self.members if contrast_key(m.weights) == key), None)
+        if member is None or member.diff is None:
+            return None
+        if _orientation(member.weights) == _orientation(weights):
+            return member.diff
+        return replace(member.diff, mean=-member.diff.mean)      # the same test read the other way round
+
+    def diffs(self) -> list[fd.Difference]:
+        return [m.diff for m in self.members if m.diff is not None and m.diff.p_value is not None]
+
+
+def _comparisons(experiment: str, runs: Sequence[Any], evals: Sequence[Mapping[str, Any]]) -> list[tuple[str, dict]]:
+    """The contrasts the chapter's table and finding report, in :func:`condition_values`'s key space."""
+    out: list[tuple[str, dict]] = []
+    if experiment == "04_multi_query":
+        for n, fusion in sorted(mq_groups(evals)):
+            if n > 1:
+                out.append((f"n = {n}, {fusion} vs n = 1", {(n, fusion): 1.0, (1, None): -1.0}))
+    elif experiment == "06_occlusion":
+        try:
+            groups, conds = occ_groups(runs, evals)
+        except MaceError:
+            return out
+        trained = {model: occ_training(members[0]) for model, members in groups.items()}
+        for model, members in groups.items():
+            for occ in conds[model]:
+                if occ is not None:
+                    out.append((f"{model}: drop on {occ}", {(trained[model], None): 1.0, (trained[model], occ): -1.0}))
+        for model, training in trained.items():
+            if training == "baseline":
+                continue
+            for occ in training.split("+"):
+                out.append((f"{model} vs baseline on {occ}", {(training, occ): 1.0, ("baseline", occ): -1.0}))
+            out.append((f"{model} vs baseline on clean queries", {(training, None): 1.0, ("baseline", None): -1.0}))
+    elif experiment in SPECS and experiment != "00_baseline":
+        spec = spec_of(experiment)
+        for members in group_runs(runs).values():
+            key = spec.key(members[0])
+            if key != spec.baseline_key:
+                out.append((f"{spec.label(members[0])} vs baseline", {key: 1.0, spec.baseline_key: -1.0}))
+    return out
+
+
+def chapter_family(experiment: str, runs: Sequence[Any], evals: Iterable[Mapping[str, Any]] | None = None,
+                   metric: str = "R1") -> Family:
+    """The chapter's one Holm family (module docstring): its comparisons and testable claims, each
+    contrast once, with Holm-adjusted p-values and one detectable Δ."""
+    evals = list(evals or [])
+    try:
+        values = condition_values(experiment, runs, evals, metric)
+    except MaceError:
+        values = {}
+    seen: dict[tuple, tuple[str, Weights]] = {}
+    for label, weights in _comparisons(experiment, runs, evals) + \
+            [(f"§{c.section}: {c.test}", c.contrast) for c in tc.claims_for(experiment) if c.contrast]:
+        seen.setdefault(contrast_key(weights), (label, weights))
+    listed = list(seen.values())
+    diffs = fd.holm([contrast(values, w) for _, w in listed])
+    return Family(experiment, tuple(Member(label, w, d) for (label, w), d in zip(listed, diffs)))
+
+
+def family_block(family: Family) -> str:
+    """The family on the chapter page (markdown): every member, its Δ ± 95 % interval, its Holm p and outcome."""
+    tested = [m for m in family.members if m.diff is not None and m.diff.p_value is not None]
+    if not tested:
+        return ""
+    mdd = tested[0].diff.detectable
+    head = (f"\n\n**This chapter's Holm family**: the {len(tested)} contrasts below are judged together "
+            f"(Holm–Bonferroni, α = 0.05); every p on this page is adjusted in it"
+            + ("" if mdd is None else f", and a difference of {mdd:.1f} pp is detectable with 80 % power at "
+               f"α = 0.05 / {len(tested)}") + f" ({tested[0].diff.unit}; {fd.PM_INTERVAL}):\n\n")
+    return head + "\n".join(f"{i}. {m.label}: {fd.fmt_difference(m.diff)} pp, {fd.p_text(m.diff.p, 'Holm p')}, "
+                             f"{fd.outcome(m.diff)}" for i, m in enumerate(tested, 1))
+
+
 @dataclass(frozen=True)
 class ClaimResult:
-    """One thesis claim tested on our numbers (``diff`` Holm-adjusted within the chapter's claims)."""
+    """One thesis claim tested on our numbers (``diff`` Holm-adjusted in the chapter's family)."""
 
     claim: tc.Claim
     diff: fd.Difference | None
@@ -80,12 +197,8 @@ def claim_results(experiment: str, runs: Sequence[Any], evals: Iterable[Mapping[
     claims = tc.claims_for(experiment)
     if not claims:
         return []
-    try:
-        values = condition_values(experiment, runs, evals)
-    except MaceError:
-        values = {}
-    diffs = fd.holm([contrast(values, c.contrast) if c.contrast else None for c in claims])
-    return [ClaimResult(c, d, tc.thesis_delta(c)) for c, d in zip(claims, diffs)]
+    family = chapter_family(experiment, runs, evals)
+    return [ClaimResult(c, family.get(c.contrast) if c.contrast else None, tc.thesis_delta(c)) for c in claims]
 
 
 def claim_line(result: ClaimResult) -> str:
@@ -103,10 +216,12 @@ def claim_line(result: ClaimResult) -> str:
     verdict = result.verdict
     tail = ""
     if verdict == fd.NOT_DISTINGUISHABLE:
-        mdd = d.mdd()
-        bound = "" if mdd is None else f", detectable at 80 % power from about {mdd:.1f} pp"
-        tail = (f": consistent with the claim only as far as the noise allows{bound}" if c.direction == tc.SAME
-                else f": smaller than the noise{bound}, or absent")
+        worded = fd.outcome(d)                       # "not distinguishable; any effect is ... / the study cannot tell ..."
+        rest = worded.split("; ", 1)[1] if "; " in worded else ""
+        if c.direction == tc.SAME:
+            tail = ": consistent with the claim only as far as the noise allows" + (f"; {rest}" if rest else "")
+        elif rest:
+            tail = f": {rest}"
     elif verdict == fd.NO_ESTIMATE:
         tail = ": n = 1, no training-variance estimate"
     return f"{head} — {c.test}: {thesis}{ours}: **{verdict}**{tail}."
@@ -116,7 +231,7 @@ def claims_block(results: Sequence[ClaimResult]) -> str:
     """The finding's second part: one verdict line per thesis claim of the chapter (markdown list)."""
     if not results:
         return ""
-    k = sum(1 for r in results if r.diff is not None and r.diff.p_value is not None)
+    k = max([r.diff.family for r in results if r.diff is not None and r.diff.p_value is not None] or [1])
     intro = ("\n\n**The thesis's claims for this chapter**, each tested in the thesis's direction"
-             + (f" (Holm–Bonferroni over the {k} tested claims)" if k > 1 else "") + ":\n\n")
+             + (f" (Holm–Bonferroni over the chapter's family of {k})" if k > 1 else "") + ":\n\n")
     return intro + "\n".join(f"- {claim_line(r)}" for r in results)

@@ -270,7 +270,7 @@ def outcome(diff: Difference | None, mdd: float | None = None) -> str:
         mdd = diff.detectable if diff.detectable is not None else diff.mdd()
     if mdd is None:
         return NOT_DISTINGUISHABLE
-    if abs(diff.mean) >= mdd:
+    if abs(diff.mean) >= mdd > 0:
         return f"{NOT_DISTINGUISHABLE}; {CANNOT_TELL} (detectable from {mdd:.1f} pp)"
     return f"{NOT_DISTINGUISHABLE}; {SMALLER} {mdd:.1f} pp"
 
@@ -279,7 +279,8 @@ def power_sentence(diffs: Sequence[Difference | None], what: str = "a difference
     """"Not distinguishable" made quantitative: the family's detectable Δ at the α of its first Holm step
     (0.05 / k), and how to read a comparison that does not pass."""
     est = [d for d in diffs if d is not None and d.spread is not None]
-    mdd = family_mdd(est)
+    # the chapter family's detectable Δ where holm set it (the number its table, claims and overview use)
+    mdd = next((d.detectable for d in est if d.detectable is not None), None) or family_mdd(est)
     if mdd is None:
         return ("With fewer than two training seeds per side there is no spread to say how large a difference "
                 "the study could have detected.")

@@ -11,9 +11,9 @@ from typing import Any
 
 from mace_core.analysis import findings as fd, thesis_numbers as tn
 from mace_core.analysis.claims import ClaimResult, claim_results
-from mace_core.analysis.multi_query_tables import mq_thesis, multi_query_finding
+from mace_core.analysis.multi_query_tables import mq_entries, multi_query_finding
 from mace_core.analysis.occlusion_tables import fmt_drop, occlusion_comparisons, occlusion_finding
-from mace_core.analysis.results import MISSING, mq_groups, over_seeds
+from mace_core.analysis.results import MISSING, mq_groups
 from mace_core.analysis.tables import experiment_finding, fmt
 from mace_core.analysis.thesis_rows import baseline_row, entries_of, experiment_rows
 from mace_core.errors import MaceError
@@ -31,7 +31,7 @@ class Headline:
     noise: str = MISSING            # "exceeds" | "not distinguishable" | "n = 1"
     direction: str = MISSING        # "agrees" | "opposite" | "—"
     finding: str = ""
-    mdd: str = MISSING              # the Δ detectable with 80 % power at α = 0.05 (pp)
+    mdd: str = MISSING              # the family's Δ detectable with 80 % power at α = 0.05 / k (pp)
     claims: tuple[ClaimResult, ...] = ()
 
 
@@ -41,8 +41,15 @@ PICKED = "†"
 PICKED_NOTE = ("† picked after the fact: the best of the chapter's k comparisons (for occlusion, the largest of k "
                "drops); its verdict is Holm-adjusted over all k.")
 
-_NOISE = {fd.HIGHER: "exceeds", fd.LOWER: "exceeds", fd.NOT_DISTINGUISHABLE: "not distinguishable",
-          fd.NO_ESTIMATE: "n = 1: no estimate"}
+def _noise(diff: fd.Difference) -> str:
+    """The overview's verdict cell: the three outcomes of :func:`findings.outcome`, short."""
+    if diff.verdict == fd.NO_ESTIMATE:
+        return "n = 1: no estimate"
+    if diff.distinguishable:
+        return f"exceeds ({diff.verdict})"
+    worded = fd.outcome(diff)
+    return "cannot tell" if fd.CANNOT_TELL in worded else "n.d., probably smaller" if fd.SMALLER in worded else \
+        "not distinguishable"
 
 
 def _direction(ours: float | None, thesis: float | None) -> str:
@@ -52,7 +59,9 @@ def _direction(ours: float | None, thesis: float | None) -> str:
 
 
 def _fmt_mdd(diffs: Iterable[fd.Difference | None]) -> str:
-    mdd = fd.family_mdd(diffs)
+    """The chapter family's detectable Δ (the same number its page states)."""
+    diffs = [d for d in diffs if d is not None]
+    mdd = next((d.detectable for d in diffs if d.detectable is not None), None) or fd.family_mdd(diffs)
     return MISSING if mdd is None else f"{mdd:.1f}"
 
 
@@ -67,7 +76,7 @@ def _headline_of(entries: Sequence[fd.Entry], measure: str, baseline: str, findi
     picked = f" (best of {len(others)}{PICKED})" if len(others) > 1 else ""
     return Headline(f"{best.label} vs {baseline}{picked}", fd.fmt_value(best.ours), fmt(best.thesis),
                     fd.fmt_difference(best.diff), MISSING if td is None else f"{td:+.1f}",
-                    _NOISE[best.diff.verdict], _direction(best.diff.mean, td), finding,
+                    _noise(best.diff), _direction(best.diff.mean, td), finding,
                     _fmt_mdd(e.diff for e in others), tuple(claims))
 
 
@@ -81,27 +90,22 @@ def headline(experiment: str, runs: Sequence[Any], evals: Iterable[Mapping[str, 
         single = next((k for k in groups if k[0] == 1), None)
         if single is None:
             raise MaceError("no single-query evaluation stored", "execute the multi-query summary notebook")
-        summaries = {"n = 1": over_seeds(groups[single], "R1")}
-        thesis = {"n = 1": mq_thesis(1, single[1], "R1")}
-        for (n, fusion), by_seed in sorted(groups.items()):
-            if n > 1:
-                summaries[f"n = {n}, {fusion}"] = over_seeds(by_seed, "R1")
-                thesis[f"n = {n}, {fusion}"] = mq_thesis(n, fusion, "R1")
-        return _headline_of(fd.entries_from(summaries, "n = 1", thesis), "Rank-1", "n = 1",
+        return _headline_of(mq_entries(evals), "Rank-1", "n = 1",
                             multi_query_finding(evals, with_claims=False), claims)
     if experiment == "06_occlusion":
         found = occlusion_comparisons(runs, evals)
         if isinstance(found, str):
             raise MaceError("no occluded evaluation of the baseline stored", "execute the occlusion summary notebook")
-        drops, gains = found
+        drops, gains, costs = found
         worst = max(drops, key=lambda k: drops[k].mean)
         drop = drops[worst]
         ref = tn.TABLE9.get(("baseline", worst), {}).get("R1_drop")
         picked = f" (largest of {len(drops)}{PICKED})" if len(drops) > 1 else ""
         return Headline(f"baseline drop, {worst}{picked}", fmt_drop(drop).replace(" n.d.", ""),
-                        fmt(ref), noise=_NOISE[drop.verdict], direction=_direction(drop.mean, ref),
+                        fmt(ref), noise=_noise(drop), direction=_direction(drop.mean, ref),
                         finding=occlusion_finding(runs, evals, with_claims=False),
-                        mdd=_fmt_mdd(list(drops.values()) + list(gains.values())), claims=tuple(claims))
+                        mdd=_fmt_mdd(list(drops.values()) + list(gains.values()) + list(costs.values())),
+                        claims=tuple(claims))
     rows = experiment_rows(experiment, runs)
     finding = experiment_finding(experiment, runs, with_claims=False)
     base = baseline_row(rows)

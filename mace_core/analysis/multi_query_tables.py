@@ -6,13 +6,14 @@ items with ``seed`` (default 0), ``n``, ``fusion`` and ``results``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from mace_core.analysis import findings as fd, thesis_numbers as tn
-from mace_core.analysis.claims import claim_results, claims_block
+from mace_core.analysis.claims import chapter_family, claim_results, claims_block, family_block
 from mace_core.analysis.results import HEADERS, MISSING, mq_groups, over_seeds
 from mace_core.analysis.tables import fmt, table_caption, table_frame
 
@@ -60,21 +61,41 @@ def multi_query_table(evals: Iterable[Mapping[str, Any]], runs: Sequence[Any] | 
                                           eval_results=[e["results"] for e in evals]))
 
 
-def multi_query_finding(evals: Iterable[Mapping[str, Any]], metric: str = "R1", with_claims: bool = True) -> str:
-    """Best (n, fusion) against the single query (n = 1), paired by seed; then the thesis's claims."""
+def mq_entries(evals: Iterable[Mapping[str, Any]], metric: str = "R1") -> list[fd.Entry] | None:
+    """Finding entries: the single query (n = 1, the reference) and every pool against it, paired within
+    each seed's model; Rank-1 differences Holm-adjusted in the chapter's family. None without n = 1."""
     evals = list(evals)
     groups = mq_groups(evals)
     singles = [k for k in groups if k[0] == 1]
     if not singles:
-        return "No single-query (n = 1) evaluation: the pools cannot be compared with a single query."
+        return None
     base_label = "n = 1"
     summaries = {base_label: over_seeds(groups[singles[0]], metric)}
     thesis = {base_label: mq_thesis(1, singles[0][1], metric)}
+    keys = {}
     for (n, fusion), by_seed in sorted(groups.items()):
         if n > 1:
             label = f"n = {n}, {fusion}"
             summaries[label] = over_seeds(by_seed, metric)
             thesis[label] = mq_thesis(n, fusion, metric)
+            keys[label] = (n, fusion)
     entries = fd.entries_from(summaries, base_label, thesis)
+    if metric != "R1":
+        return entries
+    family = chapter_family("04_multi_query", [], evals)
+    return [e if e.diff is None else replace(e, diff=family.get({keys[e.label]: 1.0, (1, None): -1.0}) or e.diff)
+            for e in entries]
+
+
+def multi_query_finding(evals: Iterable[Mapping[str, Any]], metric: str = "R1", with_claims: bool = True) -> str:
+    """Every pool (n, fusion) against the single query (n = 1), paired within each seed's model; then
+    (``with_claims``) the chapter's family and the thesis's claims."""
+    evals = list(evals)
+    entries = mq_entries(evals, metric)
+    if entries is None:
+        return "No single-query (n = 1) evaluation: the pools cannot be compared with a single query."
     text = fd.finding(entries, measure=f"IR→RGB {HEADERS[metric]}", baseline="the single query")
-    return text + (claims_block(claim_results("04_multi_query", [], evals)) if metric == "R1" and with_claims else "")
+    if metric == "R1" and with_claims:
+        text += family_block(chapter_family("04_multi_query", [], evals))
+        text += claims_block(claim_results("04_multi_query", [], evals))
+    return text

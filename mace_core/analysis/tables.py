@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mace_core.analysis import findings as fd, thesis_numbers as tn
-from mace_core.analysis.claims import claim_results, claims_block
+from mace_core.analysis.claims import chapter_family, claim_results, claims_block, family_block
 from mace_core.analysis.results import (HEADERS, METRICS, MISSING, data_source, group_runs, ours_label, over_seeds,
                                         rerank_note, seed_results, selection_rule, trial_std)
 from mace_core.analysis.thesis_rows import (SPECS, baseline_row, entries_of, experiment_rows, id_fraction, spec_of,
@@ -65,9 +65,24 @@ def table_caption(title: str, runs: Sequence[Any], sizes: Sequence[int], rule: b
     return " ".join(parts)
 
 
+PM_STD, PM_CI = "(± std)", "(± 95 % CI)"
+
+
+def pm_header(group: str, cells: Sequence[Any]) -> str:
+    """``group`` with what its ± means when any cell has one: ``(± 95 % CI)`` for a difference (Δ …, … drop),
+    ``(± std)`` (over training seeds) otherwise."""
+    if not any(" ± " in str(v) for v in cells):
+        return group
+    return f"{group} {PM_CI if group.startswith('Δ') or group.endswith('drop') else PM_STD}"
+
+
 def table_frame(rows: list[dict[Any, Any]], caption: str) -> pd.DataFrame:
     """Rows keyed by ``(group, sub)`` column tuples -> a frame with MultiIndex column groups."""
     frame = pd.DataFrame(rows)
+    # one meaning of ± per column, said in its header: a std over seeds, or a 95 % interval of a difference
+    groups = {g: pm_header(g, [v for (gg, _), col in frame.items() if gg == g for v in col])
+              for g, _ in frame.columns}
+    frame.columns = [(groups[g], sub) for g, sub in frame.columns]
     if all(sub == "" for _, sub in frame.columns):   # no groups: plain headers
         frame.columns = [group for group, _ in frame.columns]
     else:
@@ -80,7 +95,18 @@ def table_frame(rows: list[dict[Any, Any]], caption: str) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------
 # The thesis's tables
 
-_VERDICT_CELL = {fd.NO_ESTIMATE: "no estimate (n = 1)"}   # the caption says the full sentence
+def verdict_cell(diff: fd.Difference | None) -> str:
+    """The three outcomes of :func:`findings.outcome`, short enough for a cell (the caption words them)."""
+    if diff is None:
+        return ""
+    if diff.verdict == fd.NO_ESTIMATE:
+        return "no estimate (n = 1)"
+    if diff.distinguishable:
+        return diff.verdict
+    worded = fd.outcome(diff)
+    if fd.CANNOT_TELL in worded:
+        return "n.d.: cannot tell"
+    return f"n.d.: < {worded.rsplit(' ', 2)[-2]} pp" if fd.SMALLER in worded else fd.NOT_DISTINGUISHABLE
 
 
 def comparison_table(experiment: str, runs: Sequence[Any]) -> pd.DataFrame:
@@ -101,17 +127,18 @@ def comparison_table(experiment: str, runs: Sequence[Any]) -> pd.DataFrame:
             cells[("Δ Rank-1", "ours")] = "baseline" if baseline else fd.fmt_difference(entry.diff if entry else None)
             td = entry.thesis_diff if entry else None
             cells[("Δ Rank-1", "thesis")] = "" if baseline else (MISSING if td is None else f"{td:+.1f}")
-            cells[("verdict", "")] = "" if baseline or entry is None else _VERDICT_CELL.get(entry.diff.verdict,
-                                                                                           entry.diff.verdict)
+            cells[("verdict", "")] = "" if baseline or entry is None else verdict_cell(entry.diff)
             cells[("p (Holm)", "")] = "" if baseline or entry is None or entry.diff.p is None else fd.fmt_p(entry.diff.p)
         out.append(cells)
-    if all(len(row.runs) == 1 for row in rows):   # no verdict anywhere: the caption says why, once
+    single = all(len(row.runs) == 1 for row in rows)
+    if single:   # no verdict anywhere: the caption says why, in one line
         for cells in out:
             cells.pop(("verdict", ""), None)
             cells.pop(("p (Holm)", ""), None)
     flat = [r for row in rows for r in row.runs]
     return table_frame(out, table_caption(spec.title, flat, [len(r.runs) for r in rows],
-                                          rule=baseline_row(rows) is not None))
+                                          rule=baseline_row(rows) is not None and not single,
+                                          extra=fd.ONE_SEED_PAGE if single and len(rows) > 1 else ""))
 
 
 def metrics_table(experiment: str, runs: Sequence[Any]) -> pd.DataFrame:
@@ -201,7 +228,9 @@ def experiment_finding(experiment: str, runs: Sequence[Any], with_claims: bool =
         text = "The baseline variant has no completed run, so no variant can be compared with it."
     else:
         text = fd.finding(entries, baseline="the baseline" if experiment != "05_data_efficiency" else "all identities")
-    return text + (claims_block(claim_results(experiment, runs)) if with_claims else "")
+    if with_claims:
+        text += family_block(chapter_family(experiment, runs)) + claims_block(claim_results(experiment, runs))
+    return text
 
 
 # ---------------------------------------------------------------------------------------------

@@ -110,14 +110,23 @@ def thesis_value(ref: Mapping[str, Any] | None, metric: str) -> float | None:
 
 
 def entries_of(experiment: str, rows: Sequence[Row], metric: str = "R1") -> list[fd.Entry]:
-    """One finding entry per row with a value: ours, the Holm-adjusted difference to the baseline, the thesis's."""
+    """One finding entry per row with a value: ours, the difference to the baseline Holm-adjusted in the
+    chapter's family (Rank-1; other metrics over their own comparisons), the thesis's."""
     base = baseline_row(rows)
     base_sum = base.ours(metric) if base else None
     thesis_base = thesis_value(spec_of(experiment).thesis.get(spec_of(experiment).baseline_key), metric)
     kept = [(row, ours) for row in rows if (ours := row.ours(metric)) is not None]
-    # the chapter's comparisons to its baseline form one family: Holm-adjusted verdicts
-    diffs = fd.holm([None if row.is_baseline or base_sum is None else fd.difference(ours, base_sum)
-                     for row, ours in kept])
+    raw = [None if row.is_baseline or base_sum is None else fd.difference(ours, base_sum) for row, ours in kept]
+    if metric == "R1":
+        # the chapter's one Holm family (claims.chapter_family): the same adjusted p as its claims
+        from mace_core.analysis.claims import chapter_family
+
+        spec = spec_of(experiment)
+        family = chapter_family(experiment, [r for row in rows for r in row.runs])
+        diffs = [d if d is None else (family.get({spec.key(row.runs[0]): 1.0, spec.baseline_key: -1.0}) or d)
+                 for (row, _), d in zip(kept, raw)]
+    else:
+        diffs = fd.holm(raw)           # another metric: its comparisons to the baseline, judged together
     return [fd.Entry(row.label, ours, diff, thesis_value(row.thesis, metric), thesis_base)
             for (row, ours), diff in zip(kept, diffs)]
 
