@@ -56,13 +56,13 @@ def test_overview_has_a_row_per_experiment_with_findings_and_follows_the_intro(t
     assert "+10.0 ± 2.5" in attention_row and "exceeds" in attention_row
     # detectable Δ: paired differences 10, 11, 9 (sd 1), n = 3 -> 3.26404 · 1 = 3.3 pp at 80 % power
     assert text.count("| vs seed noise | detectable Δ |\n") == 1
-    assert "| exceeds | 3.3 |" in attention_row
+    assert "| exceeds (higher) | 3.3 |" in attention_row
     assert "the direction is the opposite of the thesis's" in text   # said in the attention finding
     multi_row = next(r for r in rows if r.startswith("| 4: multi query"))   # no chapter page: plain title
     assert "n = 5, avg vs n = 1" in multi_row and headline.PICKED not in multi_row   # k = 1 pool
     assert f"{tn.TABLE7[(5, 'avg')]['R1']:.1f}" in multi_row
     assert "no occluded evaluation" in next(r for r in rows if r.startswith("| 6: occlusion"))
-    assert "## Findings" in text and "- [2: attention](../chapters/02_attention.md): Best: **cam**" in text
+    assert "## Findings" in text and "- [2: attention](../chapters/02_attention.md): Against the baseline" in text
     assert "n = 3 training seeds" in text
     # the thesis's claims, per chapter, with their verdicts (cam is +10 where the thesis has it lower)
     claims = text.split("## The thesis's claims, tested")[1]

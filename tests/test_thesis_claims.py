@@ -83,10 +83,12 @@ def test_occlusion_claims_report_costs_and_contradictions_as_well_as_gains():
     clean = next(line for line in lines if "random rectangle occlusion raises clean" in line)
     assert "thesis +7.7 pp" in clean and "ours -18.0" in clean and "**contradicted**" in clean
     band = next(line for line in lines if "horizontal band occlusion raises clean" in line)
-    # differences 1, -4, 4: mean 1/3, squared deviations 0.444 + 18.778 + 13.444 = 32.667, sd √(32.667 / 2) = 4.041
-    # -> detectable 3.26404 · 4.041 = 13.2 pp
-    assert "**not distinguishable**" in band and "detectable at 80 % power from about 13.2 pp" in band
-    assert "Holm–Bonferroni over the 5 tested claims" in text
+    # differences 1, -4, 4: sd √(32.667 / 2) = 4.041; the family's five contrasts (sds 0.577, 0.577, 1, 1,
+    # 4.041) pool to √(19 / 5) = 1.949, detectable at α = 0.05 / 5 with 80 % power: d(3, 0.01) · 1.949
+    mdd = fd.minimum_detectable((19 / 5) ** 0.5, 3, alpha=0.01)
+    assert f"{mdd:.1f}" == "14.3"
+    assert "**not distinguishable**: any effect is probably smaller than 14.3 pp" in band and "absent" not in text
+    assert "Holm–Bonferroni over the chapter's family of 5" in text
 
 
 def test_claims_of_a_training_chapter_and_the_same_direction():

@@ -167,9 +167,11 @@ def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs
             f"{findings.n_note(sorted(sizes) or [1])} Thesis: {THESIS_LABEL}, best epoch on test, one run. "
             f"{findings.RULE} "
             "Where a chapter compares several variants, the one shown is the best, picked after the fact (†); "
-            "its verdict is Holm-adjusted over all of them. Detectable Δ: the difference (pp) a t-test at α = 0.05 "
-            "would detect with 80 % power at the chapter's n and observed seed spread; a *not distinguishable* "
-            "means smaller than that, or absent. "
+            "its verdict is Holm-adjusted in the chapter's one family (listed on the chapter page), the same p as "
+            "in the chapter's table and claims. Detectable Δ: the difference (pp) the chapter's test detects with "
+            "80 % power at its n, its pooled seed spread and α = 0.05 / k (exact power); a *not distinguishable* "
+            "reads \"any effect is probably smaller than\" that when the estimate is below it, \"the study cannot "
+            "tell\" otherwise. "
             "Each finding below says whether our difference has the sign of the thesis's.", ""]
     if len(lines) == 2:
         text += ["No completed runs yet."]
