@@ -23,7 +23,7 @@ params_dir = "params"
 runs_dir = "runs"
 
 # %% tags=["remove-cell"]
-from mace_core.analysis import figures, tables, thesis_rows
+from mace_core.analysis import figures, forest, tables, thesis_rows
 from mace_core.study import check_summary, load_results
 
 profile, params_dir, runs_dir = check_summary("01_backbones", globals())  # refuses unknown parameters
@@ -54,3 +54,12 @@ fig = figures.comparison_bars(tables.comparison_frame(runs, thesis_rows.thesis_f
 
 # %% tags=["remove-input"]
 tables.show_finding(tables.experiment_finding("01_backbones", runs))
+
+# %% [markdown]
+# ## Forest plot
+# Every contrast of the chapter's one Holm family (listed under the finding): our difference with its
+# 95 % interval (filled: distinguishable after Holm), the thesis's difference (diamond) and the
+# difference the study detects with 80 % power (grey band).
+
+# %% tags=["remove-input"]
+fig = forest.show_forest("01_backbones", runs)

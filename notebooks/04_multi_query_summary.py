@@ -23,7 +23,7 @@ params_dir = "params"
 runs_dir = "runs"
 
 # %% tags=["remove-cell"]
-from mace_core.analysis import figures, multi_query_tables, tables
+from mace_core.analysis import figures, forest, multi_query_tables, tables
 from mace_core.study import check_summary, load_results, multi_query_evals
 
 profile, params_dir, runs_dir = check_summary("04_multi_query", globals())  # refuses unknown parameters
@@ -46,3 +46,12 @@ fig = figures.metric_curves(multi_query_tables.multi_query_frame(evals), x="n", 
 
 # %% tags=["remove-input"]
 tables.show_finding(multi_query_tables.multi_query_finding(evals))
+
+# %% [markdown]
+# ## Forest plot
+# Every contrast of the chapter's one Holm family (listed under the finding): our difference with its
+# 95 % interval (filled: distinguishable after Holm), the thesis's difference (diamond) and the
+# difference the study detects with 80 % power (grey band).
+
+# %% tags=["remove-input"]
+fig = forest.show_forest("04_multi_query", [], evals)

@@ -23,7 +23,7 @@ params_dir = "params"
 runs_dir = "runs"
 
 # %% tags=["remove-cell"]
-from mace_core.analysis import figures, tables
+from mace_core.analysis import figures, forest, tables
 from mace_core.study import check_summary, load_results
 
 profile, params_dir, runs_dir = check_summary("05_data_efficiency", globals())  # refuses unknown parameters
@@ -49,3 +49,12 @@ fig = figures.metric_curves(tables.fraction_curve_data(runs), x="fraction", hue=
 
 # %% tags=["remove-input"]
 tables.show_finding(tables.experiment_finding("05_data_efficiency", runs))
+
+# %% [markdown]
+# ## Forest plot
+# Every contrast of the chapter's one Holm family (listed under the finding): our difference with its
+# 95 % interval (filled: distinguishable after Holm), the thesis's difference (diamond) and the
+# difference the study detects with 80 % power (grey band).
+
+# %% tags=["remove-input"]
+fig = forest.show_forest("05_data_efficiency", runs)

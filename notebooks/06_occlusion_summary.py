@@ -23,7 +23,7 @@ params_dir = "params"
 runs_dir = "runs"
 
 # %% tags=["remove-cell"]
-from mace_core.analysis import figures, occlusion_tables, tables
+from mace_core.analysis import figures, forest, occlusion_tables, tables
 from mace_core.study import check_summary, load_results, occlusion_evals
 
 profile, params_dir, runs_dir = check_summary("06_occlusion", globals())  # refuses unknown parameters
@@ -42,3 +42,12 @@ fig = figures.occlusion_drops(occlusion_tables.occlusion_frame(runs, evals), tit
 
 # %% tags=["remove-input"]
 tables.show_finding(occlusion_tables.occlusion_finding(runs, evals))
+
+# %% [markdown]
+# ## Forest plot
+# Every contrast of the chapter's one Holm family (listed under the finding): our difference with its
+# 95 % interval (filled: distinguishable after Holm), the thesis's difference (diamond) and the
+# difference the study detects with 80 % power (grey band).
+
+# %% tags=["remove-input"]
+fig = forest.show_forest("06_occlusion", runs, evals)

@@ -138,3 +138,34 @@ def test_comparison_bars_ours_beside_thesis():
     assert len(fig.axes) == 2 and len(fig.axes[0].patches) == 2
     with pytest.raises(MaceError, match="no thesis table"):
         thesis_rows.thesis_for("04_multi_query")
+
+
+def test_forest_plot_draws_each_comparison_the_thesis_and_the_detectable_band():
+    from _tables_helpers import seeded
+
+    from mace_core.analysis import findings as fd, forest
+
+    runs = seeded("baseline", [30, 33, 39]) + seeded("cam", [40, 44, 48], model__attention="cam") + \
+        seeded("sam", [31, 31, 43], model__attention="sam")
+    rows = forest.forest_rows("02_attention", runs)
+    # the chapter's family: cam and sam against the baseline, and the claim SAM − CAM
+    assert [r.label for r in rows] == ["cam vs baseline", "sam vs baseline", "§3.5.2: SAM − CAM"]
+    assert rows[0].thesis == pytest.approx(42.33 - 45.59)                    # Table 5, CAM − none
+    assert rows[2].thesis == pytest.approx(1.14, abs=0.01)                   # the claim's thesis Δ
+    assert len({r.mdd for r in rows}) == 1 and rows[0].mdd > 0
+    fig = forest.forest_plot(rows, "attention")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [r.label for r in rows]
+    diamonds = [line for line in ax.lines if line.get_marker() == "D"]
+    assert len(diamonds) == 3
+    band = ax.collections[-1].get_paths()[0].vertices
+    assert band[:, 0].min() == pytest.approx(-rows[0].mdd) and band[:, 0].max() == pytest.approx(rows[0].mdd)
+    assert forest.forest_summary(rows) == {"distinguishable": 1, "smaller": 2, "cannot tell": 0}
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert any("thesis" in t for t in labels) and any("detectable" in t for t in labels)
+    # one seed: no row, and the page says so in one line
+    single = seeded("baseline", [30]) + seeded("cam", [40], model__attention="cam")
+    assert forest.forest_rows("02_attention", single) == []
+    with pytest.raises(MaceError, match="forest plot"):
+        forest.forest_plot([])
+    assert "cannot tell variants apart" in fd.ONE_SEED_PAGE

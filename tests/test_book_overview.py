@@ -62,6 +62,10 @@ def test_overview_has_a_row_per_experiment_with_findings_and_follows_the_intro(t
     assert "n = 5, avg vs n = 1" in multi_row and headline.PICKED not in multi_row   # k = 1 pool
     assert f"{tn.TABLE7[(5, 'avg')]['R1']:.1f}" in multi_row
     assert "no occluded evaluation" in next(r for r in rows if r.startswith("| 6: occlusion"))
+    # the forest plot: every chapter's family in one figure, written beside the page
+    assert "![Forest plot: every chapter's comparisons](overview_forest.png)" in text
+    assert (root / "generated" / "overview_forest.png").stat().st_size > 1000
+    assert text.index("overview_forest.png") < text.index("## Findings")
     assert "## Findings" in text and "- [2: attention](../chapters/02_attention.md): Against the baseline" in text
     assert "n = 3 training seeds" in text
     # the thesis's claims, per chapter, with their verdicts (cam is +10 where the thesis has it lower)

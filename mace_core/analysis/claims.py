@@ -76,7 +76,7 @@ def contrast_key(weights: Weights) -> tuple:
     return tuple((k, sign * w) for k, w in terms)
 
 
-def _orientation(weights: Weights) -> float:
+def orientation(weights: Weights) -> float:
     terms = sorted((repr(k), float(w)) for k, w in weights.items() if w != 0)
     return -1.0 if terms and terms[0][1] < 0 else 1.0
 
@@ -105,7 +105,7 @@ class Family:
         member = next((m for m in self.members if contrast_key(m.weights) == key), None)
         if member is None or member.diff is None:
             return None
-        if _orientation(member.weights) == _orientation(weights):
+        if orientation(member.weights) == orientation(weights):
             return member.diff
         return replace(member.diff, mean=-member.diff.mean)      # the same test read the other way round
 

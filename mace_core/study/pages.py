@@ -116,13 +116,16 @@ def _experiment_evals(experiment: str, runs: list[Any]) -> list[dict[str, Any]] 
     return None
 
 
+FOREST_PNG = "overview_forest.png"
+
+
 def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs_dir="runs",
                    chapters: Iterable[str] | None = None) -> Path:
     """``generated/overview.md``: every experiment's headline number beside the thesis's, with its
     computed finding and a link to its chapter, from stored results only (never trains or evaluates).
     ``chapters``: the experiments whose chapter the book has (None: all); the others are left out, even
     where they share a stored run with an executed one (``--only 00,05``)."""
-    from mace_core.analysis import findings
+    from mace_core.analysis import figures, findings, forest
     from mace_core.analysis.claims import claim_line
     from mace_core.analysis.headline import PICKED_NOTE, headline
     from mace_core.analysis.results import MISSING, data_source, group_runs
@@ -135,7 +138,7 @@ def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs
     # eight columns fit the content column at 1024 px; whether our Δ has the thesis's sign is in each finding
     head = ["experiment", "comparison", "ours", "thesis", "Δ ours", "Δ thesis", "vs seed noise", "detectable Δ"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    found, claims, sources, sizes = [], [], set(), set()
+    found, claims, sources, sizes, forest_rows = [], [], set(), set(), []
     for experiment in list_experiments(params_dir):
         if chapters is not None and experiment not in set(chapters):
             continue
@@ -158,6 +161,7 @@ def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs
             continue
         lines.append("| " + " | ".join(_cell(c) for c in [link, h.measure, h.ours, h.thesis, h.diff,
                                                           h.thesis_diff, h.noise, h.mdd]) + " |")
+        forest_rows += forest.forest_rows(experiment, runs, _experiment_evals(experiment, runs), chapter=title)
         found.append(f"- {link}: {h.finding}")
         if h.claims:
             claims += [f"### {link}", ""] + [f"- {claim_line(c)}" for c in h.claims] + [""]
@@ -177,7 +181,16 @@ def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs
         text += ["No completed runs yet."]
     else:
         # the class lets book/_static/mace.css keep numbers on one line (the book check measures it)
-        text += [":::{div} mace-overview", *lines, ":::", "", PICKED_NOTE, "", "## Findings", ""] + found
+        text += [":::{div} mace-overview", *lines, ":::", "", PICKED_NOTE, ""]
+        if forest_rows:
+            figures.save(forest.forest_plot(forest_rows), book_dir / GENERATED / FOREST_PNG)
+            text += [f"![Forest plot: every chapter's comparisons]({FOREST_PNG})", "",
+                     "Forest plot: every contrast of each chapter's Holm family, our difference with its 95 % "
+                     "interval (filled dot: distinguishable after Holm; hollow: not), the thesis's difference "
+                     "(diamond) and the chapter's detectable difference (grey band, 80 % power at α = 0.05 / k).", ""]
+        else:
+            text += [findings.ONE_SEED_PAGE, ""]
+        text += ["## Findings", ""] + found
         if claims:
             text += ["", "## The thesis's claims, tested", "",
                      "Every conclusion the thesis draws in its experiment chapters (listed with its section on the "
