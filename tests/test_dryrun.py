@@ -68,6 +68,11 @@ def test_dry_run_writes_every_stage(trees, tmp_path, capsys):
     assert report["all_search"]["trials"] == 10 and report["all_search"]["queries"] > 0
     assert set(report["regdb"]) == {"v2t", "t2v"}
     assert report["exact_paper_config"] is False and "data.height=32" in printed
+    # the whole study's GPU hours at 1, 3 and 5 training seeds (the seed count is a budget choice)
+    study = report["study"]
+    assert list(study["hours"]) == ["1", "3", "5"] and "| projected GPU hours |" in printed
+    per_seed = study["runs_per_seed"] * p["total_s"] + study["evaluations_per_seed"] * p["eval_time_s"]
+    assert study["hours"]["5"] == pytest.approx(round(5 * per_seed / 3600, 1))
     if report["pretrained"] == "none":   # offline: said in the JSON and in the table
         assert "RANDOM INIT" in report["weights_note"] and "RANDOM INIT" in printed
     assert (tmp_path / "run" / "results.json").is_file()
@@ -143,3 +148,15 @@ def test_projection_ignores_slow_start_up_and_first_step(trees, tmp_path, monkey
     # the trainer's 1 step was its slow first one: all of it beyond one steady step is one-time
     assert p["one_time_s"] == pytest.approx(START + FIRST - STEP)
     assert p["total_s"] == pytest.approx(START + FIRST - STEP + p["full_run_steps"] * STEP + 12 * EVAL + 4 * WRITE)
+
+
+def test_whole_study_projection_by_hand_and_counted_from_the_plan():
+    from mace_core.study import dryrun, runner
+
+    # 15 runs of 1 h and 30 evaluations of 2 min per seed: 16 h per seed
+    p = dryrun.study_projection(3600.0, 120.0, {"runs_per_seed": 15, "evaluations_per_seed": 30})
+    assert p["hours"] == {1: 16.0, 3: 48.0, 5: 80.0}
+    counts = dryrun.study_counts("paper")
+    # one training run per distinct config: the plan's first-seed run keys
+    assert counts["runs_per_seed"] == len({pair.run_key for pair in runner.plan("paper") if pair.run_key})
+    assert counts["evaluations_per_seed"] > 0

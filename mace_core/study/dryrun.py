@@ -357,7 +357,8 @@ def _dry_run(data_root, profile, regdb_root, steps, json_out, params_dir, overri
         "indoor_search": {"queries": indoor["protocol"]["num_query_images"], "trials": indoor["protocol"]["trials"]},
         "regdb": {k: {"rank1": v["mean"]["rank1"]} for k, v in regdb.items()},
         "llcm": llcm,
-        "projection": project(full_steps, one_time_s, step_s, eval_all_s, checkpoint_s),
+        "projection": (projection := project(full_steps, one_time_s, step_s, eval_all_s, checkpoint_s)),
+        "study": study_projection(projection["total_s"], eval_all_s, study_counts(profile, params_dir)),
         "checkpoint_mb": checkpoint_mb,
         "run_dir": str(run_dir),
     }
@@ -439,6 +440,38 @@ def project(full: dict[str, int], one_time_s: float, step_s: float, eval_s: floa
     }
 
 
+STUDY_SEEDS = (1, 3, 5)
+
+
+def study_counts(profile: str, params_dir="params") -> dict[str, int]:
+    """Per training seed, what the whole study runs on ``profile``: distinct training runs (variants that
+    share a config, such as experiment 2's baseline, are one run) and test-time evaluations of trained
+    models (multi-query pools × fusion rules, occlusion types per model)."""
+    from mace_core.study import registry
+    from mace_core.study.variants import list_experiments, list_variants, resolve, with_seed
+
+    keys, sweeps = set(), 0
+    for experiment in list_experiments(params_dir):
+        for variant in list_variants(experiment, params_dir):
+            v = resolve(experiment, variant, profile, params_dir)
+            keys.add(registry.run_key(with_seed(v, 0).config))
+            mq = v.study.get("multi_query") or {}
+            sweeps += len(mq.get("n") or []) * len(mq.get("fusion") or [])
+            sweeps += len((v.study.get("occlusion") or {}).get("types") or [])
+    return {"runs_per_seed": len(keys), "evaluations_per_seed": sweeps}
+
+
+def study_projection(run_s: float, eval_s: float, counts: dict[str, int], seeds=STUDY_SEEDS) -> dict[str, Any]:
+    """GPU hours of the whole study at each seed count: seeds × (runs per seed × one full run, projected by
+    :func:`project` for the baseline, + test-time evaluations per seed × one all-search evaluation). Every
+    run is costed as the baseline (backbone variants differ; the dry run times the baseline)."""
+    per_seed = counts["runs_per_seed"] * run_s + counts["evaluations_per_seed"] * eval_s
+    return {**counts, "run_s": run_s, "eval_s": eval_s,
+            "hours": {int(n): round(n * per_seed / 3600, 1) for n in seeds},
+            "rule": "seeds x (training runs per seed x one full run + test-time evaluations per seed x one "
+                    "all-search evaluation); every run costed as the baseline"}
+
+
 def format_table(report: dict[str, Any]) -> str:
     """The per-stage table in Markdown (printed, and pasted into the book)."""
     head = "| stage | wall s | peak RSS MiB | peak unreclaimable MiB (with workers) | cache on disk MiB | images/s | note |"
@@ -463,6 +496,16 @@ def format_table(report: dict[str, Any]) -> str:
     for name, count, each, total in rows:
         lines.append(f"| {name} | {count} | {each:.3g} | {total / 3600:.2f} |")
     lines.append(f"| total | | | {p['total_s'] / 3600:.2f} |")
+    study = report.get("study")
+    if study:
+        lines.append("")
+        lines.append(f"| whole study on {report['device']}: {study['runs_per_seed']} training runs + "
+                     f"{study['evaluations_per_seed']} test-time evaluations per seed | "
+                     + " | ".join(f"{n} seed{'s' if n > 1 else ''}" for n in study["hours"]) + " |")
+        lines.append("|---|" + "---:|" * len(study["hours"]))
+        lines.append("| projected GPU hours | " + " | ".join(f"{h:.1f}" for h in study["hours"].values()) + " |")
+        lines.append("The seed count is a GPU-budget choice (study.seeds in the profile); with one seed the pages "
+                     "cannot tell variants apart.")
     if report.get("weights_note"):
         lines.append(f"NOTE: {report['weights_note']}.")
     if not report["exact_paper_config"]:
