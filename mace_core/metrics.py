@@ -117,9 +117,12 @@ class _Totals:
         self.ap = 0.0
         self.inp = 0.0
         self.valid = 0
+        self.pid_parts: list[tuple[np.ndarray, np.ndarray]] = []   # (query identity, hit at rank 1)
 
-    def add(self, first_rank: np.ndarray, ap: np.ndarray, inp: np.ndarray) -> None:
+    def add(self, first_rank: np.ndarray, ap: np.ndarray, inp: np.ndarray, pids: np.ndarray | None = None) -> None:
         self.rank_counts += np.bincount(np.minimum(first_rank, self.max_rank + 1), minlength=self.max_rank + 2)
+        if pids is not None:
+            self.pid_parts.append((np.asarray(pids, np.int64), np.asarray(first_rank) == 1))
         self.ap += float(ap.sum(dtype=np.float64))
         self.inp += float(inp.sum(dtype=np.float64))
         self.valid += int(first_rank.size)
@@ -130,8 +133,19 @@ class _Totals:
                             "check that query and gallery identities overlap (same test split, "
                             "and in indoor mode at least some identities seen by cams 1/2)")
         cmc = np.cumsum(self.rank_counts[1:self.max_rank + 1]) / self.valid
-        return {"cmc": cmc, "mAP": self.ap / self.valid, "mINP": self.inp / self.valid,
-                "num_valid_queries": self.valid, "num_queries": n_queries}
+        out = {"cmc": cmc, "mAP": self.ap / self.valid, "mINP": self.inp / self.valid,
+               "num_valid_queries": self.valid, "num_queries": n_queries}
+        if self.pid_parts:
+            # per test identity: its valid queries and their Rank-1 hits (the unit of a two-level
+            # bootstrap over training seeds and test identities, mace_core.analysis.findings)
+            pids = np.concatenate([p for p, _ in self.pid_parts])
+            hits = np.concatenate([h for _, h in self.pid_parts])
+            uniq, inverse = np.unique(pids, return_inverse=True)
+            out["per_identity"] = {"pid": uniq.tolist(),
+                                   "queries": np.bincount(inverse, minlength=uniq.size).tolist(),
+                                   "rank1_hits": np.bincount(inverse, weights=hits, minlength=uniq.size)
+                                   .astype(np.int64).tolist()}
+        return out
 
 
 # --------------------------------------------------------------------------- the core
@@ -273,7 +287,7 @@ def _chunk(dist, q_pids: np.ndarray, q_cams: np.ndarray | None, gal: _Gallery, t
                 block = d[r, gal.start[w]:gal.start[w] + gal.count[w]]
                 ahead[r] += int(gal.uniq[w] != q_pids[r] and not (block < d1[r]).any())
         first = ahead[valid_rows] + 1
-    totals.add(first, ap, inp)
+    totals.add(first, ap, inp, q_pids[valid_rows])
 
 
 def _run(dist_chunks, q_pids, q_cams, gal: _Gallery, n_g: int, max_rank: int,

@@ -61,6 +61,18 @@ def test_queries_without_a_match_are_skipped():
     assert out["num_valid_queries"] == 1 and out["num_queries"] == 3
     assert out["mAP"] == 1.0 and out["mINP"] == 1.0
     np.testing.assert_allclose(out["cmc"], [1, 1])   # max_rank clipped to the gallery size
+    # per test identity (valid queries only): the unit of the two-level bootstrap
+    assert out["per_identity"] == {"pid": [2], "queries": [1], "rank1_hits": [1]}
+
+
+def test_per_identity_rank1_hits_add_up_to_rank1_over_chunks():
+    rng = np.random.default_rng(3)
+    d, qp, gp, qc, gc = _random_problem(rng, 120, 90, 15)
+    for out in (evaluate_sysu(d, qp, gp, qc, gc, chunk_rows=17), evaluate_regdb(d, qp, gp, chunk_rows=17)):
+        per = out["per_identity"]
+        assert per["pid"] == sorted(per["pid"]) and sum(per["queries"]) == out["num_valid_queries"]
+        assert sum(per["rank1_hits"]) / out["num_valid_queries"] == pytest.approx(out["cmc"][0])
+        assert all(0 <= h <= q for h, q in zip(per["rank1_hits"], per["queries"]))
 
 
 def test_ties_are_broken_by_gallery_index(rank_path):

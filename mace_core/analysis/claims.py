@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from mace_core.analysis import findings as fd, thesis_claims as tc
-from mace_core.analysis.results import group_runs, mq_groups, occ_groups, occ_training, over_seeds, seed_results
+from mace_core.analysis.results import (group_runs, identity_rank1, mq_groups, occ_groups, occ_training, over_seeds,
+                                        seed_results)
 from mace_core.analysis.thesis_rows import SPECS, spec_of
 from mace_core.errors import MaceError
 
@@ -46,6 +47,62 @@ def condition_values(experiment: str, runs: Sequence[Any], evals: Iterable[Mappi
         for members in group_runs(runs).values():
             put(spec.key(members[0]), seed_results(members))
     return out
+
+
+TEST_TIME = ("04_multi_query", "06_occlusion")     # conditions evaluated on the same trained models
+
+
+def condition_identities(experiment: str, runs: Sequence[Any], evals: Iterable[Mapping[str, Any]] | None = None
+                         ) -> dict[Any, dict[int, dict[int, float]]]:
+    """``condition key -> {seed: {test identity: Rank-1 %}}`` of a test-time experiment, where the
+    evaluations stored per-identity results (key space of :func:`condition_values`)."""
+    out: dict[Any, dict[int, dict[int, float]]] = {}
+
+    def put(key: Any, by_seed: Mapping[int, Mapping[str, Any]]) -> None:
+        per = {seed: r for seed, res in by_seed.items() if (r := identity_rank1(res))}
+        if per and key not in out:
+            out[key] = per
+
+    try:
+        if experiment == "04_multi_query":
+            for (n, fusion), by_seed in sorted(mq_groups(list(evals or [])).items()):
+                put((1, None) if n == 1 else (n, fusion), by_seed)
+                put((n, fusion), by_seed)
+        elif experiment == "06_occlusion":
+            groups, conds = occ_groups(runs, list(evals or []))
+            for model, members in groups.items():
+                for occ, by_seed in conds[model].items():
+                    put((occ_training(members[0]), occ), by_seed)
+    except MaceError:
+        return {}
+    return out
+
+
+def _same_model(experiment: str, keys: Sequence[Any]) -> bool:
+    """Whether two condition keys are evaluations of the same trained models (paired within each seed's
+    model): every multi-query pool is the baseline's; occlusion keys are (training, condition)."""
+    if experiment == "04_multi_query":
+        return True
+    return experiment == "06_occlusion" and len({k[0] for k in keys}) == 1
+
+
+def test_time_contrast(experiment: str, identities: Mapping[Any, Mapping[int, Mapping[int, float]]],
+                       weights: Mapping[Any, float]) -> fd.Difference | None:
+    """A contrast of two conditions on the same models as a two-level bootstrap over training seeds and
+    test identities (:func:`findings.bootstrap_contrast`); None when it is not such a contrast or the
+    per-identity results are missing (the caller then uses the t-test over seeds)."""
+    keys = list(weights)
+    if experiment not in TEST_TIME or len(keys) != 2 or sorted(weights.values()) != [-1.0, 1.0] \
+            or not _same_model(experiment, keys) or any(k not in identities for k in keys):
+        return None
+    pos, neg = keys if weights[keys[0]] > 0 else keys[::-1]
+    seeds = sorted(set(identities[pos]) & set(identities[neg]))
+    if len(seeds) < 2 or any(set(identities[pos][s]) != set(identities[neg][s]) for s in seeds):
+        return None
+    per = {s: {i: identities[pos][s][i] - identities[neg][s][i] for i in identities[pos][s]} for s in seeds}
+    if len({frozenset(v) for v in per.values()}) != 1:
+        return None
+    return fd.bootstrap_contrast(per)
 
 
 def contrast(values: Mapping[Any, Mapping[int, float]], weights: Mapping[Any, float]) -> fd.Difference | None:
@@ -159,7 +216,8 @@ def chapter_family(experiment: str, runs: Sequence[Any], evals: Iterable[Mapping
             [(f"§{c.section}: {c.test}", c.contrast) for c in tc.claims_for(experiment) if c.contrast]:
         seen.setdefault(contrast_key(weights), (label, weights))
     listed = list(seen.values())
-    diffs = fd.holm([contrast(values, w) for _, w in listed])
+    identities = condition_identities(experiment, runs, evals) if experiment in TEST_TIME else {}
+    diffs = fd.holm([test_time_contrast(experiment, identities, w) or contrast(values, w) for _, w in listed])
     return Family(experiment, tuple(Member(label, w, d) for (label, w), d in zip(listed, diffs)))
 
 
@@ -168,11 +226,13 @@ def family_block(family: Family) -> str:
     tested = [m for m in family.members if m.diff is not None and m.diff.p_value is not None]
     if not tested:
         return ""
-    mdd = tested[0].diff.detectable
+    xs = sorted({round(m.diff.detectable, 1) for m in tested if m.diff.detectable is not None})
+    span = "" if not xs else f"{xs[0]:.1f} pp" if len(xs) == 1 else f"{xs[0]:.1f}–{xs[-1]:.1f} pp (by unit)"
+    units = "; ".join(sorted({m.diff.unit for m in tested}))
     head = (f"\n\n**This chapter's Holm family**: the {len(tested)} contrasts below are judged together "
             f"(Holm–Bonferroni, α = 0.05); every p on this page is adjusted in it"
-            + ("" if mdd is None else f", and a difference of {mdd:.1f} pp is detectable with 80 % power at "
-               f"α = 0.05 / {len(tested)}") + f" ({tested[0].diff.unit}; {fd.PM_INTERVAL}):\n\n")
+            + ("" if not span else f", and a difference of {span} is detectable with 80 % power at "
+               f"α = 0.05 / {len(tested)}") + f". Unit: {units}; {fd.PM_INTERVAL}:\n\n")
     return head + "\n".join(f"{i}. {m.label}: {fd.fmt_difference(m.diff)} pp, {fd.p_text(m.diff.p, 'Holm p')}, "
                              f"{fd.outcome(m.diff)}" for i, m in enumerate(tested, 1))
 

@@ -215,9 +215,11 @@ def holm(diffs: Sequence[Difference | None], alpha: float = ALPHA) -> list[Diffe
     _, adjusted, _, _ = multipletests([diffs[i].p_value for i in idx], alpha=alpha, method="holm")
     for i, p in zip(idx, adjusted):
         out[i] = replace(diffs[i], p_adjusted=float(p), family=len(idx))
-    mdd = family_mdd([out[i] for i in idx])
+    # one detectable Δ per unit: the t-tests' pooled over the family, a bootstrap contrast its own (at α / k)
+    mdd = family_mdd([out[i] for i in idx if out[i].method != "bootstrap"])
     for i in idx:
-        out[i] = replace(out[i], detectable=mdd)
+        own = out[i].mdd(ALPHA / len(idx)) if out[i].method == "bootstrap" else mdd
+        out[i] = replace(out[i], detectable=own)
     return out
 
 
@@ -279,23 +281,32 @@ def power_sentence(diffs: Sequence[Difference | None], what: str = "a difference
     """"Not distinguishable" made quantitative: the family's detectable Δ at the α of its first Holm step
     (0.05 / k), and how to read a comparison that does not pass."""
     est = [d for d in diffs if d is not None and d.spread is not None]
-    # the chapter family's detectable Δ where holm set it (the number its table, claims and overview use)
-    mdd = next((d.detectable for d in est if d.detectable is not None), None) or family_mdd(est)
-    if mdd is None:
+    boot = [d for d in est if d.method == "bootstrap"]
+    est = [d for d in est if d.method != "bootstrap"]
+    k = max([d.family for d in est + boot] or [1])
+    alpha = "α = 0.05" if k == 1 else f"α = 0.05 / {k} (the first Holm step over the chapter's {k} comparisons)"
+    reading = (f"; a comparison that does not pass reads \"{SMALLER} X\" when its estimate is below X, "
+               f"\"{CANNOT_TELL}\" otherwise.")
+    parts = []
+    if est:
+        # the chapter family's detectable Δ where holm set it (the number its table, claims and overview use)
+        mdd = next((d.detectable for d in est if d.detectable is not None), None) or family_mdd(est)
+        paired = any(d.method == "paired" for d in est)
+        n = min(d.n for d in est if d.method == "paired" or not paired)
+        test = "paired t-test" if paired else "Welch t-test"
+        if mdd is not None:
+            parts.append(f"with n = {n} seeds and the observed seed spread, a {test} at {alpha} detects {what} of "
+                         f"{mdd:.1f} pp with 80 % power (exact noncentral-t power)")
+    if boot:
+        xs = [d.detectable if d.detectable is not None else d.mdd() for d in boot]
+        span = f"{min(xs):.1f}" if round(min(xs), 1) == round(max(xs), 1) else f"{min(xs):.1f}–{max(xs):.1f}"
+        parts.append(f"the two-level bootstrap over {min(d.n for d in boot)} training seeds and the test identities "
+                     f"(test-time conditions, paired within each seed's model) detects {span} pp at "
+                     f"{alpha if not parts else 'the same α'}")
+    if not parts:
         return ("With fewer than two training seeds per side there is no spread to say how large a difference "
                 "the study could have detected.")
-    k = max(d.family for d in est)
-    alpha = "α = 0.05" if k == 1 else f"α = 0.05 / {k} (the first Holm step over the chapter's {k} comparisons)"
-    if all(d.method == "bootstrap" for d in est):
-        return (f"Power: the two-level bootstrap over {min(d.n for d in est)} training seeds and the test identities "
-                f"detects {what} of {mdd:.1f} pp with 80 % power at {alpha}; a comparison that does not pass reads "
-                f"\"{SMALLER} X\" when its estimate is below its own detectable X, \"{CANNOT_TELL}\" otherwise.")
-    paired = any(d.method == "paired" for d in est)
-    n = min(d.n for d in est if d.method == "paired" or not paired)
-    test = "paired t-test" if paired else "Welch t-test"
-    return (f"Power: with n = {n} seeds and the observed seed spread, a {test} at {alpha} detects {what} of "
-            f"{mdd:.1f} pp with 80 % power (exact noncentral-t power); a comparison that does not pass reads "
-            f"\"{SMALLER} X\" when its estimate is below X, \"{CANNOT_TELL}\" otherwise.")
+    return "Power: " + "; ".join(parts) + reading
 
 
 # ---------------------------------------------------------------------------------------------

@@ -78,7 +78,6 @@ def forest_plot(rows: Sequence[ForestRow], title: str = "", xlabel: str = "diffe
     chapters = list(dict.fromkeys(r.chapter for r in rows))
     for chapter in chapters:
         members = [r for r in rows if r.chapter == chapter]
-        top = y
         for r in members:
             d = r.diff
             filled = d.distinguishable
@@ -91,11 +90,11 @@ def forest_plot(rows: Sequence[ForestRow], title: str = "", xlabel: str = "diffe
             ticks.append(y)
             labels.append(r.label if len(chapters) == 1 else f"{chapter}: {r.label}")
             y -= 1.0
-        mdd = members[0].mdd
-        if mdd is not None and mdd > 0:
-            ax.fill_betweenx([y + 0.5, top + 0.5], -mdd, mdd, color=BAND_COLOR, alpha=0.35, zorder=1,
-                             label="detectable Δ (80 % power, α = 0.05 / k)"
-                             if not any(p.get_label().startswith("detectable") for p in ax.collections) else None)
+        for yy, r in zip(ticks[-len(members):], members):        # each row's own detectable Δ (by unit)
+            if r.mdd is not None and r.mdd > 0:
+                ax.fill_betweenx([yy - 0.5, yy + 0.5], -r.mdd, r.mdd, color=BAND_COLOR, alpha=0.35, zorder=1,
+                                 label="detectable Δ (80 % power, α = 0.05 / k)"
+                                 if not any(p.get_label().startswith("detectable") for p in ax.collections) else None)
         y -= 0.5
     ax.axvline(0.0, color="black", linewidth=0.8, zorder=2)
     ax.set_yticks(ticks, labels, fontsize=8)

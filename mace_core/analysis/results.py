@@ -180,6 +180,25 @@ def rerank_note(results: Iterable[Mapping[str, Any]]) -> str:
 # ---------------------------------------------------------------------------------------------
 # Test-time evaluations grouped by condition, one result per seed
 
+def identity_rank1(results: Mapping[str, Any]) -> dict[int, float] | None:
+    """Rank-1 (%) per test identity, pooled over the evaluation's gallery trials (hits / queries), from the
+    trials' ``per_identity`` blocks; None when the evaluation did not store them (older results)."""
+    block = _find_metrics_block(results)
+    trials = block.get("trials") or block.get("per_trial")
+    if not isinstance(trials, Sequence) or not trials:
+        return None
+    hits: dict[int, float] = {}
+    queries: dict[int, float] = {}
+    for trial in trials:
+        per = trial.get("per_identity") if isinstance(trial, Mapping) else None
+        if not isinstance(per, Mapping):
+            return None
+        for pid, n, h in zip(per["pid"], per["queries"], per["rank1_hits"]):
+            queries[int(pid)] = queries.get(int(pid), 0.0) + float(n)
+            hits[int(pid)] = hits.get(int(pid), 0.0) + float(h)
+    return {pid: 100.0 * hits[pid] / queries[pid] for pid in sorted(queries) if queries[pid] > 0}
+
+
 def _eval_seed(item: Mapping[str, Any]) -> int:
     return int(item.get("seed", 0))
 

@@ -98,6 +98,8 @@ def metric_row(result: dict) -> dict[str, Any]:
     row = {f"rank{k}": float(cmc[min(k, cmc.size) - 1]) for k in (1, 5, 10, 20)}
     row.update(mAP=float(result["mAP"]), mINP=float(result["mINP"]), cmc=cmc.tolist(),
                num_queries=int(result["num_queries"]), num_valid_queries=int(result["num_valid_queries"]))
+    if "per_identity" in result:       # additive: Rank-1 hits per test identity (two-level bootstrap)
+        row["per_identity"] = result["per_identity"]
     return row
 
 
