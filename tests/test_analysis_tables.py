@@ -99,6 +99,10 @@ def test_rows_with_different_seed_counts_state_n_per_row_and_single_runs_say_so(
     assert "n = 1–3" in df.attrs["caption"]
     single = tables.attention_table([seeded_run("baseline"), seeded_run("sam", model__attention="sam")])
     assert fd.SINGLE_RUN_NOTE in single.attrs["caption"]
+    # one seed per variant: one line says the page cannot tell variants apart (no empty verdict columns)
+    assert fd.ONE_SEED_PAGE in single.attrs["caption"] and "p (Holm)" not in single.columns.get_level_values(0)
+    assert tables.experiment_finding("02_attention", [seeded_run("baseline"), seeded_run(
+        "sam", model__attention="sam")], with_claims=False) == fd.ONE_SEED_PAGE
     assert "verdict" not in single.columns.get_level_values(0) and single.iloc[1][("Δ Rank-1", "ours")] == "+0.0"
 
 
@@ -306,3 +310,25 @@ def test_test_time_contrasts_use_the_two_level_bootstrap_when_identities_are_sto
     text = occlusion_tables.occlusion_finding(runs, evals)
     assert "two-level bootstrap over 5 training seeds and the test identities" in text
     assert "Unit: " in text and "paired by training seed" in text
+
+
+def test_one_family_per_chapter_across_table_finding_claims_and_overview():
+    import re
+
+    runs = _attention_study()
+    family = claims.chapter_family("02_attention", runs)
+    cam = family.get({"cam": 1.0, "none": -1.0})
+    p = fd.fmt_p(cam.p_adjusted)
+    table = tables.attention_table(runs)
+    finding = tables.experiment_finding("02_attention", runs)
+    h = headline.headline("02_attention", runs)
+    claim = next(r for r in claims.claim_results("02_attention", runs) if r.claim.id == "c2.cam_lower")
+    # one adjusted p: the table's column, the finding, the family list and the claim line
+    assert table.iloc[1][("p (Holm)", "")] == p == fd.fmt_p(claim.diff.p_adjusted)
+    assert f"**cam** +10.0 ± 2.5 pp (Holm p = {p};" in finding and f"1. cam vs baseline: +10.0 ± 2.5 pp, Holm p = {p}" in finding
+    assert f"Holm p = {p}" in claims.claim_line(claim)
+    # one detectable Δ: the finding's power sentence, the family list and the overview's column
+    mdd = f"{cam.detectable:.1f}"
+    assert h.mdd == mdd and f"{mdd} pp with 80 % power" in finding and f"a difference of {mdd} pp is detectable" in finding
+    # the overview's finding: at most three sentences, the claims in their own section
+    assert len(re.split(r"(?<=[.)])\s+(?=[A-Z])", h.finding)) <= 3 and "\n- §" not in h.finding
