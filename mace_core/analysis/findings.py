@@ -13,17 +13,17 @@ that contains 0 means the difference lies within the seed noise: **not distingui
 than two runs on either side there is no training-variance estimate and no verdict.
 
 **Multiplicity.** The interval rule is the two-sided t-test at α = 0.05 (the interval contains 0
-exactly when p ≥ 0.05). A chapter makes k comparisons to its baseline at once, and a finding that
-then reports the best of them would inflate the false-positive rate k-fold, so the verdicts of one
-chapter's comparisons use Holm–Bonferroni-adjusted p-values (:func:`holm`, statsmodels'
-``multipletests``); the ± printed beside a Δ stays its own 95 % interval. The best variant is
-labelled as selected after the fact among the k.
+exactly when p ≥ 0.05). A chapter tests k contrasts at once, and reporting the best of them would
+inflate the false-positive rate k-fold, so the verdicts use Holm–Bonferroni-adjusted p-values
+(:func:`holm`, statsmodels' ``multipletests``), run once over the chapter's one family
+(:func:`mace_core.analysis.claims.chapter_family`); the ± printed beside a Δ stays its own 95 %
+interval. Every finding lists every contrast with the baseline, not only the best.
 
-**Power.** :func:`minimum_detectable` (:mod:`mace_core.analysis.power`) is the Δ the test actually used detects with 80 % power at the
-α it is judged at: the exact power of the two-sided t-test (:func:`t_power`, the noncentral t of
-scipy's ``nct``; paired: df = n − 1, noncentrality Δ/sd·√n; unpaired: Welch's test, its power
-integrated over the two sample variances, :func:`welch_power`) solved for Δ with ``brentq`` inside an expanding bracket
-that raises instead of returning a value it did not converge to. Within a Holm family of k the α is
+**Power.** :func:`minimum_detectable` (:mod:`mace_core.analysis.power`) is the Δ the test actually
+used detects with 80 % power at the α it is judged at: the exact power of the two-sided t-test (the
+noncentral t of scipy's ``nct`` when paired: df = n − 1, noncentrality Δ/sd·√n; Welch's test's power
+integrated over its two sample variances when unpaired) solved for Δ with ``brentq`` inside an
+expanding bracket that raises instead of returning a value it did not converge to. Within a Holm family of k the α is
 0.05 / k (the first Holm step: a comparison with that power there is rejected by Holm whatever the
 others do). A bootstrap difference (:func:`bootstrap_contrast`) uses the normal approximation of its
 bootstrap se. Each "not distinguishable" then reads one of two ways (:func:`outcome`): the estimate

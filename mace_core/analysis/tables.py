@@ -1,7 +1,8 @@
 """The book's result tables: this study's numbers beside the thesis's, as a paper prints them.
 
 One row per variant (or variant × condition); ours and the thesis's side by side as column groups
-(``("Rank-1", "ours")``, ``("Rank-1", "thesis")``); the data source, the model-selection rule and
+(``("Rank-1 (± std)", "ours")``, ``("Rank-1 (± std)", "thesis")``: each header says what its ± means,
+:func:`pm_header`); the data source, the model-selection rule and
 n (training seeds) stated once in ``df.attrs["caption"]``. Our cells are mean ± std over training
 seeds (each run's value is the mean over its gallery trials); differences to the baseline follow
 the rule of :mod:`mace_core.analysis.findings`. :func:`show` renders a table with its caption,
