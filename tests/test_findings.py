@@ -283,6 +283,8 @@ def test_three_outcomes_worded_exactly_above_and_below_the_detectable_difference
     for d in (below, above, clear, lower):
         assert "absent" not in fd.outcome(d) and "absent" not in fd.noise_clause(d)
     assert fd.outcome(fd.paired_contrast({0: 3.0})) == fd.NO_ESTIMATE
+    # a detectable Δ beyond the 100 pp a Rank-1 difference can span bounds nothing: the study cannot tell
+    assert fd.outcome(below, mdd=235.2) == "not distinguishable; the study cannot tell (detectable from 235.2 pp)"
     # an explicit detectable Δ wins over the family's
     assert fd.outcome(below, mdd=15.0) == "not distinguishable; the study cannot tell (detectable from 15.0 pp)"
 

@@ -154,10 +154,13 @@ def test_a_users_variant_yaml_joins_the_study(tmp_path, monkeypatch):
     summary = (html / "05_data_efficiency" / f"{SUMMARY}.html").read_text()
     assert "33%" in summary   # its row in the chapter table
     k = len(list((params / "05_data_efficiency").glob("*.yaml"))) - 1   # fractions compared with 100 %
-    finding = summary[summary.rindex("Best:"):]
-    assert f"highest of the {k} compared" in finding   # the user's fraction is one of the comparisons
+    finding = summary[summary.rindex("Against all identities"):]
+    assert "<strong>33%</strong>" in finding           # the user's fraction is one of the comparisons
+    assert "33% vs baseline" in finding[finding.index("Holm family"):]   # and a member of the chapter's family
+    # the forest plot of the chapter's family is drawn on the built page
+    assert "<img" in summary[summary.index('id="forest-plot"'):]
     overview = (html / "overview.html").read_text()
-    assert f"best of {k}" in overview
+    assert f"best of {k}" in overview and "overview_forest.png" in overview
 
 
 def test_llcm_notebook_runs_with_its_defaults(env, monkeypatch):

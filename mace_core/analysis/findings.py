@@ -58,6 +58,7 @@ SMALLER = "any effect is probably smaller than"       # not distinguishable, est
 CANNOT_TELL = "the study cannot tell"                 # not distinguishable, estimate at least the detectable Δ
 ONE_SEED_PAGE = ("One training seed per variant: this page cannot tell variants apart (a difference needs at "
                  "least two seeds on each side).")
+RANGE = 100.0        # pp: a detectable Δ this large exceeds what a Rank-1 difference can be: the study cannot tell
 PM_STD = "mean ± std over training seeds"             # what ± means in a value column
 PM_INTERVAL = "Δ ± 95 % interval half-width"         # what ± means in a difference column
 NO_ESTIMATE = "no training-variance estimate"
@@ -263,7 +264,8 @@ def outcome(diff: Difference | None, mdd: float | None = None) -> str:
 
     With the comparison's own spread a t-test that does not pass always has its estimate below its own
     detectable Δ; against the family's (pooled) spread, a comparison noisier than its family can have
-    an estimate at least X and still not pass: then the study cannot tell."""
+    an estimate at least X and still not pass: then the study cannot tell. So can a study whose X is at
+    least 100 pp (:data:`RANGE`, more than a Rank-1 difference can be): its bound says nothing."""
     if diff is None or diff.verdict == NO_ESTIMATE:
         return NO_ESTIMATE
     if diff.distinguishable:
@@ -272,7 +274,7 @@ def outcome(diff: Difference | None, mdd: float | None = None) -> str:
         mdd = diff.detectable if diff.detectable is not None else diff.mdd()
     if mdd is None:
         return NOT_DISTINGUISHABLE
-    if abs(diff.mean) >= mdd > 0:
+    if abs(diff.mean) >= mdd > 0 or mdd >= RANGE:
         return f"{NOT_DISTINGUISHABLE}; {CANNOT_TELL} (detectable from {mdd:.1f} pp)"
     return f"{NOT_DISTINGUISHABLE}; {SMALLER} {mdd:.1f} pp"
 
