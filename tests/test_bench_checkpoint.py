@@ -1,20 +1,17 @@
 """Issue 22, point 8: checkpoint_every's default from a measured write, as arithmetic."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from _bench_helpers import load_benchmark
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("bench_checkpoint", REPO / "benchmarks" / "bench_checkpoint.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_checkpoint")
 
 
 def test_cadence_arithmetic_hand_case():

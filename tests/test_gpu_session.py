@@ -1,20 +1,17 @@
 """Issue 22, point 6: the first-GPU-session script on CPU, on its tiny matrix (the H100 runs the full one)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from _bench_helpers import load_benchmark
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("gpu_session", REPO / "benchmarks" / "gpu_session.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("gpu_session")
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ every claim in that family; :func:`claim_line` and :func:`claims_block` write th
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,29 +23,37 @@ from mace_core.analysis.thesis_rows import SPECS, spec_of
 from mace_core.errors import MaceError
 
 
-def condition_values(experiment: str, runs: Sequence[Any], evals: Iterable[Mapping[str, Any]] | None = None,
-                     metric: str = "R1") -> dict[Any, dict[int, float]]:
-    """``condition key -> {seed: value}`` in the key space of :mod:`thesis_claims` (first variant per key)."""
-    out: dict[Any, dict[int, float]] = {}
-
-    def put(key: Any, by_seed: Mapping[int, Mapping[str, Any]]) -> None:
-        s = over_seeds(by_seed, metric)
-        if s is not None and key not in out:
-            out[key] = dict(s.values)
-
+def _test_time_groups(experiment: str, runs: Sequence[Any], evals: Iterable[Mapping[str, Any]] | None
+                      ) -> Iterator[tuple[Any, Mapping[int, Mapping[str, Any]]]]:
+    """``(condition key, {seed: result})`` of a test-time experiment (04 multi-query, 06 occlusion), in
+    the key space of :mod:`thesis_claims`; a multi-query n = 1 result also stands for the fusion-free key."""
     if experiment == "04_multi_query":
         for (n, fusion), by_seed in sorted(mq_groups(list(evals or [])).items()):
-            put((1, None) if n == 1 else (n, fusion), by_seed)
-            put((n, fusion), by_seed)
+            if n == 1:
+                yield (1, None), by_seed
+            yield (n, fusion), by_seed
     elif experiment == "06_occlusion":
         groups, conds = occ_groups(runs, list(evals or []))
         for model, members in groups.items():
             for occ, by_seed in conds[model].items():
-                put((occ_training(members[0]), occ), by_seed)
+                yield (occ_training(members[0]), occ), by_seed
+
+
+def condition_values(experiment: str, runs: Sequence[Any], evals: Iterable[Mapping[str, Any]] | None = None,
+                     metric: str = "R1") -> dict[Any, dict[int, float]]:
+    """``condition key -> {seed: value}`` in the key space of :mod:`thesis_claims` (first variant per key)."""
+    out: dict[Any, dict[int, float]] = {}
+    if experiment in ("04_multi_query", "06_occlusion"):
+        groups = _test_time_groups(experiment, runs, evals)
     elif experiment in SPECS:
         spec = spec_of(experiment)
-        for members in group_runs(runs).values():
-            put(spec.key(members[0]), seed_results(members))
+        groups = ((spec.key(members[0]), seed_results(members)) for members in group_runs(runs).values())
+    else:
+        groups = iter(())
+    for key, by_seed in groups:
+        s = over_seeds(by_seed, metric)
+        if s is not None and key not in out:
+            out[key] = dict(s.values)
     return out
 
 
@@ -57,22 +65,11 @@ def condition_identities(experiment: str, runs: Sequence[Any], evals: Iterable[M
     """``condition key -> {seed: {test identity: Rank-1 %}}`` of a test-time experiment, where the
     evaluations stored per-identity results (key space of :func:`condition_values`)."""
     out: dict[Any, dict[int, dict[int, float]]] = {}
-
-    def put(key: Any, by_seed: Mapping[int, Mapping[str, Any]]) -> None:
-        per = {seed: r for seed, res in by_seed.items() if (r := identity_rank1(res))}
-        if per and key not in out:
-            out[key] = per
-
     try:
-        if experiment == "04_multi_query":
-            for (n, fusion), by_seed in sorted(mq_groups(list(evals or [])).items()):
-                put((1, None) if n == 1 else (n, fusion), by_seed)
-                put((n, fusion), by_seed)
-        elif experiment == "06_occlusion":
-            groups, conds = occ_groups(runs, list(evals or []))
-            for model, members in groups.items():
-                for occ, by_seed in conds[model].items():
-                    put((occ_training(members[0]), occ), by_seed)
+        for key, by_seed in _test_time_groups(experiment, runs, evals):
+            per = {seed: r for seed, res in by_seed.items() if (r := identity_rank1(res))}
+            if per and key not in out:
+                out[key] = per
     except MaceError:
         return {}
     return out
