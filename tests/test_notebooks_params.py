@@ -8,6 +8,7 @@ the kernel the notebooks' headers name (``mace-study``, registered for the test 
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -76,14 +77,23 @@ def _trained(env) -> set[str]:
 
 
 @pytest.mark.slow
-def test_every_notebook_runs_with_its_defaults(env):
-    names = [n for e in list_experiments(REPO / "params") for n in (e, f"{e}_summary")]
+def test_every_notebook_runs_with_its_defaults(env, ci_study):
+    experiments = list_experiments(REPO / "params")
+    names = [n for e in experiments for n in (e, f"{e}_summary")]
     assert len(names) == 14
-    for name in names:   # per-run page first, then its summary (which reads what the page trained)
+    for name in experiments:   # per-run pages, on the study's runs (nothing trains)
         path = execute(env, name)
         assert outputs(path) is not None
     text = outputs(env["root"] / next(p for p in os.listdir(env["root"]) if p.startswith("01_backbones-")))
     assert "variant resnet50" in text   # the default of the backbone page is the resnet50 YAML
+    # summaries: the session's study executed each one in a fresh kernel with nothing set but the
+    # profile and the folders (a summary's only parameters), i.e. with its defaults
+    for experiment in experiments:
+        generated = ci_study.book / "generated" / experiment
+        stamp = json.loads((generated / ".stamps" / "summary.json").read_text())
+        assert sorted(stamp["parameters"]) == ["params_dir", "profile", "runs_dir"], experiment
+        assert stamp["parameters"]["profile"] == "ci"
+        assert outputs(generated / "summary.ipynb"), f"{experiment}_summary: no output"
 
 
 @pytest.mark.slow
