@@ -237,6 +237,7 @@ def test_stopped_study_reruns_only_what_is_unfinished_with_the_same_results(refe
         assert second_results.stat().st_mtime_ns == second_written  # the reference's run, not retrained
 
 
+@pytest.mark.slow   # a Jupyter Book build
 def test_book_build_ignores_temp_and_failed_notebooks(tmp_path):
     """The repo's book config: a temp notebook (of a live or a dead study) and a failed one beside the
     executed pages never become sources (with -W each would fail the build as 'not in any toctree')."""
