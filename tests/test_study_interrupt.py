@@ -31,7 +31,7 @@ import nbformat
 import pytest
 
 from mace_core.book import build
-from mace_core.study import execution
+from mace_core.study import execution, planning
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(900)   # the interrupt cases are marked slow
@@ -171,7 +171,7 @@ def _seeded_study(reference, name: str, with_second_run: bool) -> Path:
     generated = root / "book" / build.GENERATED / "00_baseline"
     shutil.copytree(reference["root"] / "book" / build.GENERATED / "00_baseline", generated)
     (generated / "second.ipynb").unlink()
-    (generated / runner.STAMPS / "second.json").unlink()
+    (generated / planning.STAMPS / "second.json").unlink()
     if not with_second_run:
         shutil.rmtree(_runs(root)["second"])
     return root
