@@ -69,7 +69,8 @@ class CiStudy:
 
 @pytest.fixture(scope="session")
 def ci_study(tmp_path_factory, ci_data) -> CiStudy:
-    """The ci study, run once: two one-thread jobs (the Makefile's default on 2 cores)."""
+    """The ci study, run once: two one-thread jobs (the Makefile's default on 2 cores). Its time counts
+    towards the pytest-timeout of the first test that asks for it: those modules allow for it."""
     from mace_core.study import runner
 
     if not (REPO / "notebooks").is_dir() or not (REPO / "book" / "_config.yml").is_file():
