@@ -49,8 +49,12 @@ kernel: $(STAMP)
 lab-check: $(STAMP)
 	$(PY) -m mace_core.jupyter.labcheck --install
 
+# Fast tests first, so a failure shows within minutes; then the slow ones (@pytest.mark.slow: the
+# ci study, trained once and shared through tests/conftest.py, notebooks, interrupted studies, learning
+# runs). Each part prints its 25 slowest tests.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25 -m "not slow"
+	$(PY) -m pytest -q --durations=25 -m slow
 
 clean:
 	rm -rf runs book/_build book/generated

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import torch
 
 from mace_core.config import RunConfig, load_config
@@ -36,16 +35,6 @@ def make_tiny_dataset(base: Path) -> Path:
     from mace_core.data.synthetic import generate
 
     return generate(base / "synthetic", ids=24, images_per_cam=3, seed=0, size=(64, 32), workers=1)
-
-
-_SHARED: dict[str, Path] = {}
-
-
-def shared_tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One tiny synthetic dataset (and its image cache) for every trainer test module of the session."""
-    if "root" not in _SHARED:
-        _SHARED["root"] = make_tiny_dataset(tmp_path_factory.mktemp("train-data"))
-    return _SHARED["root"]
 
 
 def assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:

@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 import torch.utils.deterministic
-from _train_helpers import shared_tiny_root, tiny_config
+from _train_helpers import tiny_config
 
 from mace_core.engine import bench as bench_mod
 from mace_core.engine.batches import PREFETCH_FACTOR, SeededBatches
@@ -17,11 +17,6 @@ from mace_core.engine.prepare import configure_determinism
 from mace_core.errors import MaceError
 
 START, FIRST, STEP = 50.0, 30.0, 0.25   # fake seconds: building data/model, first step, every later step
-
-
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory):
-    return shared_tiny_root(tmp_path_factory)
 
 
 class FakeClock:

@@ -5,14 +5,9 @@ import json
 
 import pytest
 import yaml
-from _train_helpers import shared_tiny_root, tiny_layer
+from _train_helpers import tiny_layer
 
 from mace_core.cli import main
-
-
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory):
-    return shared_tiny_root(tmp_path_factory)
 
 
 @pytest.fixture

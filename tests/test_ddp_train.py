@@ -7,12 +7,7 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
-from _train_helpers import shared_tiny_root, tiny_config
-
-
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory):
-    return shared_tiny_root(tmp_path_factory)
+from _train_helpers import tiny_config
 
 
 def _free_port() -> int:

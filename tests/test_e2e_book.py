@@ -2,13 +2,12 @@
 builds the book; each experiment's pages exist with a table and at least one figure. Then a second
 study run executes nothing and only rebuilds the book.
 
-Runs into temporary folders (a copy of book/, fresh runs/ and a tiny synthetic dataset), so the
-user's book and runs are never touched.
+The study is the session's ``ci_study`` (tests/conftest.py): temporary folders (a copy of book/, fresh
+runs/ and a tiny synthetic dataset), so the user's book and runs are never touched.
 """
 from __future__ import annotations
 
 import re
-import shutil
 import warnings
 from pathlib import Path
 
@@ -19,7 +18,8 @@ from mace_core.study import runner
 from mace_core.study.variants import list_experiments
 
 REPO = Path(__file__).resolve().parents[1]
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+# the first test to ask for the session's ci study (conftest.py) also waits for it to run: its time counts
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 def _pages(html_dir: Path, experiment: str) -> dict[str, str]:
@@ -27,16 +27,9 @@ def _pages(html_dir: Path, experiment: str) -> dict[str, str]:
     return {p.stem: p.read_text(errors="replace") for p in folder.glob("*.html")}
 
 
-def test_ci_study_executes_every_notebook_and_builds_the_book(tmp_path, monkeypatch):
-    if not (REPO / "notebooks").is_dir() or not (REPO / "book" / "_config.yml").is_file():
-        pytest.skip("notebooks/ or book/ missing")
-    book = tmp_path / "book"
-    shutil.copytree(REPO / "book", book, ignore=shutil.ignore_patterns("_build", "generated", "_toc.yml"))
+def test_ci_study_executes_every_notebook_and_builds_the_book(ci_study, monkeypatch):
+    book, report = ci_study.book, ci_study.report   # the session's ci study (conftest.py), run once
     monkeypatch.chdir(REPO)
-    kw = dict(params_dir=REPO / "params", runs_dir=tmp_path / "runs", book_dir=book,
-              notebooks_dir=REPO / "notebooks", data_root=str(tmp_path / "data" / "synthetic-ci"), progress=False)
-
-    report = runner.run_study("ci", **kw)
     assert report.ok, "\n".join(f"{f['label']}: {f['error']} ({f['notebook']})" for f in report.failed)
     assert report.index == book / "_build" / "html" / "index.html" and report.index.is_file()
     html = book / "_build" / "html"
@@ -64,7 +57,7 @@ def test_ci_study_executes_every_notebook_and_builds_the_book(tmp_path, monkeypa
     toc = (book / "_toc.yml").read_text()
     assert toc.index("generated/overview") < toc.index("methods")
     assert "Results at a glance" in (html / "generated" / "overview.html").read_text()
-    leaks = bookcheck.find_path_leaks(html, bookcheck.machine_paths(REPO) + [str(tmp_path)])
+    leaks = bookcheck.find_path_leaks(html, bookcheck.machine_paths(REPO) + [str(ci_study.root), str(ci_study.data)])
     assert not leaks, "\n".join(leaks[:10])
     exe = bookcheck.find_browser()
     if exe is None:
@@ -74,6 +67,7 @@ def test_ci_study_executes_every_notebook_and_builds_the_book(tmp_path, monkeypa
         problems = bookcheck.browser_problems(html, exe, book / "_build" / "screenshots")
         assert not problems, "\n".join(problems[:20])
 
-    again = runner.run_study("ci", **kw)
+    # the second run, on the same folders: nothing to execute, the same book rebuilt
+    again = runner.run_study("ci", **ci_study.kwargs)
     assert again.ok and again.executed == [] and again.index.is_file()
     assert len(again.skipped) == len(report.executed)

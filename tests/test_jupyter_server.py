@@ -17,19 +17,25 @@ from mace_core.book import check as bookcheck
 from mace_core.jupyter import labcheck
 from mace_core.jupyter.kernel import KERNEL_NAME, kernel_dir
 from mace_core.jupyter.lab import LabServer
-from mace_core.study import registry, runner
+from mace_core.study import registry
 from mace_core.study.variants import DATA_ROOT_ENV
 
 REPO = Path(__file__).resolve().parents[1]
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+# the first test to ask for the session's ci study (conftest.py) also waits for it to run: its time counts
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
-def test_server_serves_the_jupytext_notebook_and_its_kernel_runs_it(tmp_path, monkeypatch):
-    runs = tmp_path / "runs"
-    monkeypatch.setenv(DATA_ROOT_ENV, str(tmp_path / "data"))
+def _complete(runs: Path) -> set[str]:
+    return {p.name for p in (runs / "ci").iterdir() if registry.is_complete(p)}
+
+
+def test_server_serves_the_jupytext_notebook_and_its_kernel_runs_it(ci_study, ci_runs_copy, monkeypatch):
+    """On a copy of the session's ci run cache: the kernel shows the study's baseline run, unretrained."""
+    runs = ci_runs_copy
+    cached = _complete(runs)
+    monkeypatch.setenv(DATA_ROOT_ENV, str(ci_study.data))
     monkeypatch.chdir(REPO)
-    runner.ensure_data("ci", REPO / "params")
-    env = {DATA_ROOT_ENV: str(tmp_path / "data"), "JUPYTER_PATH": str(kernel_dir(runs))}
+    env = {DATA_ROOT_ENV: str(ci_study.data), "JUPYTER_PATH": str(kernel_dir(runs))}
     with LabServer(REPO, env) as server:
         model = server.request("/api/contents/notebooks/00_baseline.py?type=notebook&content=1")
         assert model["type"] == "notebook", model["type"]
@@ -52,11 +58,13 @@ def test_server_serves_the_jupytext_notebook_and_its_kernel_runs_it(tmp_path, mo
             server.request(f"/api/kernels/{kernel['id']}", "DELETE")
     errors = [o for o in outputs if o["type"] == "error"]
     assert not errors, errors[0]["evalue"]
-    run_dirs = [p for p in (runs / "ci").iterdir() if registry.is_complete(p)]
-    assert len(run_dirs) == 1
-    results = json.loads((run_dirs[0] / registry.RESULTS).read_text())
+    assert _complete(runs) == cached, "the kernel retrained a run the study's cache holds"
     text = "\n".join(o.get("text", "") + json.dumps(o.get("data", {})) for o in outputs)
-    assert f"run: {run_dirs[0].name}" in text
+    shown = [name for name in cached if f"run: {name}" in text]
+    assert len(shown) == 1, shown   # one run: the baseline's first seed
+    run_dir = runs / "ci" / shown[0]
+    assert "00_baseline/baseline" in json.loads((run_dir / registry.RECORD).read_text())["used_by"]
+    results = json.loads((run_dir / registry.RESULTS).read_text())
     mean = results["metrics"]["mean"]
     for key in ("rank1", "mAP"):   # the metrics table shows the run's numbers (in %, one decimal)
         assert f"{100 * mean[key]:.1f}" in text, f"the metrics table does not show the run's {key}"

@@ -11,15 +11,10 @@ import json
 import queue
 
 import pytest
-from _train_helpers import shared_tiny_root, tiny_config
+from _train_helpers import tiny_config
 
 from mace_core.engine.train import train
 from mace_core.jupyter import live
-
-
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory):
-    return shared_tiny_root(tmp_path_factory)
 
 
 def test_trainer_calls_the_monitor_every_batch_and_epoch(tiny_root, tmp_path):

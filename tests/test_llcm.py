@@ -389,6 +389,7 @@ def test_llcm_root_goes_to_the_llcm_layer_only(monkeypatch, tmp_path):
         assert resolve("00_baseline", "baseline", profile, REPO / "params").config.data.root == str(tmp_path / "sysu")
 
 
+@pytest.mark.slow
 def test_ci_profile_runs_the_llcm_layer_end_to_end(synth, tmp_path, monkeypatch):
     """The runner with --llcm-root on the ci profile: the 07_llcm notebook executed by papermill,
     both directions on its page, and the chapter in the generated table of contents."""

@@ -8,7 +8,9 @@ the kernel the notebooks' headers name (``mace-study``, registered for the test 
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -19,18 +21,21 @@ from mace_core.study.variants import DATA_ROOT_ENV, list_experiments
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+# the tests that start kernels are marked slow; the first to ask for the session's ci study (conftest.py)
+# also waits for it to run: its time counts
+pytestmark = pytest.mark.timeout(1800)
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(tmp_path_factory, ci_study):
+    """The session's ci data, and a copy of its run cache: the notebooks read the study's runs (nothing
+    retrains) and the ad-hoc variants below train into the copy only."""
     root = tmp_path_factory.mktemp("nb")
-    runs = root / "runs"
+    runs = ci_study.copy_runs(root / "runs")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(DATA_ROOT_ENV, str(root / "data"))
+        mp.setenv(DATA_ROOT_ENV, str(ci_study.data))
         mp.setenv("JUPYTER_PATH", str(kernel_dir(runs)))
         mp.chdir(REPO)
-        runner.ensure_data("ci", REPO / "params")
         yield {"root": root, "runs": runs}
 
 
@@ -73,16 +78,27 @@ def _trained(env) -> set[str]:
     return {p.name for p in folder.iterdir() if registry.is_complete(p)} if folder.is_dir() else set()
 
 
-def test_every_notebook_runs_with_its_defaults(env):
-    names = [n for e in list_experiments(REPO / "params") for n in (e, f"{e}_summary")]
+@pytest.mark.slow
+def test_every_notebook_runs_with_its_defaults(env, ci_study):
+    experiments = list_experiments(REPO / "params")
+    names = [n for e in experiments for n in (e, f"{e}_summary")]
     assert len(names) == 14
-    for name in names:   # per-run page first, then its summary (which reads what the page trained)
+    for name in experiments:   # per-run pages, on the study's runs (nothing trains)
         path = execute(env, name)
         assert outputs(path) is not None
     text = outputs(env["root"] / next(p for p in os.listdir(env["root"]) if p.startswith("01_backbones-")))
     assert "variant resnet50" in text   # the default of the backbone page is the resnet50 YAML
+    # summaries: the session's study executed each one in a fresh kernel with nothing set but the
+    # profile and the folders (a summary's only parameters), i.e. with its defaults
+    for experiment in experiments:
+        generated = ci_study.book / "generated" / experiment
+        stamp = json.loads((generated / ".stamps" / "summary.json").read_text())
+        assert sorted(stamp["parameters"]) == ["params_dir", "profile", "runs_dir"], experiment
+        assert stamp["parameters"]["profile"] == "ci"
+        assert outputs(generated / "summary.ipynb"), f"{experiment}_summary: no output"
 
 
+@pytest.mark.slow
 def test_parameters_select_a_yaml_or_build_an_adhoc_variant(env):
     # a value a YAML names is that variant (no new run: fraction_50 of the ci profile)
     path = execute(env, "05_data_efficiency", fraction=0.5)
@@ -110,7 +126,7 @@ def test_parameters_select_a_yaml_or_build_an_adhoc_variant(env):
     assert _trained(env) == before
 
 
-@pytest.mark.parametrize("name, parameters, said", [
+BAD_PARAMETERS = [
     ("05_data_efficiency", {"fraction": 0}, "in (0, 1]"),
     ("05_data_efficiency", {"fraction": 1.5}, "in (0, 1]"),
     ("05_data_efficiency", {"backbone": "resnet34"}, "has no parameter backbone"),
@@ -124,15 +140,71 @@ def test_parameters_select_a_yaml_or_build_an_adhoc_variant(env):
     ("00_baseline", {"overrides": {"train.epoch": 3}}, "valid keys under train: train.optimizer"),
     ("00_baseline", {"variant": "nope"}, "use one of: baseline"),
     ("00_baseline_summary", {"variant": "baseline"}, "its parameters are: profile, params_dir, runs_dir"),
-])
-def test_bad_parameters_stop_the_first_code_cell(env, name, parameters, said):
+]
+# through a real kernel too: a parameter the notebook does not declare (read from the kernel's input
+# history, papermill's injected cell) and a list value (papermill's translation of it)
+IN_KERNEL = [BAD_PARAMETERS[2], BAD_PARAMETERS[5]]
+_CHECK_CALL = re.compile(r"\b(notebook_run|check_summary)\(\"(\w+)\", globals\(\)\)")
+
+
+def first_code_cell_in_process(name: str, runs: Path, **parameters):
+    """What the notebook's kernel does up to the parameter check, in this process: the parameters cell,
+    papermill's injected cell (as papermill writes it, into the input history ``In`` the check reads),
+    then the check the first code cell calls (``notebook_run`` or ``check_summary``), nothing after it."""
+    import jupytext
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    from mace_core import study
+
+    nb = load_notebook_node(jupytext.read(NOTEBOOKS / f"{name}.py"))   # as papermill.execute_notebook loads it
+    nb = parameterize_notebook(nb, {"profile": "ci", "runs_dir": str(runs), **parameters})
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    injected = next(i for i, c in enumerate(code) if "injected-parameters" in c.metadata.get("tags", []))
+    namespace: dict = {"In": [""]}
+    for cell in code[:injected + 1]:
+        namespace["In"].append(cell.source)
+        exec(compile(cell.source, f"<{name} cell>", "exec"), namespace)
+    call = _CHECK_CALL.search(code[injected + 1].source)
+    assert call, f"the first code cell of {name} does not check its parameters"
+    function, experiment = call.groups()
+    assert name.startswith(experiment)
+    check = getattr(study, function)
+    return check(experiment, namespace, **({"show": False} if function == "notebook_run" else {}))
+
+
+@pytest.mark.parametrize("name, parameters, said", BAD_PARAMETERS)
+def test_bad_parameters_stop_the_first_code_cell(name, parameters, said, tmp_path, monkeypatch):
+    from mace_core.errors import MaceError
+
+    monkeypatch.chdir(REPO)
+    with pytest.raises(MaceError) as info:
+        first_code_cell_in_process(name, tmp_path / "runs", **parameters)
+    assert said in str(info.value), str(info.value)
+    assert not (tmp_path / "runs").exists(), "a refused notebook must not start a training run"
+
+
+def test_good_parameters_pass_the_same_check(tmp_path, monkeypatch):
+    """The in-process check above refuses only what is wrong: the same path accepts good values."""
+    monkeypatch.chdir(REPO)
+    page = first_code_cell_in_process("05_data_efficiency", tmp_path / "runs", fraction=0.5)
+    assert (page.name, page.adhoc) == ("fraction_50", {})
+    assert first_code_cell_in_process("00_baseline_summary", tmp_path / "runs") == ("ci", "params", str(tmp_path / "runs"))
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, parameters, said", IN_KERNEL)
+def test_bad_parameters_stop_the_first_code_cell_in_the_kernel(env, name, parameters, said):
     message = failure(env, name, **parameters)
     assert said in message, message
 
 
-def test_a_users_variant_yaml_joins_the_study(tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_a_users_variant_yaml_joins_the_study(ci_study, ci_runs_copy, tmp_path, monkeypatch):
     """A YAML dropped into params/05_data_efficiency/ is trained by the study and appears in the
-    chapter's table, its finding and the results at a glance, with no code change."""
+    chapter's table, its finding and the results at a glance, with no code change. (On a copy of the
+    session's ci run cache: only the user's variant trains.)"""
     import shutil
 
     from mace_core.book.build import SUMMARY
@@ -143,10 +215,12 @@ def test_a_users_variant_yaml_joins_the_study(tmp_path, monkeypatch):
     for name in ("notebooks", "book"):
         shutil.copytree(REPO / name, tmp_path / name, ignore=shutil.ignore_patterns("_build", "generated", "_toc.yml"))
     monkeypatch.chdir(tmp_path)
-    report = runner.run_study("ci", params_dir=params, runs_dir=tmp_path / "runs", book_dir=tmp_path / "book",
-                              notebooks_dir=tmp_path / "notebooks", data_root=str(tmp_path / "data"),
-                              only="00,05", progress=False)
+    report = runner.run_study("ci", params_dir=params, runs_dir=ci_runs_copy, book_dir=tmp_path / "book",
+                              notebooks_dir=tmp_path / "notebooks", data_root=str(ci_study.data),
+                              only="00,05", progress=False, jobs=2)
     assert report.ok, report.failed
+    # every trained run is the user's variant's: the rest came from the cache
+    assert report.trained and all("fraction_33" in r["label"] for r in report.trained)
     assert "05_data_efficiency/fraction_33" in [r["label"] for r in report.executed]
     assert any("fraction_33" in r["label"] for r in report.trained)   # its further seed, trained by the runner
     html = tmp_path / "book" / "_build" / "html" / "generated"

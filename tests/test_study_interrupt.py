@@ -7,6 +7,12 @@ SIGTERM no temp notebook is left, after SIGKILL the next study removes it. That 
 only the unfinished notebook (resuming the interrupted training), and ends with the same metrics and
 the same notebook outputs as an uninterrupted study. Also: the book never reads a temp notebook, and
 the study's kernels are shut down without the SIGINT that made them log a KeyboardInterrupt ERROR.
+
+Each case starts from the reference study's folder (issue 21): the first notebook is done and up to
+date, so the stopped study executes only the second. Stopped in the notebook, the second's run is the
+reference's complete run (nothing retrains); stopped in the training, the second's run is left out, so
+the stopped study trains it and is stopped after its first checkpoint. (The epochs after the stop are
+the margin the stop needs to reach the kernel before the run would end; the next study trains them.)
 """
 from __future__ import annotations
 
@@ -25,10 +31,10 @@ import nbformat
 import pytest
 
 from mace_core.book import build
-from mace_core.study import execution
+from mace_core.study import execution, planning
 
 REPO = Path(__file__).resolve().parents[1]
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = pytest.mark.timeout(900)   # the interrupt cases are marked slow
 
 NOTEBOOK = '''# %% [markdown]
 # # Interrupt test
@@ -110,6 +116,13 @@ def _wait_for(condition, what: str, timeout: float = 180, proc: subprocess.Popen
         time.sleep(0.02)
 
 
+def _epoch(run: Path) -> int:
+    """The epochs done by the run's last checkpoint."""
+    from mace_core.engine.checkpoint import load_checkpoint
+
+    return load_checkpoint(run / "checkpoints" / "last.pt")["state"]["epoch"]
+
+
 def _processes_in(root: Path) -> list[int]:
     """Processes working in the study folder: the study, its pool workers, their kernels."""
     psutil = pytest.importorskip("psutil")
@@ -147,16 +160,33 @@ def reference(tmp_path_factory):
     metrics = {v: json.loads((runs[v] / "results.json").read_text())["metrics"] for v in VARIANTS}
     outputs = {v: _outputs(root / "book" / build.GENERATED / "00_baseline" / f"{v}.ipynb") for v in VARIANTS}
     assert "done second" in outputs["second"][-1]
-    return {"data": data, "metrics": metrics, "outputs": outputs, "base": base}
+    return {"data": data, "metrics": metrics, "outputs": outputs, "base": base, "root": root}
 
 
+def _seeded_study(reference, name: str, with_second_run: bool) -> Path:
+    """A study folder as the reference left it, minus the second notebook's page (and, unless
+    ``with_second_run``, minus the second's run)."""
+    root = _make_study(reference["base"] / name)
+    shutil.copytree(reference["root"] / "runs", root / "runs", ignore=shutil.ignore_patterns(".locks"))
+    generated = root / "book" / build.GENERATED / "00_baseline"
+    shutil.copytree(reference["root"] / "book" / build.GENERATED / "00_baseline", generated)
+    (generated / "second.ipynb").unlink()
+    (generated / planning.STAMPS / "second.json").unlink()
+    if not with_second_run:
+        shutil.rmtree(_runs(root)["second"])
+    return root
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["notebook", "training"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_stopped_study_reruns_only_what_is_unfinished_with_the_same_results(reference, where, sig):
-    root = _make_study(reference["base"] / f"{where}-{sig.name}")
+    root = _seeded_study(reference, f"{where}-{sig.name}", with_second_run=where == "notebook")
     generated = root / "book" / build.GENERATED / "00_baseline"
     if where == "notebook":
         (root / "hold-second").touch()
+        second_results = _runs(root)["second"] / "results.json"
+        second_written = second_results.stat().st_mtime_ns
     proc = _start(root, reference["data"])
     try:
         if where == "notebook":
@@ -182,6 +212,7 @@ def test_stopped_study_reruns_only_what_is_unfinished_with_the_same_results(refe
     if where == "training":
         assert (second_run / "checkpoints" / "last.pt").is_file() and not (second_run / "results.json").exists(), \
             "the study was not stopped in the middle of the training"
+        assert 0 < _epoch(second_run) < 8, "the study was not stopped in the middle of the training"
     assert not (generated / "second.ipynb").exists()
     left = _leftovers(root)
     if sig == signal.SIGTERM:
@@ -202,8 +233,11 @@ def test_stopped_study_reruns_only_what_is_unfinished_with_the_same_results(refe
         assert _outputs(generated / f"{variant}.ipynb") == reference["outputs"][variant], variant
     if where == "training":
         assert json.loads((runs["second"] / "study.json").read_text())["resumed"] is True
+    else:
+        assert second_results.stat().st_mtime_ns == second_written  # the reference's run, not retrained
 
 
+@pytest.mark.slow   # a Jupyter Book build
 def test_book_build_ignores_temp_and_failed_notebooks(tmp_path):
     """The repo's book config: a temp notebook (of a live or a dead study) and a failed one beside the
     executed pages never become sources (with -W each would fail the build as 'not in any toctree')."""

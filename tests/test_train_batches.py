@@ -3,16 +3,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _train_helpers import shared_tiny_root, tiny_config
+from _train_helpers import tiny_config
 
 from mace_core.engine.batches import SeededBatches, collate_items, derive_seed, make_loader
 from mace_core.engine.device import DistInfo
 from mace_core.engine.prepare import build_training_set
-
-
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory):
-    return shared_tiny_root(tmp_path_factory)
 
 
 def _batches(cfg, workers: int, epoch: int = 0):

@@ -12,18 +12,13 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from _train_helpers import assert_same_state, shared_tiny_root, tiny_config, tiny_layer
+from _train_helpers import assert_same_state, tiny_config, tiny_layer
 
 from mace_core.engine.checkpoint import load_checkpoint
 from mace_core.engine.train import train
 from mace_core.errors import MaceError
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory):
-    return shared_tiny_root(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

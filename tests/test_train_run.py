@@ -7,16 +7,11 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from _train_helpers import shared_tiny_root, tiny_config
+from _train_helpers import tiny_config
 
 from mace_core.engine.checkpoint import BEST_ON_TEST, FINAL_EPOCH, load_checkpoint, load_for_eval
 from mace_core.engine.train import train, train_config_summary
 from mace_core.errors import MaceError
-
-
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory):
-    return shared_tiny_root(tmp_path_factory)
 
 
 def test_run_directory_is_complete_and_labelled(tiny_root, tmp_path):

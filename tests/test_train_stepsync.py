@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 import torch
-from _train_helpers import shared_tiny_root, tiny_config
+from _train_helpers import tiny_config
 
 from mace_core.data import sampler as sampler_mod
 from mace_core.engine import prepare, steps
@@ -18,11 +18,6 @@ from mace_core.engine.device import DistInfo
 from mace_core.errors import MaceError
 
 TIMING = ("epoch_time_s", "images_per_s", "eval_time_s")   # wall-clock columns
-
-
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory):
-    return shared_tiny_root(tmp_path_factory)
 
 
 class PerStepSync(steps.StepStats):
