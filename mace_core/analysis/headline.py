@@ -48,7 +48,7 @@ def _noise(diff: fd.Difference) -> str:
     if diff.distinguishable:
         return f"exceeds ({diff.verdict})"
     worded = fd.outcome(diff)
-    return "cannot tell" if fd.CANNOT_TELL in worded else "n.d., probably smaller" if fd.SMALLER in worded else \
+    return "cannot tell" if fd.CANNOT_TELL in worded else "probably smaller" if fd.SMALLER in worded else \
         "not distinguishable"
 
 

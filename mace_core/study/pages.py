@@ -173,9 +173,9 @@ def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs
             "Where a chapter compares several variants, the one shown is the best, picked after the fact (†); "
             "its verdict is Holm-adjusted in the chapter's one family (listed on the chapter page), the same p as "
             "in the chapter's table and claims. Detectable Δ: the difference (pp) the chapter's test detects with "
-            "80 % power at its n, its pooled seed spread and α = 0.05 / k (exact power); a *not distinguishable* "
-            "reads \"any effect is probably smaller than\" that when the estimate is below it, \"the study cannot "
-            "tell\" otherwise. "
+            "80 % power at its n, its pooled seed spread and α = 0.05 / k (exact power); a difference that is not "
+            "distinguishable reads *probably smaller* (any effect is probably smaller than the detectable Δ) when "
+            "the estimate is below it, *cannot tell* otherwise. "
             "Each finding below says whether our difference has the sign of the thesis's.", ""]
     if len(lines) == 2:
         text += ["No completed runs yet."]
