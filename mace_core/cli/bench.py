@@ -17,9 +17,17 @@ def _profile_config(args):
     import os
 
     from mace_core.config import from_dict, merge, parse_override
+    import sys
+    from pathlib import Path
+
+    from mace_core.study.pretrain import without_pretraining
     from mace_core.study.variants import resolve
 
     v = resolve("00_baseline", "baseline", args.profile, args.params_dir)
+    if v.pretrain is not None and not Path(v.config.model.pretrained).is_file():
+        # a step's time does not depend on the weights: time it from random init rather than pretrain first
+        print("note: the profile's pretrained backbone is not built yet; timing from random init", file=sys.stderr)
+        v = without_pretraining(v)
     merged = v.config.to_dict()
     if args.data_root:
         merged = merge(merged, {"data": {"root": os.path.abspath(os.path.expanduser(args.data_root))}})

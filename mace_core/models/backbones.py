@@ -124,6 +124,11 @@ def resolve_weights(name: str, pretrained: str) -> str:
     ``none``, or ``file`` for a local weights file; raises :class:`MaceError` for anything else. No download."""
     if pretrained == "none":
         return "none"
+    if pretrained == "synthetic":   # resolved by mace_core.study.pretrain into a weights file
+        raise MaceError("model.pretrained 'synthetic' names a backbone that the study pretrains itself, and only the "
+                        "study resolves it (mace study run, the notebooks, mace_core.study.api)",
+                        "train through the study, or set model.pretrained=none (random init), imagenet, a timm tag "
+                        "or a weights file")
     if pretrained == "imagenet":
         weights = timm.models.get_pretrained_cfg(name)
         if weights is None or not (weights.hf_hub_id or weights.url or weights.file):

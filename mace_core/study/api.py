@@ -24,6 +24,7 @@ import pandas as pd
 from mace_core.config import EvalConfig, RunConfig, from_dict, merge, read_yaml
 from mace_core.errors import MaceError
 from mace_core.study import registry
+from mace_core.study.pretrain import ensure_pretrained
 from mace_core.study.variants import ensure_synthetic_like, list_variants, resolve, resolve_path, seeds_of_variant, with_seed
 from mace_core.utils.atomic import atomic_write_json
 
@@ -140,6 +141,7 @@ def run_resolved(v, runs_dir="runs", params_dir="params", force: bool = False) -
                  "code_version": registry.code_version(), "profile": profile, "seed": int(v.config.train.seed)}
         if not registry.is_complete(run_dir):
             ensure_synthetic_like(v)   # e.g. the smoke profile's LLCM-like set, generated on first use
+            ensure_pretrained(v, runs_dir, params_dir)   # model.pretrained: synthetic (study/pretrain.py)
             resume = (run_dir / "checkpoints" / "last.pt").is_file()
             cfg = v.config
             if resume and (run_dir / "config.yaml").is_file():

@@ -44,6 +44,7 @@ class Pair:
     seed: int | None = None        # the training seed the variant's page shows (its first)
     sweeps: bool = False           # a summary that evaluates test-time sweeps (experiments 4, 6): slow
     replicates: list["SeedRun"] = field(default_factory=list)   # its other training seeds
+    pretrained: str | None = None  # the weights file its study pretraining exports (study/pretrain.py)
 
     @property
     def label(self) -> str:
@@ -72,6 +73,7 @@ class SeedRun:
     seed: int
     run_key: str
     run_dir: Path
+    pretrained: str | None = None  # as Pair.pretrained
 
     @property
     def label(self) -> str:
@@ -137,12 +139,13 @@ def plan(profile: str, params_dir="params", runs_dir="runs", book_dir="book", no
             seeds = seeds_of_variant(v)
             seeded = [(s, registry.run_key(with_seed(v, s).config)) for s in seeds]
             key = seeded[0][1]
+            pretrained = v.config.model.pretrained if v.pretrain is not None else None
             keys += [k for _, k in seeded]
             # every parameter the notebook declares, so what its parameters cell holds never matters
             parameters = {**runner_parameters(experiment, params), "profile": profile, "variant": variant, **shown}
             pair = Pair(experiment, variant, source, out_dir / f"{variant}.ipynb", parameters, key,
-                        registry.run_dir_for(runs, profile, key), seed=seeds[0],
-                        replicates=[SeedRun(experiment, variant, s, k, registry.run_dir_for(runs, profile, k))
+                        registry.run_dir_for(runs, profile, key), seed=seeds[0], pretrained=pretrained,
+                        replicates=[SeedRun(experiment, variant, s, k, registry.run_dir_for(runs, profile, k), pretrained)
                                     for s, k in seeded[1:]])
             pair.stamp = {"run": key, "notebook": notebook_hash(source), "parameters": parameters}
             pairs.append(pair)
@@ -193,10 +196,26 @@ def waves(pending: list[Pair], replicates: Iterable[SeedRun] = ()) -> list[tuple
         if rep.run_key not in seen and not registry.is_complete(rep.run_dir):
             seen.add(rep.run_key)
             producers.append(rep)
+    producers = pretraining_first(producers)
     # the summaries that evaluate test-time sweeps take longest: start them first (the wave ends with its
     # slowest job, so with several workers the short ones fill in beside them)
     summaries.sort(key=lambda p: not p.sweeps)
     return [(n, w) for n, w in (("train", producers), ("reuse", consumers), ("summary", summaries)) if w]
+
+
+def pretraining_first(producers: list) -> list:
+    """The first job of each backbone whose study pretraining is not built yet moves to the front, so
+    the pool's workers pretrain different backbones side by side instead of one waiting on the other's
+    lock (every further job of that backbone waits for its weights: study/pretrain.py)."""
+    first, rest, seen = [], [], set()
+    for job in producers:
+        weights = getattr(job, "pretrained", None)
+        if weights and weights not in seen and not Path(weights).is_file():
+            seen.add(weights)
+            first.append(job)
+        else:
+            rest.append(job)
+    return first + rest
 
 
 def replicates_of(pairs: Iterable[Pair]) -> list[SeedRun]:

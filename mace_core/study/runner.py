@@ -35,6 +35,7 @@ from mace_core.study.execution import _job, _replicate_job, execute_job, execute
 from mace_core.study.pages import write_overview, write_runs_table
 from mace_core.study.planning import (SeedRun, _summary_stamp, executed_pages, is_fresh, plan, replicates_of,
                                       waves)
+from mace_core.study.pretrain import ensure_pretraining_data
 from mace_core.study.pool import _gpu_list, _run_jobs, gpu_sharing, job_env
 from mace_core.study.variants import (DATA_ROOT_ENV, LLCM_ROOT_ENV, find_params_dir, list_experiments, list_variants, resolve,
                                       resolve_path)
@@ -68,6 +69,7 @@ def ensure_data(profile: str, params_dir="params") -> Path:
             print(f"generating the synthetic dataset into {root} ...", file=sys.stderr)
         # reused when its marker records the same parameters, regenerated when the profile changed them
         generate(root, **synth)
+        ensure_pretraining_data(v)   # the pretraining set of model.pretrained: synthetic (study/pretrain.py)
         return root
     if not root.is_dir():
         raise MaceError(f"dataset folder {root} (data.root of profile {profile}) does not exist",

@@ -26,6 +26,7 @@ from typing import Any
 
 from mace_core.config import RunConfig, from_dict, merge, merge_layer, read_yaml
 from mace_core.errors import MaceError
+from mace_core.study.pretrain import EXPERIMENT, PRETRAINED_SYNTHETIC, pretraining_config, weights_path
 
 EXPERIMENT_RE = re.compile(r"^\d\d_[a-z0-9_]+$")
 DATA_ROOT_ENV = "MACE_DATA_ROOT"   # set by the study runner (--data-root) for the notebook kernels
@@ -33,6 +34,7 @@ LLCM_ROOT_ENV = "MACE_LLCM_ROOT"   # set by the study runner (--llcm-root): enab
 # Optional experiment layers: part of the study only while their environment variable is set (the
 # runner sets it from its option), because their data is not the profile's dataset.
 OPTIONAL_EXPERIMENTS = {"07_llcm": LLCM_ROOT_ENV}
+BASE_EXPERIMENT, BASE_VARIANT = "00_baseline", "baseline"   # the profile's baseline (pretraining starts from it)
 
 
 @dataclass
@@ -45,6 +47,7 @@ class Variant:
     config: RunConfig
     study: dict[str, Any] = field(default_factory=dict)
     layers: list[Path] = field(default_factory=list)
+    pretrain: "Variant | None" = None   # the pretraining run of model.pretrained: synthetic (study/pretrain.py)
 
 
 def find_params_dir(params_dir: str | Path = "params") -> Path:
@@ -120,11 +123,13 @@ def _profile_chain(root: Path, profile: str, seen: tuple[str, ...] = ()) -> list
 
 
 def resolve(experiment: str, variant: str, profile: str, params_dir: str | Path = "params",
-            extra: dict[str, Any] | None = None, name: str | None = None) -> Variant:
+            extra: dict[str, Any] | None = None, name: str | None = None, pretraining: bool = True) -> Variant:
     """Merge profile chain, variant and profile overrides; validate; absolutise ``data.root``.
 
     ``extra`` is one more layer merged last (a notebook's ad-hoc settings, e.g. another backbone); it may
-    hold a ``study:`` section like a file. ``name`` labels the result (default: the variant's name)."""
+    hold a ``study:`` section like a file. ``name`` labels the result (default: the variant's name).
+    ``model.pretrained: synthetic`` becomes the path of the backbone that the study pretrains for this
+    variant (:mod:`mace_core.study.pretrain`; ``pretraining=False`` leaves it as written)."""
     root = find_params_dir(params_dir)
     variant_file = root / experiment / f"{variant}.yaml"
     if not variant_file.is_file():
@@ -157,7 +162,18 @@ def resolve(experiment: str, variant: str, profile: str, params_dir: str | Path 
     cfg.data.source = source_of(cfg.data.root) or cfg.data.source
     out = Variant(experiment, name or variant, profile, cfg, study, layers)
     seeds_of_variant(out)  # validate study.seeds early, with the layer names in the message
+    if pretraining and cfg.model.pretrained == PRETRAINED_SYNTHETIC:
+        out = _with_pretraining(out, root)
     return out
+
+
+def _with_pretraining(v: Variant, root: Path) -> Variant:
+    """``v`` starting from the backbone its pretraining run exports (its path is part of the run key)."""
+    base = resolve(BASE_EXPERIMENT, BASE_VARIANT, v.profile, root, pretraining=False)
+    pre_cfg = pretraining_config(v, base)
+    pre = Variant(EXPERIMENT, pre_cfg.name, v.profile, pre_cfg, {}, base.layers)
+    model = dataclasses.replace(v.config.model, pretrained=str(weights_path(pre_cfg)))
+    return dataclasses.replace(v, config=dataclasses.replace(v.config, model=model), pretrain=pre)
 
 
 def ensure_synthetic_like(v: Variant) -> Path | None:
