@@ -121,10 +121,19 @@ def test_paper_baseline_starts_from_the_torchvision_lineage_weights():
 
 
 @pytest.mark.parametrize("backbone", sorted(REFERENCE_TAGS))
-def test_smoke_profile_backbones_train_from_scratch(backbone):
+def test_smoke_profile_backbones_start_from_the_study_pretraining(backbone):
+    """No ImageNet weights exist at the CPU sizes: each smoke backbone starts from the study's own
+    pretraining of that backbone (study/pretrain.py), itself from random init."""
+    from mace_core.study.pretrain import weights_path
     from mace_core.study.variants import resolve
 
-    assert resolve("01_backbones", backbone, "smoke", REPO / "params").config.model.pretrained == "none"
+    v = resolve("01_backbones", backbone, "smoke", REPO / "params")
+    assert v.pretrain is not None and v.config.model.pretrained == str(weights_path(v.pretrain.config))
+    pre = v.pretrain.config
+    assert pre.model.pretrained == "none" and pre.experiment == "pretrain"
+    assert (pre.model.backbone, pre.model.backbone_kwargs) == (v.config.model.backbone, v.config.model.backbone_kwargs)
+    assert (pre.data.height, pre.data.width) == (v.config.data.height, v.config.data.width)
+    assert Path(pre.data.root).name == "synthetic-sysu-pretrain"
 
 
 def test_resolve_weights_imagenet_is_timms_default_tag_and_errors_are_clear(tmp_path):

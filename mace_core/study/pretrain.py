@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mace_core.config import from_dict, merge
+from mace_core.config import from_dict, merge_layer
 from mace_core.errors import MaceError
 
 PRETRAINED_SYNTHETIC = "synthetic"   # the model.pretrained value that asks for the study's pretraining
@@ -73,7 +73,7 @@ def pretraining_config(v, base) -> Any:
         "train": {"channels_last": v.config.train.channels_last, **(spec.get("train") or {})},
     }
     try:
-        return from_dict(merge(base.config.to_dict(), layer))
+        return from_dict(merge_layer(base.config.to_dict(), layer))   # a named backbone brings its own kwargs
     except MaceError as exc:
         raise MaceError(f"study.pretrain of profile {v.profile}: {exc.what}", exc.fix) from None
 
