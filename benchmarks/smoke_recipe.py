@@ -1,7 +1,7 @@
 """The smoke recipe's measured Rank-1 per training seed (and, optionally, at other step budgets).
 
     python benchmarks/smoke_recipe.py                         # the smoke baseline, every seed of study.seeds
-    python benchmarks/smoke_recipe.py --steps 150 300 450     # the steps / time / Rank-1 trade-off
+    python benchmarks/smoke_recipe.py --steps 60 120 240      # the fine-tuning steps / time / Rank-1 trade-off
 
 The profile's own budget reuses the study's cached runs (``runs/smoke``, trained when missing, exactly
 as ``make study`` would); other budgets train into a scratch folder. Each row: steps, seed, IR->RGB
@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from mace_core.study import api
+from mace_core.study.pretrain import ensure_pretrained
 from mace_core.study.variants import resolve, seeds_of_variant, with_seed
 from mace_core.utils.atomic import atomic_write_json
 
@@ -34,6 +35,8 @@ def _row(results: dict, steps: int, seed: int) -> dict:
 def measure(profile: str, steps_list: list[int] | None) -> list[dict]:
     base = resolve("00_baseline", "baseline", profile, ROOT / "params")
     own = base.config.train.epochs * base.config.train.steps_per_epoch
+    if any(steps != own for steps in steps_list or []):   # other budgets start from the same pretraining
+        ensure_pretrained(base, ROOT / "runs", ROOT / "params")
     rows = []
     for steps in steps_list or [own]:
         for seed in seeds_of_variant(base):

@@ -184,11 +184,18 @@ def train_replicate(job: dict[str, Any]) -> None:
     try:
         api.run_variant(job["experiment"], job["variant"], job["profile"], job["params_dir"], job["runs_dir"],
                         seed=job["seed"])
+        for experiment, variant in job.get("sweeps", []):   # cached beside the run for the summaries
+            run = api.run_variant(experiment, variant, job["profile"], job["params_dir"], job["runs_dir"],
+                                  seed=job["seed"])
+            if run.study.get("multi_query"):
+                api.multi_query_evals([run])
+            if run.study.get("occlusion"):
+                api.occlusion_evals([run])
     finally:
         os.chdir(cwd)
 
 
 def _replicate_job(rep: SeedRun, profile: str, params: Path, runs: Path, env: dict[str, str]) -> dict[str, Any]:
     return {"kind": "train", "label": rep.label, "experiment": rep.experiment, "variant": rep.variant,
-            "seed": rep.seed, "profile": profile, "params_dir": str(params), "runs_dir": str(runs),
+            "seed": rep.seed, "sweeps": [list(s) for s in rep.sweeps], "profile": profile, "params_dir": str(params), "runs_dir": str(runs),
             "cwd": str(params.parent), "env": dict(env)}

@@ -74,6 +74,10 @@ class SeedRun:
     run_key: str
     run_dir: Path
     pretrained: str | None = None  # as Pair.pretrained
+    # (experiment, variant) pairs whose test-time sweeps (study.multi_query / study.occlusion) this job
+    # evaluates right after training, so that the summaries find them cached instead of evaluating every
+    # seed at the end one by one (a run shared by several variants carries each one's sweeps: waves())
+    sweeps: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -135,7 +139,7 @@ def plan(profile: str, params_dir="params", runs_dir="runs", book_dir="book", no
         shown = {"params_dir": _shown(params, params.parent), "runs_dir": _shown(runs, params.parent)}
         for variant in list_variants(experiment, params):
             v = resolve(experiment, variant, profile, params)
-            sweeps = sweeps or bool(v.study.get("multi_query") or v.study.get("occlusion"))
+            sweeps = sweeps or _has_sweeps(v)
             seeds = seeds_of_variant(v)
             seeded = [(s, registry.run_key(with_seed(v, s).config)) for s in seeds]
             key = seeded[0][1]
@@ -145,7 +149,8 @@ def plan(profile: str, params_dir="params", runs_dir="runs", book_dir="book", no
             parameters = {**runner_parameters(experiment, params), "profile": profile, "variant": variant, **shown}
             pair = Pair(experiment, variant, source, out_dir / f"{variant}.ipynb", parameters, key,
                         registry.run_dir_for(runs, profile, key), seed=seeds[0], pretrained=pretrained,
-                        replicates=[SeedRun(experiment, variant, s, k, registry.run_dir_for(runs, profile, k), pretrained)
+                        replicates=[SeedRun(experiment, variant, s, k, registry.run_dir_for(runs, profile, k), pretrained,
+                                            [(experiment, variant)] if _has_sweeps(v) else [])
                                     for s, k in seeded[1:]])
             pair.stamp = {"run": key, "notebook": notebook_hash(source), "parameters": parameters}
             pairs.append(pair)
@@ -155,6 +160,10 @@ def plan(profile: str, params_dir="params", runs_dir="runs", book_dir="book", no
                         depends=keys, sweeps=sweeps)
             pairs.append(pair)
     return pairs
+
+
+def _has_sweeps(v) -> bool:
+    return bool(v.study.get("multi_query") or v.study.get("occlusion"))
 
 
 def _shown(path: Path, project: Path) -> str:
@@ -192,10 +201,14 @@ def waves(pending: list[Pair], replicates: Iterable[SeedRun] = ()) -> list[tuple
             producers.append(pair)
         else:
             consumers.append(pair)
+    trains: dict[str, SeedRun] = {}
     for rep in replicates:
         if rep.run_key not in seen and not registry.is_complete(rep.run_dir):
             seen.add(rep.run_key)
             producers.append(rep)
+            trains[rep.run_key] = rep
+        elif rep.run_key in trains:   # the same run for another variant: its sweeps go with the training job
+            trains[rep.run_key].sweeps += [s for s in rep.sweeps if s not in trains[rep.run_key].sweeps]
     producers = pretraining_first(producers)
     # the summaries that evaluate test-time sweeps take longest: start them first (the wave ends with its
     # slowest job, so with several workers the short ones fill in beside them)
