@@ -1,7 +1,7 @@
 """The smoke recipe's measured Rank-1 per training seed (and, optionally, at other step budgets).
 
     python benchmarks/smoke_recipe.py                         # the smoke baseline, every seed of study.seeds
-    python benchmarks/smoke_recipe.py --steps 60 120 240      # the fine-tuning steps / time / Rank-1 trade-off
+    python benchmarks/smoke_recipe.py --steps 24 42 84        # the fine-tuning steps / time / Rank-1 trade-off
 
 The profile's own budget reuses the study's cached runs (``runs/smoke``, trained when missing, exactly
 as ``make study`` would); other budgets train into a scratch folder. Each row: steps, seed, IR->RGB

@@ -49,7 +49,7 @@ from mace_core.study.planning import plan  # noqa: E402
 from mace_core.study.variants import resolve, seeds_of_variant  # noqa: E402
 from mace_core.utils.atomic import atomic_write_json  # noqa: E402
 
-PARTS = ["process start", "kernel start", "data and cache", "model set-up", "training steps", "evaluation",
+PARTS = ["process start", "kernel start", "data and cache", "model set-up", "pretraining", "training steps", "evaluation",
          "checkpoints", "run other", "notebook overhead", "book build"]
 
 
@@ -218,6 +218,9 @@ def analyse(profile: str, wall: float | None, rebuild: bool, jobs: int, runs_dir
         parts = run_timing(results)
         call = meta.get("train_seconds")
         parts["run other"] = max(0.0, call - sum(parts.values())) if call is not None else 0.0
+        if str(meta.get("trained_for", "")).startswith("pretrain/"):   # the study's own pretraining, once per backbone
+            total["pretraining"] += sum(parts.values())
+            continue
         for k, v in parts.items():
             total[k] += v
         c = results.get("config", {})
@@ -237,6 +240,9 @@ def analyse(profile: str, wall: float | None, rebuild: bool, jobs: int, runs_dir
         total["notebook overhead"] += max(0.0, t["cells_s"] - inside)
         pages.append({"page": label, "summary": nb.stem == book.SUMMARY, "kernel_start_s": round(t["kernel_start_s"], 1),
                       "cells_s": round(t["cells_s"], 1), "training_inside_s": round(inside, 1)})
+    # each pretraining ran inside the first page of its backbone (the plan starts those first), and other
+    # pages of that backbone may have waited for it: that time is pretraining, not notebook overhead
+    total["notebook overhead"] = max(0.0, total["notebook overhead"] - total["pretraining"])
     if rebuild:
         t0 = time.perf_counter()
         book.build_book(book_dir)
@@ -254,12 +260,13 @@ def analyse(profile: str, wall: float | None, rebuild: bool, jobs: int, runs_dir
               "note": "the pool workers' own process start is not recorded per run: it is in the study wall, "
                       "with the wait for the last job of each wave"}
     if per_run:
-        report["extrapolated"] = extrapolate(profile, per_run, pages, total["book build"], jobs, plan_params)
+        report["extrapolated"] = extrapolate(profile, per_run, pages, total["book build"], jobs, plan_params,
+                                             total["pretraining"])
     return report
 
 
 def extrapolate(profile: str, per_run: list[dict], pages: list[dict], book_s: float, jobs: int,
-                params_dir: Path | None = None) -> dict:
+                params_dir: Path | None = None, pretraining_s: float = 0.0) -> dict:
     """The analysed subset scaled to the profile's whole plan: each planned run costs the analysed runs'
     mean per part, training steps scaled by steps x input pixels and evaluation by input pixels (a proxy:
     another architecture costs what its own analysed runs show); each page the analysed pages' mean."""
@@ -284,6 +291,7 @@ def extrapolate(profile: str, per_run: list[dict], pages: list[dict], book_s: fl
     overhead = lambda ps: sum(p["cells_s"] - p["training_inside_s"] for p in ps) / max(1, len(ps))  # noqa: E731
     total["notebook overhead"] = overhead(variant_pages) * plan_["pages"] + overhead(summaries) * plan_["summaries"]
     total["book build"] = book_s
+    total["pretraining"] = pretraining_s   # once per backbone, as analysed (not per planned run)
     job_seconds = sum(v for k, v in total.items() if k != "book build")
     return {"plan_runs": len(plan_["runs"]), "plan_pages": plan_["pages"], "plan_summaries": plan_["summaries"],
             "plan_steps": sum(s["steps"] for s in plan_["runs"].values()), "job_seconds": total,

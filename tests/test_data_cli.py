@@ -156,3 +156,14 @@ def test_wrongly_shaped_perm_file(tiny, tmp_path):
 def test_agw_multi_shot_takes_all_when_folder_is_small(tiny):
     idx = sysu.gallery_indices(tiny, "all", trial=2, shots=10)
     assert len(idx) == len(sysu.gallery_candidates(tiny, "all")) == 2 * 4 * 3
+
+
+def test_given_candidates_draw_the_same_galleries_as_a_rescan(tiny):
+    """An evaluation passes the candidates it scanned once; every trial, both directions, both shot
+    counts must pick exactly what a fresh scan per trial picks."""
+    for modality, candidates in (("rgb", sysu.gallery_candidates(tiny, "all")), ("ir", sysu.query_set(tiny, "all"))):
+        for shots in (1, 10):
+            for trial in range(4):
+                fresh = sysu.gallery_indices(tiny, "all", trial, shots, modality=modality)
+                given = sysu.gallery_indices(tiny, "all", trial, shots, modality=modality, candidates=candidates)
+                assert np.array_equal(fresh, given) and len(fresh) > 0

@@ -248,9 +248,11 @@ def _official_picks(perm_file, trial: int, shots: int, groups) -> list[int]:
 
 
 def gallery_indices(root, mode: str = "all", trial: int = 0, shots: int = 1, method: str = "agw",
-                    perm_file=None, modality: str = "rgb") -> np.ndarray:
+                    perm_file=None, modality: str = "rgb", candidates: list[Record] | None = None) -> np.ndarray:
     """Indices into :func:`gallery_candidates` forming the gallery of ``trial`` (see module doc);
-    with ``modality="ir"`` (the reverse direction) indices into :func:`query_set`, the IR images."""
+    with ``modality="ir"`` (the reverse direction) indices into :func:`query_set`, the IR images.
+    ``candidates``: that list when the caller already has it (an evaluation draws ten trials from one
+    scan of the tree instead of rescanning it per trial)."""
     if modality not in ("rgb", "ir"):
         raise MaceError(f"unknown gallery modality {modality!r}", "use 'rgb' (standard) or 'ir' (reverse direction)")
     if method not in METHODS:
@@ -259,7 +261,9 @@ def gallery_indices(root, mode: str = "all", trial: int = 0, shots: int = 1, met
         raise MaceError(f"shots must be a positive integer, got {shots!r}", "use 1 (single-shot) or 10 (multi-shot)")
     if not isinstance(trial, (int, np.integer)) or trial < 0:
         raise MaceError(f"trial must be a non-negative integer, got {trial!r}", "use trials 0..9")
-    groups = _groups(gallery_candidates(root, mode) if modality == "rgb" else query_set(root, mode))
+    if candidates is None:
+        candidates = gallery_candidates(root, mode) if modality == "rgb" else query_set(root, mode)
+    groups = _groups(candidates)
     if method == "official":
         return np.asarray(_official_picks(perm_file, int(trial), int(shots), groups), dtype=np.int64)
     rng = random.Random(int(trial))  # private stream: same picks as random.seed(trial), global state untouched

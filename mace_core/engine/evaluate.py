@@ -183,9 +183,10 @@ def evaluate_sysu_model(model, root, size, mode: str = "all", gallery: str = "ag
     if not isinstance(trials, (int, np.integer)) or trials < 1:
         raise MaceError(f"trials must be an integer >= 1, got {trials!r}", "use 10 (the protocol) or fewer for a quick look")
     # Gallery picks first: a bad permutation file fails before any image is embedded.
-    galleries = {t: gallery_indices(root, mode, t, shots, gallery, perm_file, modality="ir" if reverse else "rgb")
-                 for t in range(int(trials))}
     ir_records, rgb_records = query_set(root, mode), gallery_candidates(root, mode)
+    galleries = {t: gallery_indices(root, mode, t, shots, gallery, perm_file, modality="ir" if reverse else "rgb",
+                                    candidates=ir_records if reverse else rgb_records)
+                 for t in range(int(trials))}
     if not ir_records:
         raise MaceError(f"no IR images of the test identities under {root}", "check the test split (exp/test_id.txt)")
     if not rgb_records:

@@ -60,9 +60,11 @@ def write_runs_table(book_dir: str | Path, run_dirs: Iterable[Path]) -> Path:
              f"{', '.join(f'`{c}`' for c in sorted(codes))}; git commit: {', '.join(sorted(commits))}; "
              f"device: {'; '.join(sorted(devices))}. "
              "A run key hashes the training config (the params hash) and the code version; *weights* names "
-             "the ImageNet weights a run started from (timm tag, a local file's sha256, or none: random init).", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+             "the ImageNet weights a run started from (timm tag, a local file's sha256, or none: random init); on the "
+             "CPU profiles that file is the study's own pretrained backbone, named by the key of its pretraining "
+             "run (the rows used by pretrain/pretrain_<backbone>).", "",
+             ":::{div} mace-runs", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows] + [":::"]
     if not rows:
         lines = ["No completed runs yet."]
     if packages:
