@@ -3,14 +3,15 @@ identities that the study's own data does not contain (methods page, "The smoke 
 
 The thesis fine-tunes ImageNet-pretrained backbones. The CPU profiles have no ImageNet weights at their
 reduced widths, and from random init a run needs ~300 steps to learn the synthetic task; from a
-pretrained backbone 120 steps reach the same Rank-1 (measured: methods page), so five seeds of every
-variant fit the CPU budget. ``model.pretrained: synthetic`` asks for this. The study then:
+pretrained backbone 42 steps reach more (measured: methods page), so five seeds of every variant fit
+the CPU budget. ``model.pretrained: synthetic`` asks for this. The study then:
 
 1. generates the profile's ``study.pretrain.synthetic`` set (the generator of the embedded dataset,
    with another generator seed, so its people are new draws and none is a test identity) beside the
    study's data root (``<data root>-pretrain``);
-2. trains the profile's *baseline* with the variant's backbone (and input size) on it: an ordinary,
-   cached run keyed by its config (``study.pretrain.train`` overrides the schedule, e.g. 600 steps);
+2. trains the profile's own settings (its layers alone: the baseline, no variant's changes) with the
+   variant's backbone (and input size) on it: an ordinary, cached run keyed by its config
+   (``study.pretrain.train`` overrides the schedule: 402 steps on the smoke profile);
 3. exports that run's backbone as timm weights (:func:`mace_core.models.export.save_backbone`) to
    ``<pretraining root>/weights/<run key>.safetensors``; the variant's ``model.pretrained`` is that
    path, so its run key changes whenever the pretraining would.
@@ -59,8 +60,8 @@ def pretraining_root(data_root: str | Path) -> Path:
 
 
 def pretraining_config(v, base) -> Any:
-    """The pretraining run for variant ``v``: ``base`` (the profile's baseline, resolved without this
-    substitution) with ``v``'s backbone and input size, on the pretraining set, with
+    """The pretraining run for variant ``v``: ``base`` (the profile's own layers merged, no variant's,
+    without this substitution) with ``v``'s backbone and input size, on the pretraining set, with
     ``study.pretrain.train`` applied. Validated like any RunConfig (unknown keys are errors)."""
     spec = _spec(v.study, f"{v.experiment}/{v.variant} on profile {v.profile}")
     model, data = v.config.model, v.config.data

@@ -34,7 +34,6 @@ LLCM_ROOT_ENV = "MACE_LLCM_ROOT"   # set by the study runner (--llcm-root): enab
 # Optional experiment layers: part of the study only while their environment variable is set (the
 # runner sets it from its option), because their data is not the profile's dataset.
 OPTIONAL_EXPERIMENTS = {"07_llcm": LLCM_ROOT_ENV}
-BASE_EXPERIMENT, BASE_VARIANT = "00_baseline", "baseline"   # the profile's baseline (pretraining starts from it)
 
 
 @dataclass
@@ -138,6 +137,16 @@ def resolve(experiment: str, variant: str, profile: str, params_dir: str | Path 
     chain = _profile_chain(root, profile)
     layers = [root / "profiles" / f"{p}.yaml" for p in chain] + [variant_file]
     layers += [f for p in chain if (f := root / "profiles" / p / experiment / f"{variant}.yaml").is_file()]
+    out = _merged(layers, extra, experiment, name or variant, profile, root)
+    seeds_of_variant(out)  # validate study.seeds early, with the layer names in the message
+    if pretraining and out.config.model.pretrained == PRETRAINED_SYNTHETIC:
+        out = _with_pretraining(out, root)
+    return out
+
+
+def _merged(layers: list[Path], extra: dict[str, Any] | None, experiment: str, name: str, profile: str,
+            root: Path) -> Variant:
+    """The layers merged in order (then ``extra``), validated, ``data.root`` absolutised."""
     merged: dict[str, Any] = {}
     study: dict[str, Any] = {}
     for layer in [*(read_yaml(f) for f in layers), *([extra] if extra else [])]:
@@ -146,7 +155,7 @@ def resolve(experiment: str, variant: str, profile: str, params_dir: str | Path 
         study = merge(study, section)
     study.pop("extends", None)
     # Labels come from the file names, never from the YAML, so a run is always named for what ran it.
-    merged = merge(merged, {"name": name or variant, "experiment": experiment})
+    merged = merge(merged, {"name": name, "experiment": experiment})
     # LLCM configs take their root from --llcm-root (MACE_LLCM_ROOT), the others from --data-root
     root_env = LLCM_ROOT_ENV if (merged.get("data") or {}).get("dataset") == "llcm" else DATA_ROOT_ENV
     if os.environ.get(root_env):
@@ -154,22 +163,21 @@ def resolve(experiment: str, variant: str, profile: str, params_dir: str | Path 
     try:
         cfg = from_dict(merged)
     except MaceError as exc:
-        raise MaceError(f"{experiment}/{name or variant} on profile {profile}: {exc.what}", exc.fix) from None
+        raise MaceError(f"{experiment}/{name} on profile {profile}: {exc.what}", exc.fix) from None
     cfg.data.root = str(resolve_path(cfg.data.root, root))
     # the data says whether it is synthetic (its generator's marker), not the profile; a folder that is
     # not there yet (a synthetic set generated on first use) keeps the profile's label
     from mace_core.data.synthetic import source_of
     cfg.data.source = source_of(cfg.data.root) or cfg.data.source
-    out = Variant(experiment, name or variant, profile, cfg, study, layers)
-    seeds_of_variant(out)  # validate study.seeds early, with the layer names in the message
-    if pretraining and cfg.model.pretrained == PRETRAINED_SYNTHETIC:
-        out = _with_pretraining(out, root)
-    return out
+    return Variant(experiment, name, profile, cfg, study, layers)
 
 
 def _with_pretraining(v: Variant, root: Path) -> Variant:
-    """``v`` starting from the backbone its pretraining run exports (its path is part of the run key)."""
-    base = resolve(BASE_EXPERIMENT, BASE_VARIANT, v.profile, root, pretraining=False)
+    """``v`` starting from the backbone its pretraining run exports (its path is part of the run key).
+    The pretraining starts from the profile's own settings (its layers alone, no variant's), so every
+    variant with the same backbone shares it."""
+    base = _merged([root / "profiles" / f"{p}.yaml" for p in _profile_chain(root, v.profile)], None,
+                   EXPERIMENT, "profile", v.profile, root)
     pre_cfg = pretraining_config(v, base)
     pre = Variant(EXPERIMENT, pre_cfg.name, v.profile, pre_cfg, {}, base.layers)
     model = dataclasses.replace(v.config.model, pretrained=str(weights_path(pre_cfg)))
