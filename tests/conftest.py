@@ -34,9 +34,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-# the slow part's longest chains, started first (xdist hands out groups in this order): the session's ci
-# study and the tests that read it, the Slurm arrays, the interrupted studies
-SLOW_FIRST = ("ci_study", "slurm", "interrupt")
+# the slow part's longest chains, started first (xdist hands out groups in this order, a worker takes the
+# next one when two of its tests are left): the session's ci study and the tests that read it (one
+# worker), the interrupted studies (the other), then the Slurm arrays, which start from the ci study
+SLOW_FIRST = ("ci_study", "interrupt", "slurm")
 
 
 def _slow_rank(item) -> int:

@@ -145,8 +145,10 @@ def _results(runs: Path) -> dict[str, dict]:
 def on_slurm(slurm, ci_data, request, tmp_path_factory):
     """The ci study (experiment 00) on Slurm: submitted one task at a time, scancel-ed after its first pair,
     re-submitted, run to the end of its book job. The local runner's reference is the session's ci study
-    (same profile, dataset and code; requested once the arrays have ended, so that under xdist it trains on
-    the other worker meanwhile): its runs of experiment 00. Returns what the tests check."""
+    (same profile, dataset and code): its runs of experiment 00. It is asked for first: its pretrained
+    backbone (study/pretrain.py, beside the shared dataset) is then in place, so the arrays train only the
+    two seeds. Returns what the tests check."""
+    study = request.getfixturevalue("ci_study")   # under xdist: built by (or waited for on) the other worker
     data = ci_data   # the session's ci dataset (data.root is part of a run key: the study's keys)
     p = Project(tmp_path_factory.mktemp("slurm-study"), data)
     facts: dict = {"project": p, "first_tasks": p.write("--slurm-time", "10", "--slurm-max-tasks", "1")}
@@ -171,7 +173,6 @@ def on_slurm(slurm, ci_data, request, tmp_path_factory):
 
     # the reference: the local runner's runs of experiment 00 (every training seed's planned key) in the
     # session's ci study; only its trained runs are compared (its pages do not matter here)
-    study = request.getfixturevalue("ci_study")
     with pinned_env({DATA_ROOT_ENV: str(data)}):
         pairs = planning.plan("ci", REPO / "params", study.runs, study.book, REPO / "notebooks", "00")
     keys = {k for x in pairs if not x.is_summary for k in (x.run_key, *(r.run_key for r in x.replicates))}
