@@ -51,10 +51,14 @@ lab-check: $(STAMP)
 
 # Fast tests first, so a failure shows within minutes; then the slow ones (@pytest.mark.slow: the
 # ci study, trained once and shared through tests/conftest.py, notebooks, interrupted studies, learning
-# runs). Each part prints its 25 slowest tests.
+# runs). Each part prints its 25 slowest tests. Both run on TEST_WORKERS pytest-xdist workers (much of
+# the slow part waits on kernels, Slurm and subprocesses); loadgroup keeps the tests that share a
+# module's or the session's expensive set-up on one worker (tests/conftest.py). TEST_WORKERS=0: serial.
+TEST_WORKERS ?= 2
+XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
 test: $(STAMP)
-	$(PY) -m pytest -q --durations=25 -m "not slow"
-	$(PY) -m pytest -q --durations=25 -m slow
+	$(PY) -m pytest -q --durations=25 $(XDIST) -m "not slow"
+	$(PY) -m pytest -q --durations=25 $(XDIST) -m slow
 
 clean:
 	rm -rf runs book/_build book/generated

@@ -13,9 +13,18 @@ on the shared folders, which must find everything up to date and only rebuilds t
 
 Order: slow tests (``@pytest.mark.slow``) run last, so a failing fast test shows within minutes; the
 Makefile's ``test`` target runs the two groups as two pytest invocations, fast first.
+
+Parallel (pytest-xdist, ``make test`` runs ``-n 2 --dist loadgroup``): a session fixture runs once per
+worker, so the three above are built once across workers (``_built_once``: a file lock in the folder all
+workers share; the first builds, the others wait and reuse its folder). Tests that share an expensive
+module or session set-up stay on one worker through ``@pytest.mark.xdist_group`` (``ci_study``: every
+test that reads the session's study; the Slurm and interrupt modules); the slow part starts the longest
+chains first (``SLOW_FIRST``).
 """
 from __future__ import annotations
 
+import os
+import pickle
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +34,45 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+# the slow part's longest chains, started first (xdist hands out groups in this order, a worker takes the
+# next one when two of its tests are left): the session's ci study and the tests that read it (one
+# worker), the interrupted studies (the other), then the Slurm arrays, which start from the ci study
+SLOW_FIRST = ("ci_study", "interrupt", "slurm")
+
+
+def _slow_rank(item) -> int:
+    group = item.get_closest_marker("xdist_group")
+    name = (group.args[0] if group.args else group.kwargs.get("name")) if group else None
+    return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
+
+
 def pytest_collection_modifyitems(config, items):
-    """Fast tests first (the sort is stable: the order within each group is kept)."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
+    """Fast tests first; among the slow ones the SLOW_FIRST groups first (the sort is stable: the order
+    within each group is kept)."""
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is not None,
+                                 _slow_rank(item) if item.get_closest_marker("slow") else 0))
+
+
+def _built_once(tmp_path_factory, name: str, build):
+    """``build(folder)`` once per test run, whatever the number of xdist workers: its result is pickled next
+    to the folder, which every worker reuses. Without xdist, a fresh ``mktemp`` folder as before."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return build(tmp_path_factory.mktemp(name))
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent   # the base temp folder all workers share
+    folder, done = shared / name, shared / f"{name}.pickle"
+    with FileLock(str(shared / f"{name}.lock")):
+        if done.is_file():
+            return pickle.loads(done.read_bytes())
+        if folder.exists():   # a build that failed on another worker: start over
+            shutil.rmtree(folder)
+        folder.mkdir()
+        result = build(folder)
+        tmp = done.with_suffix(".tmp")
+        tmp.write_bytes(pickle.dumps(result))
+        tmp.replace(done)
+        return result
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +80,7 @@ def tiny_root(tmp_path_factory) -> Path:
     """One tiny synthetic dataset for every trainer test of the session (see _train_helpers)."""
     from _train_helpers import make_tiny_dataset
 
-    return make_tiny_dataset(tmp_path_factory.mktemp("train-data"))
+    return _built_once(tmp_path_factory, "train-data", make_tiny_dataset)
 
 
 @pytest.fixture(scope="session")
@@ -44,12 +89,15 @@ def ci_data(tmp_path_factory) -> Path:
     from mace_core.study import runner
     from mace_core.study.variants import DATA_ROOT_ENV
 
-    root = tmp_path_factory.mktemp("ci-data") / "synthetic-ci"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(DATA_ROOT_ENV, str(root))
-        mp.chdir(REPO)
-        assert runner.ensure_data("ci", REPO / "params") == root
-    return root
+    def build(folder: Path) -> Path:
+        root = folder / "synthetic-ci"
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv(DATA_ROOT_ENV, str(root))
+            mp.chdir(REPO)
+            assert runner.ensure_data("ci", REPO / "params") == root
+        return root
+
+    return _built_once(tmp_path_factory, "ci-data", build)
 
 
 @dataclass
@@ -75,15 +123,18 @@ def ci_study(tmp_path_factory, ci_data) -> CiStudy:
 
     if not (REPO / "notebooks").is_dir() or not (REPO / "book" / "_config.yml").is_file():
         pytest.skip("notebooks/ or book/ missing")
-    root = tmp_path_factory.mktemp("ci-study")
-    book = root / "book"
-    shutil.copytree(REPO / "book", book, ignore=shutil.ignore_patterns("_build", "generated", "_toc.yml"))
-    kwargs = dict(params_dir=REPO / "params", runs_dir=root / "runs", book_dir=book,
-                  notebooks_dir=REPO / "notebooks", data_root=str(ci_data), progress=False, jobs=2)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(REPO)
-        report = runner.run_study("ci", **kwargs)
-    return CiStudy(root, root / "runs", book, ci_data, report, kwargs)
+    def build(root: Path) -> tuple:
+        book = root / "book"
+        shutil.copytree(REPO / "book", book, ignore=shutil.ignore_patterns("_build", "generated", "_toc.yml"))
+        kwargs = dict(params_dir=REPO / "params", runs_dir=root / "runs", book_dir=book,
+                      notebooks_dir=REPO / "notebooks", data_root=str(ci_data), progress=False, jobs=2)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.chdir(REPO)
+            report = runner.run_study("ci", **kwargs)
+        return root, report, kwargs   # the report (a dataclass of lists and paths) travels pickled
+
+    root, report, kwargs = _built_once(tmp_path_factory, "ci-study", build)
+    return CiStudy(root, root / "runs", root / "book", ci_data, report, kwargs)
 
 
 @pytest.fixture()

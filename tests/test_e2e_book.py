@@ -19,7 +19,7 @@ from mace_core.study.variants import list_experiments
 
 REPO = Path(__file__).resolve().parents[1]
 # the first test to ask for the session's ci study (conftest.py) also waits for it to run: its time counts
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800), pytest.mark.xdist_group("ci_study")]
 
 
 def _pages(html_dir: Path, experiment: str) -> dict[str, str]:

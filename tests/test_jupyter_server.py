@@ -29,6 +29,7 @@ def _complete(runs: Path) -> set[str]:
     return {p.name for p in (runs / "ci").iterdir() if registry.is_complete(p)}
 
 
+@pytest.mark.xdist_group("ci_study")
 def test_server_serves_the_jupytext_notebook_and_its_kernel_runs_it(ci_study, ci_runs_copy, monkeypatch):
     """On a copy of the session's ci run cache: the kernel shows the study's baseline run, unretrained."""
     runs = ci_runs_copy

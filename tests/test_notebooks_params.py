@@ -79,6 +79,7 @@ def _trained(env) -> set[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ci_study")
 def test_every_notebook_runs_with_its_defaults(env, ci_study):
     experiments = list_experiments(REPO / "params")
     names = [n for e in experiments for n in (e, f"{e}_summary")]
@@ -99,6 +100,7 @@ def test_every_notebook_runs_with_its_defaults(env, ci_study):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ci_study")
 def test_parameters_select_a_yaml_or_build_an_adhoc_variant(env):
     # a value a YAML names is that variant (no new run: fraction_50 of the ci profile)
     path = execute(env, "05_data_efficiency", fraction=0.5)
@@ -194,6 +196,7 @@ def test_good_parameters_pass_the_same_check(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ci_study")
 @pytest.mark.parametrize("name, parameters, said", IN_KERNEL)
 def test_bad_parameters_stop_the_first_code_cell_in_the_kernel(env, name, parameters, said):
     message = failure(env, name, **parameters)
@@ -201,6 +204,7 @@ def test_bad_parameters_stop_the_first_code_cell_in_the_kernel(env, name, parame
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ci_study")
 def test_a_users_variant_yaml_joins_the_study(ci_study, ci_runs_copy, tmp_path, monkeypatch):
     """A YAML dropped into params/05_data_efficiency/ is trained by the study and appears in the
     chapter's table, its finding and the results at a glance, with no code change. (On a copy of the
@@ -237,6 +241,8 @@ def test_a_users_variant_yaml_joins_the_study(ci_study, ci_runs_copy, tmp_path, 
     assert f"best of {k}" in overview and "overview_forest.png" in overview
 
 
+@pytest.mark.slow   # a kernel, on the session's ci study (it was in the fast part, which then ran the study)
+@pytest.mark.xdist_group("ci_study")
 def test_llcm_notebook_runs_with_its_defaults(env, monkeypatch):
     """Issue 22, point 7: 07_llcm on its defaults (no LLCM data) generates the profile's small
     synthetic LLCM-like tree and says it is synthetic."""

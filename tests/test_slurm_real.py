@@ -2,7 +2,8 @@
 started by ``.ci/slurm-up`` (``.ci/run`` starts it; the tests start it themselves when run as root).
 
 Kept cheap: the ci profile restricted to experiment 00 (one variant, two training seeds, a summary),
-tasks of one CPU, and one local reference run shared by the module.
+tasks of one CPU, on the session's ci dataset; the local runner's reference is the session's ci study
+(tests/conftest.py: same profile, dataset and code, so the same run keys), trained once for all tests.
 
 - End to end: ``mace study run --slurm`` writes the arrays, ``bash submit.sh`` submits them; the
   first submission runs one task at a time and is ``scancel``-ed once the first pair is done, the
@@ -20,7 +21,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -28,12 +28,13 @@ from pathlib import Path
 import pytest
 
 from mace_core.cli import main
-from mace_core.study import planning, registry, runner
+from mace_core.study import planning, registry
 from mace_core.study.slurm import pinned_env
 from mace_core.study.variants import DATA_ROOT_ENV
 
 REPO = Path(__file__).resolve().parents[1]
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+# one worker under xdist (the module's Slurm study is shared); the session's ci study is the reference
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900), pytest.mark.xdist_group("slurm")]
 TIMING = re.compile(r"(time|timing|_s$|per_s|seconds)")   # wall-clock fields: the only ones allowed to differ
 
 
@@ -141,48 +142,42 @@ def _results(runs: Path) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def on_slurm(slurm, tmp_path_factory):
+def on_slurm(slurm, ci_data, request, tmp_path_factory):
     """The ci study (experiment 00) on Slurm: submitted one task at a time, scancel-ed after its first pair,
-    re-submitted, run to the end of its book job. Meanwhile the local runner runs the same profile,
-    experiments and dataset (a subprocess, no book build) for reference. Returns what the tests check."""
-    data = tmp_path_factory.mktemp("slurm-data") / "synthetic-ci"
-    with pinned_env({DATA_ROOT_ENV: str(data)}):
-        runner.ensure_data("ci", REPO / "params")   # once, before the local and the Slurm study read it
-    local = tmp_path_factory.mktemp("slurm-local")
-    shutil.copytree(REPO / "book", local / "book", ignore=shutil.ignore_patterns("_build", "generated", "_toc.yml"))
-    reference = subprocess.Popen(
-        [sys.executable, "-m", "mace_core.cli", "study", "run", "--profile", "ci", "--only", "00", "--jobs", "2",
-         "--no-book", "--params-dir", str(REPO / "params"), "--runs-dir", str(local / "runs"),
-         "--book-dir", str(local / "book"), "--notebooks-dir", str(REPO / "notebooks"), "--data-root", str(data)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        p = Project(tmp_path_factory.mktemp("slurm-study"), data)
-        facts: dict = {"project": p, "first_tasks": p.write("--slurm-time", "10", "--slurm-max-tasks", "1")}
-        facts["first_labels"] = p.labels()
-        first = _submit(p.slurm_dir / "submit.sh")
-        baseline = _pair(p, "00_baseline/baseline")
-        deadline = time.monotonic() + 600
-        while not baseline.stamp_path.is_file():   # the first task's notebook is in place: cancel mid-array
-            assert time.monotonic() < deadline, "the first array task did not finish"
-            time.sleep(0.3)
-        subprocess.run(["scancel", *first.values()], check=True)
-        _wait(list(first.values()), 120)
-        facts["cancelled_states"] = _states(first["wave0_train.sbatch"])
-        facts["done_at_cancel"] = sorted(_results(p.runs))
-        facts["baseline_record"] = json.loads((baseline.run_dir / registry.RECORD).read_text())
+    re-submitted, run to the end of its book job. The local runner's reference is the session's ci study
+    (same profile, dataset and code): its runs of experiment 00. It is asked for first: its pretrained
+    backbone (study/pretrain.py, beside the shared dataset) is then in place, so the arrays train only the
+    two seeds. Returns what the tests check."""
+    study = request.getfixturevalue("ci_study")   # under xdist: built by (or waited for on) the other worker
+    data = ci_data   # the session's ci dataset (data.root is part of a run key: the study's keys)
+    p = Project(tmp_path_factory.mktemp("slurm-study"), data)
+    facts: dict = {"project": p, "first_tasks": p.write("--slurm-time", "10", "--slurm-max-tasks", "1")}
+    facts["first_labels"] = p.labels()
+    first = _submit(p.slurm_dir / "submit.sh")
+    baseline = _pair(p, "00_baseline/baseline")
+    deadline = time.monotonic() + 600
+    while not baseline.stamp_path.is_file():   # the first task's notebook is in place: cancel mid-array
+        assert time.monotonic() < deadline, "the first array task did not finish"
+        time.sleep(0.3)
+    subprocess.run(["scancel", *first.values()], check=True)
+    _wait(list(first.values()), 120)
+    facts["cancelled_states"] = _states(first["wave0_train.sbatch"])
+    facts["done_at_cancel"] = sorted(_results(p.runs))
+    facts["baseline_record"] = json.loads((baseline.run_dir / registry.RECORD).read_text())
 
-        facts["second_tasks"] = p.write("--slurm-time", "10")
-        facts["second_labels"] = p.labels()
-        second = _submit(p.slurm_dir / "submit.sh")
-        _wait(list(second.values()), 600)
-        facts["second_jobs"] = second
-        # only its trained runs are compared: a page of its own that fails (e.g. a kernel that lost its port
-        # to another process on a busy machine) does not matter here; its log is shown if the runs differ
-        facts["reference_log"], _ = reference.communicate(timeout=600)
-    finally:
-        if reference.poll() is None:
-            reference.kill()
-    facts["reference"] = _results(local / "runs")
+    facts["second_tasks"] = p.write("--slurm-time", "10")
+    facts["second_labels"] = p.labels()
+    second = _submit(p.slurm_dir / "submit.sh")
+    _wait(list(second.values()), 600)
+    facts["second_jobs"] = second
+
+    # the reference: the local runner's runs of experiment 00 (every training seed's planned key) in the
+    # session's ci study; only its trained runs are compared (its pages do not matter here)
+    with pinned_env({DATA_ROOT_ENV: str(data)}):
+        pairs = planning.plan("ci", REPO / "params", study.runs, study.book, REPO / "notebooks", "00")
+    keys = {k for x in pairs if not x.is_summary for k in (x.run_key, *(r.run_key for r in x.replicates))}
+    facts["reference"] = {k: v for k, v in _results(study.runs).items() if k in keys}
+    facts["reference_log"] = "\n".join(f"{f['label']}: {f['error']}" for f in study.report.failed)
     return facts
 
 

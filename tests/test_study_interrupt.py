@@ -178,6 +178,7 @@ def _seeded_study(reference, name: str, with_second_run: bool) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("interrupt")   # one worker: the module's reference study is shared
 @pytest.mark.parametrize("where", ["notebook", "training"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_stopped_study_reruns_only_what_is_unfinished_with_the_same_results(reference, where, sig):
