@@ -406,7 +406,8 @@ def test_ci_profile_runs_the_llcm_layer_end_to_end(synth, tmp_path, monkeypatch)
     for page in ("intro.md", "chapters/07_llcm.md"):
         (books / page).write_text((REPO / "book" / page).read_text())
     report = runner.run_study("ci", REPO / "params", tmp_path / "runs", books, REPO / "notebooks", only="07",
-                              llcm_root=str(synth), build=False, prepare_data=False, progress=False)
+                              llcm_root=str(synth), build=False, prepare_data=False, progress=False,
+                              data_root=str(tmp_path / "sysu"))   # its pretraining set goes beside it, not in the repo
     assert report.ok, report.failed
     assert [r["label"] for r in report.executed] == ["07_llcm/baseline"]
     assert len(report.trained) == 1            # the ci profile's second seed, trained by the runner

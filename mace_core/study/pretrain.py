@@ -112,9 +112,11 @@ def ensure_pretrained(v, runs_dir, params_dir) -> Path | None:
     path = Path(v.config.model.pretrained)
     if path.is_file():
         return path
+    # the data first: the weights' lock folder lives inside the pretraining root, and the generator
+    # refuses a folder that already holds something other than its own dataset
+    ensure_pretraining_data(v)
     with run_lock(path):
         if not path.is_file():
-            ensure_pretraining_data(v)
             result = run_resolved(v.pretrain, runs_dir, params_dir)
             net, _ = result.load_model("cpu")
             save_backbone(net, path)
