@@ -147,11 +147,14 @@ def read_split(root, name: str) -> list[int]:
 
 
 def _records(root: Path, tree, pids, cams) -> list[Record]:
-    out = []
+    # os.path.join on strings, not pathlib: the same path text as ``str(root / cam / pid / name)``, without
+    # three Path objects per image (0.6 s of each smoke run's start, measured)
+    base, out = str(root), []
     for pid in sorted(pids):
         for cam in cams:
+            folder = os.path.join(base, f"cam{cam}", f"{pid:04d}")
             for name in tree[cam].get(pid, ()):
-                out.append(Record(str(root / f"cam{cam}" / f"{pid:04d}" / name), pid, cam))
+                out.append(Record(os.path.join(folder, name), pid, cam))
     return out
 
 
