@@ -3,7 +3,7 @@ identities that the study's own data does not contain (methods page, "The smoke 
 
 The thesis fine-tunes ImageNet-pretrained backbones. The CPU profiles have no ImageNet weights at their
 reduced widths, and from random init a run needs ~300 steps to learn the synthetic task; from a
-pretrained backbone 42 steps reach more (measured: methods page), so five seeds of every variant fit
+pretrained backbone 42 steps reach more (measured: methods page), so eight seeds of every variant fit
 the CPU budget. ``model.pretrained: synthetic`` asks for this. The study then:
 
 1. generates the profile's ``study.pretrain.synthetic`` set (the generator of the embedded dataset,
