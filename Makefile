@@ -10,11 +10,9 @@ JOBS   ?= 2
 
 .PHONY: study test install data book book-check lab lab-check kernel clean
 
-# --no-compile: pip would byte-compile every installed module (torch, JupyterLab, ...), 38 s of a 110 s
-# install here (measured); Python compiles the modules a run imports on first use instead.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check --no-compile -e '.[test]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
 	$(VENV)/bin/mace kernel install --sys-prefix >/dev/null   # the kernel the notebooks name (mace-study)
 	@touch $(STAMP)
 
