@@ -137,6 +137,7 @@ class EvalConfig:
     multi_query: int | None = None
     fusion: str = "avg"                   # avg | max | weighted
     batch_size: int = 128
+    amp: str | None = None                # autocast of the evaluation: None = as train.amp | auto | off | bf16 | fp16
     rerank: bool = False                  # k-reciprocal re-ranking (Zhong et al. 2017); results say "re-ranked"
     rerank_k1: int = 20
     rerank_k2: int = 6

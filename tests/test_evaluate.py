@@ -107,7 +107,7 @@ def test_cli_prints_table_and_writes_json(sysu_root, tmp_path, monkeypatch, caps
     cfg = SimpleNamespace(data=SimpleNamespace(height=SIZE[0], width=SIZE[1], trial=1, dataset="sysu",
                                                root=str(sysu_root), source="synthetic", workers=0,
                                                pin_memory=False),
-                          train=SimpleNamespace(amp="auto", channels_last=True))
+                          train=SimpleNamespace(amp="auto", channels_last=True), eval=SimpleNamespace(amp=None))
 
     def fake_load(path, device, meta):
         meta.update(model_selection=checkpoint.BEST_ON_TEST, epoch=7)
@@ -238,7 +238,7 @@ def test_cli_direction_and_rerank(sysu_root, tmp_path, monkeypatch, capsys):
 
     cfg = SimpleNamespace(data=SimpleNamespace(height=SIZE[0], width=SIZE[1], trial=1, dataset="sysu",
                                                root=str(sysu_root), source="synthetic", workers=0, pin_memory=False),
-                          train=SimpleNamespace(channels_last=False, amp="off"))
+                          train=SimpleNamespace(channels_last=False, amp="off"), eval=SimpleNamespace(amp=None))
     loads = []
 
     def fake_load(path, device, meta):

@@ -8,7 +8,7 @@ def _eval(args) -> int:
     import torch
 
     from mace_core.engine.checkpoint import load_for_eval
-    from mace_core.engine.device import amp_dtype, resolve_device
+    from mace_core.engine.device import eval_amp_dtype, resolve_device
     from mace_core.engine.evaluate import evaluate_regdb_model, evaluate_sysu_model
     from mace_core.engine.retrieval import DIRECTIONS, check_direction
     from mace_core.errors import MaceError
@@ -46,7 +46,7 @@ def _eval(args) -> int:
               "cache_dir": args.cache_dir, "batch_size": args.batch_size, "device": device,
               "direction": direction, "rerank": rerank,
               # loaded and computed as the run's own evaluations were (see mace_core.engine.train.evaluate)
-              "workers": cfg.data.workers, "pin_memory": cfg.data.pin_memory, "amp": amp_dtype(cfg.train.amp, device),
+              "workers": cfg.data.workers, "pin_memory": cfg.data.pin_memory, "amp": eval_amp_dtype(cfg, device),
               "memory_format": torch.channels_last if cfg.train.channels_last else torch.contiguous_format}
     if dataset == "sysu":
         result = evaluate_sysu_model(model, root, size, mode=args.mode, gallery=args.gallery,

@@ -71,18 +71,26 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     return device
 
 
-def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """``auto`` -> bf16 on CUDA, no autocast on CPU (CPU bf16 is slower and breaks bit-exact tests)."""
+def amp_dtype(amp: str, device: torch.device, key: str = "train.amp") -> torch.dtype | None:
+    """``auto`` -> bf16 on CUDA, no autocast on CPU (CPU bf16 is slower on CPUs without native bf16
+    instructions, and not bit-identical to fp32). ``key`` names the setting in errors."""
     table = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
     if amp == "auto":
         return torch.bfloat16 if device.type == "cuda" else None
     if amp not in table:
-        raise MaceError(f"train.amp={amp!r} is not known", "use auto, off, bf16 or fp16")
+        raise MaceError(f"{key}={amp!r} is not known", "use auto, off, bf16 or fp16")
     if amp == "fp16" and device.type not in ("cuda", "cpu"):
-        raise MaceError(f"train.amp=fp16 is not supported on {device.type}", "use train.amp=off or bf16")
+        raise MaceError(f"{key}=fp16 is not supported on {device.type}", f"use {key}=off or bf16")
     # fp16 on CPU: autocast and GradScaler("cpu") exist in torch >= 2.4 (the floor in pyproject), so the
     # fp16 + GradScaler path of a GPU run is tested on CPU; slow there, it is meant for the tests
     return table[amp]
+
+
+def eval_amp_dtype(cfg, device: torch.device) -> torch.dtype | None:
+    """The evaluation's autocast dtype: ``eval.amp``, or the training's (``train.amp``) when it is None."""
+    if cfg.eval.amp is None:
+        return amp_dtype(cfg.train.amp, device)
+    return amp_dtype(cfg.eval.amp, device, "eval.amp")
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

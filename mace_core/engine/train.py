@@ -38,6 +38,7 @@ from mace_core.engine.batches import make_loader
 from mace_core.engine.checkpoint import BEST_ON_TEST
 from mace_core.engine.device import (
     amp_dtype,
+    eval_amp_dtype,
     barrier,
     broadcast_buffers,
     init_distributed,
@@ -74,7 +75,7 @@ def evaluate(model: torch.nn.Module, cfg: RunConfig, device: torch.device,
               "device": device, "direction": e.direction,
               "rerank": rerank_settings(e.rerank, e.rerank_k1, e.rerank_k2, e.rerank_lambda),
               # loaded and computed as in training: workers, pinned memory, autocast, memory format
-              "workers": d.workers, "pin_memory": d.pin_memory, "amp": amp_dtype(cfg.train.amp, device),
+              "workers": d.workers, "pin_memory": d.pin_memory, "amp": eval_amp_dtype(cfg, device),
               "memory_format": torch.channels_last if cfg.train.channels_last else torch.contiguous_format}
     was_training = model.training
     model.eval()
@@ -155,6 +156,7 @@ def train(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = Fals
     info = init_distributed(tc.device)
     device = resolve_device(tc.device, info.local_rank)
     dtype = amp_dtype(tc.amp, device)
+    eval_amp_dtype(cfg, device)   # an unknown eval.amp stops here, not after the training
     configure_determinism(tc.deterministic, device)
     run_dir = Path(run_dir) if run_dir is not None else rundir.default_run_dir(cfg)
     last_path = run_dir / "checkpoints" / "last.pt"

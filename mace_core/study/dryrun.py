@@ -313,7 +313,7 @@ def _dry_run(data_root, profile, regdb_root, steps, json_out, params_dir, overri
             from mace_core.data.cache import cached_images
             from mace_core.data.regdb import regdb_split
             from mace_core.data.transforms import test_transform
-            from mace_core.engine.device import amp_dtype
+            from mace_core.engine.device import eval_amp_dtype
             from mace_core.engine.evaluate import extract_features
             from mace_core.engine.retrieval import regdb_trial
 
@@ -325,7 +325,7 @@ def _dry_run(data_root, profile, regdb_root, steps, json_out, params_dir, overri
             # memory format), so the stage times the path a real run takes
             rd = regdb_cfg.data
             loading = {"workers": rd.workers, "pin_memory": rd.pin_memory,
-                       "amp": amp_dtype(regdb_cfg.train.amp, device),
+                       "amp": eval_amp_dtype(regdb_cfg, device),
                        "memory_format": torch.channels_last if regdb_cfg.train.channels_last else torch.contiguous_format}
             for kind, recs, modality in (("visible", visible, "rgb"), ("thermal", thermal, "ir")):
                 images = cached_images(recs, size, d.cache_dir, desc=f"regdb-{kind}-test-1")
