@@ -46,9 +46,30 @@ def _slow_rank(item) -> int:
     return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
 
 
+def _keep_xdist_groups(config, items) -> None:
+    """``--dist loadgroup`` keeps together the tests whose node ids end in the same ``@<group>``, a suffix
+    pytest-xdist adds on each worker by setting ``item._nodeid``. pytest 9.2 derives ``nodeid`` from
+    ``item._id`` instead, so with pytest-xdist 3.8 the suffix is lost and every test becomes its own
+    scope: the groups' tests spread over both workers (and wait there on the session fixtures' lock).
+    Set the suffix the way pytest 9.2 reads it (a no-op where pytest-xdist's own suffix took)."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    try:
+        from _pytest.nodeid import NodeId   # pytest >= 9.2
+    except ImportError:
+        return
+    for item in items:
+        names = {str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                 for mark in item.iter_markers("xdist_group")}
+        suffix = "@" + "_".join(sorted(names))
+        if names and not item.nodeid.endswith(suffix) and isinstance(getattr(item, "_id", None), NodeId):
+            item._id = NodeId.parse(item.nodeid + suffix)
+
+
 def pytest_collection_modifyitems(config, items):
     """Fast tests first; among the slow ones the SLOW_FIRST groups first (the sort is stable: the order
     within each group is kept)."""
+    _keep_xdist_groups(config, items)
     items.sort(key=lambda item: (item.get_closest_marker("slow") is not None,
                                  _slow_rank(item) if item.get_closest_marker("slow") else 0))
 
