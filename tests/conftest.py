@@ -18,8 +18,11 @@ Parallel (pytest-xdist, ``make test`` runs ``-n 2 --dist loadgroup``): a session
 worker, so the three above are built once across workers (``_built_once``: a file lock in the folder all
 workers share; the first builds, the others wait and reuse its folder). Tests that share an expensive
 module or session set-up stay on one worker through ``@pytest.mark.xdist_group`` (``ci_study``: every
-test that reads the session's study; the Slurm and interrupt modules); the slow part starts the longest
-chains first (``SLOW_FIRST``).
+test that reads the session's study; the Slurm and interrupt modules; ``_keep_xdist_groups`` writes the
+group into the node id where pytest 9.2 reads it). The slow part starts the longest chains first
+(``SLOW_FIRST``): while one worker builds the ci study and runs its readers, the other runs the
+interrupted studies and the learning run, then the Slurm arrays (which need the ci study), so neither
+waits on the other's lock.
 """
 from __future__ import annotations
 
@@ -36,8 +39,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 # the slow part's longest chains, started first (xdist hands out groups in this order, a worker takes the
 # next one when two of its tests are left): the session's ci study and the tests that read it (one
-# worker), the interrupted studies (the other), then the Slurm arrays, which start from the ci study
-SLOW_FIRST = ("ci_study", "interrupt", "slurm")
+# worker), the interrupted studies (the other), the learning run (same worker, while the ci study is
+# still being built), then the Slurm arrays, which start from the ci study (built by then: no wait)
+SLOW_FIRST = ("ci_study", "interrupt", "learns", "slurm")
 
 
 def _slow_rank(item) -> int:

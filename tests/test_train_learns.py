@@ -34,6 +34,7 @@ def _layer(root) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("learns")   # a place in the slow part's order (conftest.SLOW_FIRST), not a shared set-up
 def test_baseline_learns_on_synthetic_data(tmp_path):
     from mace_core.data.synthetic import generate
 
