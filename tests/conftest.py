@@ -22,7 +22,7 @@ test that reads the session's study; the Slurm and interrupt modules; ``_keep_xd
 group into the node id where pytest 9.2 reads it). The slow part starts the longest chains first
 (``SLOW_FIRST``): while one worker builds the ci study and runs its readers, the other runs the
 interrupted studies and the learning run, then the Slurm arrays (which need the ci study), so neither
-waits on the other's lock.
+normally waits on the other's lock.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 # the slow part's longest chains, started first (xdist hands out groups in this order, a worker takes the
 # next one when two of its tests are left): the session's ci study and the tests that read it (one
 # worker), the interrupted studies (the other), the learning run (same worker, while the ci study is
-# still being built), then the Slurm arrays, which start from the ci study (built by then: no wait)
+# still being built), then the Slurm arrays, which start from the ci study (normally built by then)
 SLOW_FIRST = ("ci_study", "interrupt", "learns", "slurm")
 
 
