@@ -18,8 +18,11 @@ Parallel (pytest-xdist, ``make test`` runs ``-n 2 --dist loadgroup``): a session
 worker, so the three above are built once across workers (``_built_once``: a file lock in the folder all
 workers share; the first builds, the others wait and reuse its folder). Tests that share an expensive
 module or session set-up stay on one worker through ``@pytest.mark.xdist_group`` (``ci_study``: every
-test that reads the session's study; the Slurm and interrupt modules); the slow part starts the longest
-chains first (``SLOW_FIRST``).
+test that reads the session's study; the Slurm and interrupt modules; ``_keep_xdist_groups`` writes the
+group into the node id where pytest 9.2 reads it). The slow part starts the longest chains first
+(``SLOW_FIRST``): while one worker builds the ci study and runs its readers, the other runs the
+interrupted studies and the learning run, then the Slurm arrays (which need the ci study), so neither
+normally waits on the other's lock.
 """
 from __future__ import annotations
 
@@ -36,8 +39,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 # the slow part's longest chains, started first (xdist hands out groups in this order, a worker takes the
 # next one when two of its tests are left): the session's ci study and the tests that read it (one
-# worker), the interrupted studies (the other), then the Slurm arrays, which start from the ci study
-SLOW_FIRST = ("ci_study", "interrupt", "slurm")
+# worker), the interrupted studies (the other), the learning run (same worker, while the ci study is
+# still being built), then the Slurm arrays, which start from the ci study (normally built by then)
+SLOW_FIRST = ("ci_study", "interrupt", "learns", "slurm")
 
 
 def _slow_rank(item) -> int:
@@ -46,9 +50,30 @@ def _slow_rank(item) -> int:
     return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
 
 
+def _keep_xdist_groups(config, items) -> None:
+    """``--dist loadgroup`` keeps together the tests whose node ids end in the same ``@<group>``, a suffix
+    pytest-xdist adds on each worker by setting ``item._nodeid``. pytest 9.2 derives ``nodeid`` from
+    ``item._id`` instead, so with pytest-xdist 3.8 the suffix is lost and every test becomes its own
+    scope: the groups' tests spread over both workers (and wait there on the session fixtures' lock).
+    Set the suffix the way pytest 9.2 reads it (a no-op where pytest-xdist's own suffix took)."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    try:
+        from _pytest.nodeid import NodeId   # pytest >= 9.2
+    except ImportError:
+        return
+    for item in items:
+        names = {str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                 for mark in item.iter_markers("xdist_group")}
+        suffix = "@" + "_".join(sorted(names))
+        if names and not item.nodeid.endswith(suffix) and isinstance(getattr(item, "_id", None), NodeId):
+            item._id = NodeId.parse(item.nodeid + suffix)
+
+
 def pytest_collection_modifyitems(config, items):
     """Fast tests first; among the slow ones the SLOW_FIRST groups first (the sort is stable: the order
     within each group is kept)."""
+    _keep_xdist_groups(config, items)
     items.sort(key=lambda item: (item.get_closest_marker("slow") is not None,
                                  _slow_rank(item) if item.get_closest_marker("slow") else 0))
 

@@ -119,6 +119,16 @@ _MEASURE = r"""
 """ % MAX_LINES
 
 
+# resolves once the page's web fonts are loaded, MathJax (where the page loads it) has typeset, and two
+# frames have been laid out since; at most 5 s (a page whose MathJax never starts is measured as it is)
+_SETTLED = """Promise.race([
+  new Promise(done => setTimeout(done, 5000)),
+  Promise.all([document.fonts && document.fonts.ready,
+               window.MathJax && window.MathJax.startup && window.MathJax.startup.promise])
+    .then(() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))),
+]).then(() => true)"""
+
+
 @dataclass
 class Browser:
     """A headless Chromium with one tab, driven over the DevTools protocol."""
@@ -190,8 +200,9 @@ class Browser:
             href, ready = (state.get("result", {}).get("value") or ["", ""])
             if ready == "complete" and href.split("#")[0] == url.split("#")[0]:
                 break
-            time.sleep(0.1)
-        time.sleep(0.3)   # fonts and late layout (MathJax typesetting)
+            time.sleep(0.05)
+        # fonts and late layout (MathJax typesetting): until they are done, not a fixed pause
+        self.call("Runtime.evaluate", expression=_SETTLED, awaitPromise=True, returnByValue=True)
 
     def measure(self) -> dict:
         res = self.call("Runtime.evaluate", expression=_MEASURE, returnByValue=True)
