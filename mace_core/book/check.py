@@ -202,7 +202,14 @@ class Browser:
                 break
             time.sleep(0.05)
         # fonts and late layout (MathJax typesetting): until they are done, not a fixed pause
-        self.call("Runtime.evaluate", expression=_SETTLED, awaitPromise=True, returnByValue=True)
+        try:
+            self.call("Runtime.evaluate", expression=_SETTLED, awaitPromise=True, returnByValue=True)
+        except MaceError as exc:
+            # the page moved on while settling (a late navigation, e.g. a redirect page): the evaluation
+            # lost its page; pause as the check did before it waited for readiness
+            if "navigated" not in str(exc) and "context" not in str(exc).lower():
+                raise
+            time.sleep(0.3)
 
     def measure(self) -> dict:
         res = self.call("Runtime.evaluate", expression=_MEASURE, returnByValue=True)
