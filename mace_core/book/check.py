@@ -120,9 +120,10 @@ _MEASURE = r"""
 
 
 # resolves once the page's web fonts are loaded, MathJax (where the page loads it) has typeset, and two
-# frames have been laid out since; at most 5 s (a page whose MathJax never starts is measured as it is)
+# frames have been laid out since; at most 1 s (a font that cannot load offline, or a headless tab that
+# draws no frame, made some loads wait the whole bound: 48 s instead of 6 s for one check in CI)
 _SETTLED = """Promise.race([
-  new Promise(done => setTimeout(done, 5000)),
+  new Promise(done => setTimeout(done, 1000)),
   Promise.all([document.fonts && document.fonts.ready,
                window.MathJax && window.MathJax.startup && window.MathJax.startup.promise])
     .then(() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))),
