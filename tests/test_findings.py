@@ -254,7 +254,7 @@ def test_the_root_finder_raises_instead_of_stopping_silently(monkeypatch):
         return 1.0, SimpleNamespace(converged=False, flag="maximum iterations")
     monkeypatch.undo()
     pw._detectable_effect.cache_clear()
-    monkeypatch.setattr(pw.optimize, "brentq", unconverged)
+    monkeypatch.setattr("scipy.optimize.brentq", unconverged)   # power.py imports scipy.optimize where it solves
     with pytest.raises(MaceError, match="did not converge"):
         fd.minimum_detectable(1.0, 6)
     monkeypatch.undo()

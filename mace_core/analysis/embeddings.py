@@ -5,8 +5,6 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
-import seaborn as sns
-from sklearn.manifold import TSNE
 
 from mace_core.errors import MaceError
 
@@ -15,6 +13,7 @@ MARKERS = {"rgb": "o", "visible": "o", "ir": "^", "infrared": "^", "thermal": "^
 
 def tsne_2d(features: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
     """``[N, D]`` features -> ``[N, 2]`` t-SNE coordinates (seeded, PCA init, so reproducible)."""
+    from sklearn.manifold import TSNE   # here, not at the top: only the t-SNE pages need it (~0.3 s per kernel)
     features = np.asarray(features, dtype=np.float32)
     if features.ndim != 2 or len(features) < 3:
         raise MaceError(f"t-SNE needs a [N, D] array with N >= 3, got shape {features.shape}",
@@ -36,6 +35,7 @@ def select_identities(pids: np.ndarray, max_ids: int = 12, seed: int = 0) -> np.
 
 def tsne_figure(coords: np.ndarray, pids: Sequence[int], modalities: Sequence[str], title: str = "") -> plt.Figure:
     """Scatter of 2-D coordinates: colour = identity, marker = modality (circle RGB, triangle IR)."""
+    import seaborn as sns
     coords = np.asarray(coords)
     pids = np.asarray(pids)
     modalities = np.asarray(modalities).astype(str)

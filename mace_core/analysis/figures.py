@@ -12,7 +12,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
 from mace_core.errors import MaceError
 from mace_core.utils.atomic import atomic_path
@@ -111,6 +110,7 @@ def metric_curves(frame: pd.DataFrame, x: str, hue: str, title: str = "", xlabel
 
     ``frame`` columns: ``x``, ``hue``, ``metric``, ``mean`` and optionally ``std``.
     """
+    import seaborn as sns   # here, not at the top: most pages draw no seaborn figure (~0.8 s per kernel)
     needed = {x, hue, "metric", "mean"}
     if not needed <= set(frame.columns):
         raise MaceError(f"curve data lacks columns {sorted(needed - set(frame.columns))}",
@@ -166,6 +166,7 @@ def gate_histogram(weights: np.ndarray, modalities: Sequence[str], names: Sequen
 
     ``weights``: ``[N, 2]`` softmax weights (specific, shared) for N images; ``modalities``: N labels.
     """
+    import seaborn as sns
     weights = np.asarray(weights, dtype=float)
     if weights.ndim != 2 or len(weights) != len(modalities):
         raise MaceError(f"gate weights of shape {weights.shape} do not match {len(modalities)} modality labels",
@@ -185,6 +186,7 @@ def occlusion_drops(frame: pd.DataFrame, title: str = "") -> plt.Figure:
 
     ``frame``: :func:`mace_core.analysis.occlusion_tables.occlusion_frame` output.
     """
+    import seaborn as sns
     long = frame.melt(id_vars=["model", "occlusion"], value_vars=["R1_drop", "mAP_drop"],
                       var_name="metric", value_name="drop (pp)")
     long["metric"] = long["metric"].map({"R1_drop": "Rank-1", "mAP_drop": "mAP"})
@@ -201,6 +203,7 @@ def comparison_bars(frame: pd.DataFrame, title: str = "") -> plt.Figure:
 
     ``frame``: :func:`mace_core.analysis.tables.comparison_frame` output.
     """
+    import seaborn as sns
     metrics = list(dict.fromkeys(frame["metric"]))
     variants = list(dict.fromkeys(frame["variant"]))
     sources = list(dict.fromkeys(frame["source"]))

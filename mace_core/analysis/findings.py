@@ -45,8 +45,6 @@ from typing import Any
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import stats
-from statsmodels.stats.multitest import multipletests
 
 from mace_core.analysis.power import ALPHA, POWER, minimum_detectable, normal_mdd, t_power  # noqa: F401  (re-exported)
 from mace_core.errors import MaceError
@@ -161,6 +159,7 @@ def summarize_seeds(values: Mapping[int, float]) -> SeedSummary:
 
 
 def _p_two_sided(mean: float, se: float, df: float) -> float:
+    from scipy import stats   # here, not at the top: a page that tests nothing skips scipy.stats (~0.5 s per kernel)
     if se == 0:
         return 1.0 if mean == 0 else 0.0
     return float(2 * stats.t.sf(abs(mean) / se, df))
@@ -169,6 +168,7 @@ def _p_two_sided(mean: float, se: float, df: float) -> float:
 def difference(variant: SeedSummary | Mapping[int, float], baseline: SeedSummary | Mapping[int, float],
                level: float = LEVEL) -> Difference:
     """The rule of the module docstring: paired when both have the same seeds, Welch otherwise."""
+    from scipy import stats
     v = variant if isinstance(variant, SeedSummary) else summarize_seeds(variant)
     b = baseline if isinstance(baseline, SeedSummary) else summarize_seeds(baseline)
     if set(v.values) == set(b.values):
@@ -190,6 +190,7 @@ def difference(variant: SeedSummary | Mapping[int, float], baseline: SeedSummary
 def paired_contrast(per_seed: Mapping[int, float], level: float = LEVEL) -> Difference:
     """A difference already taken per seed (e.g. a variant minus its baseline, or a difference of two
     drops): its mean, 95 % t-interval half-width and two-sided one-sample t-test against 0."""
+    from scipy import stats
     d = np.array(list(per_seed.values()), dtype=float)
     if len(d) == 0:
         raise ValueError("no seeds to compare")
@@ -209,6 +210,7 @@ def holm(diffs: Sequence[Difference | None], alpha: float = ALPHA) -> list[Diffe
     """The same differences with Holm–Bonferroni-adjusted p-values over those that have a p-value
     (``family`` = their number k, ``detectable`` = the family's :func:`family_mdd` at α / k); ``None``
     and no-estimate entries pass through unchanged. Call it once per chapter, on the whole family."""
+    from statsmodels.stats.multitest import multipletests
     idx = [i for i, d in enumerate(diffs) if d is not None and d.p_value is not None]
     out = list(diffs)
     if not idx:

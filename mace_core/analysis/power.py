@@ -14,7 +14,6 @@ import functools
 import math
 
 import numpy as np
-from scipy import optimize, stats
 
 from mace_core.errors import MaceError
 
@@ -27,6 +26,7 @@ def t_power(effect: float, n: int, alpha: float = ALPHA, paired: bool = True, n_
     test on the n per-seed differences, exactly the noncentral t (df = n − 1, noncentrality effect·√n;
     both tails from scipy ``nct.sf`` at ±noncentrality, which stays finite where ``nct.cdf`` does not).
     Unpaired: the Welch test of groups of n and ``n_other`` with equal sd, see :func:`welch_power`."""
+    from scipy import stats   # here, not at the top: pages that test nothing skip scipy.stats (~0.5 s per kernel)
     if paired:
         if n < 2:
             raise ValueError(f"a paired t-test needs n >= 2, got {n}")
@@ -49,6 +49,7 @@ def welch_power(effect: float, n: int, m: int, alpha: float = ALPHA) -> float:
     test rejects beyond t(1 − α/2, Welch–Satterthwaite df)·se; the chi-square laws of the sample
     variances are integrated by Gauss–Legendre quadrature on their quantile scale (scipy's ``chi2``,
     ``t`` and ``norm``). Agrees with simulated Welch tests (tests/test_findings.py)."""
+    from scipy import stats
     x, w = np.polynomial.legendre.leggauss(_GL_NODES)
     u, w = (x + 1) / 2, w / 2
     a = stats.chi2.ppf(u, n - 1)[:, None] / (n - 1) / n          # s1² / n
@@ -64,6 +65,7 @@ def welch_power(effect: float, n: int, m: int, alpha: float = ALPHA) -> float:
 def _solve_effect(power_of, power: float, what: str) -> float:
     """The effect with ``power_of(effect) = power``: brentq inside a bracket doubled until it holds the
     root; raises (never returns an unconverged value)."""
+    from scipy import optimize
     f = lambda e: power_of(e) - power            # noqa: E731
     lo, hi = 0.0, 1.0
     f_lo = f(lo)
@@ -105,4 +107,5 @@ def _detectable_effect(n: int, n_other: int | None, alpha: float, power: float) 
 def normal_mdd(se: float, alpha: float = ALPHA, power: float = POWER) -> float:
     """The Δ a two-sided test with normal estimate of standard error ``se`` detects with ``power``:
     (z(1 − α/2) + z(power)) · se (the bootstrap difference's test)."""
+    from scipy import stats
     return float((stats.norm.isf(alpha / 2) + stats.norm.ppf(power)) * se)
