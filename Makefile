@@ -12,7 +12,7 @@ JOBS   ?= 2
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	.ci/install $(PY) -e '.[test]'   # uv where it installs, else pip (INSTALLER=pip: pip only)
 	$(VENV)/bin/mace kernel install --sys-prefix >/dev/null   # the kernel the notebooks name (mace-study)
 	@touch $(STAMP)
 
