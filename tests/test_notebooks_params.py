@@ -48,8 +48,10 @@ def execute(env, name: str, **parameters):
     assert nb.metadata["kernelspec"]["name"] == KERNEL_NAME
     out = env["root"] / f"{name}-{len(os.listdir(env['root']))}.ipynb"
     parameters = {"profile": "ci", "runs_dir": str(env["runs"]), **parameters}
+    # the kernel is stopped at once after its last cell, as the study does (its outputs are complete;
+    # the polite shutdown only waits 1-2 s for the interpreter's teardown, which no test here reads)
     papermill.execute_notebook(nb, str(out), parameters=parameters, cwd=str(REPO), progress_bar=False,
-                               start_timeout=120)
+                               start_timeout=120, shutdown_kernel="immediate")
     return out
 
 
