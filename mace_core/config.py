@@ -246,12 +246,17 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# libyaml's safe loader where PyYAML was built with it: the same documents, ~10x faster to parse (a
+# study resolves its variants' YAML chains some 600 times: 6 of a cached re-run's 27 s in pure Python)
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise MaceError(f"params file {path} does not exist", "check the path (params/ holds the study's YAML files)")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_SAFE_LOADER) or {}
     except yaml.YAMLError as exc:
         raise MaceError(f"params file {path} is not valid YAML ({exc.__class__.__name__}: {exc})",
                         "fix the YAML syntax") from None
