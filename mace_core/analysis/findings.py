@@ -39,11 +39,11 @@ training-seed and the finite-test-set variance.
 """
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from dataclasses import dataclass, replace
-import gc
 
 import numpy as np
 
