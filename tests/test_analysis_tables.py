@@ -221,7 +221,13 @@ def test_occlusion_table_rows_per_model_and_condition():
     # one family: a drop in the table, its claim (read the other way round) and the finding share one p
     family = claims.chapter_family("06_occlusion", runs, evals)
     assert family.k == 6 and text.count("Holm p = 0.002") == 3       # finding, family list, claim line
-    assert tables.show(df).caption.startswith("Table 9")
+    caption = tables.show(df).caption
+    assert caption.startswith("Table 9") and "Rank-1 drops: ± the half-width of their 95 % t-interval over seeds." in caption
+    # the overview's row reads like every other: Rank-1 under the condition (± std), Δ to clean (± interval)
+    h = headline.headline("06_occlusion", runs, evals)
+    assert h.measure == f"baseline, random_rect vs clean queries, largest drop of 2{headline.PICKED}"
+    assert (h.ours, h.thesis, h.diff, h.thesis_diff) == ("21.0 ± 1.0", "16.6", "-21.0 ± 2.5", "-28.1")
+    assert h.noise == "exceeds (lower)" and h.direction == "agrees" and h.method == "paired"
 
 
 def test_ambiguity_table_points_at_real_config_keys():
@@ -309,6 +315,12 @@ def test_test_time_contrasts_use_the_two_level_bootstrap_when_identities_are_sto
     assert drop.detectable == pytest.approx(drop.mdd(0.05 / family.k))
     text = occlusion_tables.occlusion_finding(runs, evals)
     assert "two-level bootstrap over 5 training seeds and the test identities" in text
+    # the table says which interval each drop has: the baseline's bootstrap, the other model's t (no identities)
+    caption = tables.show(occlusion_tables.occlusion_table(runs, evals)).caption
+    assert "percentile interval of a two-level bootstrap over the training seeds and the test identities (the " \
+           "chapter's test) where per-identity results are stored, else the half-width of the 95 % t-interval" in caption
+    h = headline.headline("06_occlusion", runs, evals)
+    assert h.method == "bootstrap" and h.diff.startswith(f"{-drop.mean:+.1f} ± ") and h.mdd == f"{drop.detectable:.1f}"
     assert "Unit: " in text and "paired by training seed" in text
 
 

@@ -55,7 +55,8 @@ def test_overview_has_a_row_per_experiment_with_findings_and_follows_the_intro(t
     assert "cam vs baseline" in attention_row and "44.0 ± 4.0" in attention_row and "42.3" in attention_row
     assert "+10.0 ± 2.5" in attention_row and "exceeds" in attention_row
     # detectable Δ: paired differences 10, 11, 9 (sd 1), n = 3 -> 3.26404 · 1 = 3.3 pp at 80 % power
-    assert text.count("| vs seed noise | detectable Δ |\n") == 1
+    assert text.count("| vs noise | detectable Δ |\n") == 1
+    assert pages.TEST_TIME_RULE not in text                      # no per-identity results: t-intervals only
     assert "| exceeds (higher) | 3.3 |" in attention_row
     assert "the direction is the opposite of the thesis's" in text   # said in the attention finding
     multi_row = next(r for r in rows if r.startswith("| 4: multi query"))   # no chapter page: plain title
@@ -80,3 +81,41 @@ def test_overview_has_a_row_per_experiment_with_findings_and_follows_the_intro(t
     toc = build.write_toc(root, {"00_baseline": ["summary"]}).read_text()
     assert toc.index("root: intro") < toc.index("generated/overview") < toc.index("methods") \
         < toc.index("generated/00_baseline/summary")
+
+
+def test_the_occlusion_row_keeps_one_meaning_of_plus_minus_per_column(tmp_path, monkeypatch):
+    """ours = occluded Rank-1 ± std over seeds, Δ = occluded − clean ± its bootstrap interval, and the
+    caption says what a test-time row's interval is."""
+    import numpy as np
+
+    def with_identities(results, r1_by_id, queries=10):
+        hits = [int(round(r / 100 * queries)) for r in r1_by_id]
+        block = results.get("metrics", results)
+        block["trials"] = [{"rank1": sum(hits) / (queries * len(hits)), "mAP": 0.2,
+                            "per_identity": {"pid": list(range(len(hits))), "queries": [queries] * len(hits),
+                                             "rank1_hits": hits}}]
+        return results
+
+    root = _book(tmp_path)
+    rng = np.random.default_rng(3)
+    clean = rng.integers(4, 9, size=(4, 30)) * 10.0                   # per-identity Rank-1, 40–80 %
+    runs = seeded("baseline", list(clean.mean(1)))
+    for run, ids in zip(runs, clean):
+        with_identities(run.results, ids)
+        run.run_dir, run.key, run.study = tmp_path / "runs" / f"o{run.seed}", f"o{run.seed}", {"occlusion": {"types": ["upper_body"]}}
+        occluded = np.clip(ids - 30, 0, 100)
+        _store_eval(run, {"occlusion": "upper_body"},
+                    with_identities({"mean": {"rank1": occluded.mean() / 100, "mAP": 0.1}}, occluded))
+    monkeypatch.setattr(variants, "list_experiments", lambda params_dir: ["06_occlusion"])
+    monkeypatch.setattr(api, "load_results", lambda experiment, *a, **k: list(runs))
+
+    text = pages.write_overview(root, "smoke", "params", "runs").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| 6: occlusion"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    occluded_mean = np.clip(clean - 30, 0, 100).mean(1)
+    assert cells[1] == "baseline, upper_body vs clean queries"                  # one type: nothing picked
+    assert cells[2] == f"{occluded_mean.mean():.1f} ± {occluded_mean.std(ddof=1):.1f}"   # a std over seeds
+    assert cells[3] == f"{tn.TABLE9[('baseline', 'upper_body')]['occ_R1']:.1f}"
+    assert cells[4].startswith(f"{-(clean.mean(1) - occluded_mean).mean():+.1f} ± ") and cells[4][0] == "-"
+    assert cells[5] == f"{-tn.TABLE9[('baseline', 'upper_body')]['R1_drop']:+.1f}" and cells[6] == "exceeds (lower)"
+    assert pages.TEST_TIME_RULE in text and "two-level bootstrap over the training seeds and the test identities" in text

@@ -5,6 +5,7 @@ occlusion drop) beside the thesis, with its verdict and the chapter's thesis cla
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,8 +13,8 @@ from typing import Any
 from mace_core.analysis import findings as fd, thesis_numbers as tn
 from mace_core.analysis.claims import ClaimResult, claim_results
 from mace_core.analysis.multi_query_tables import mq_entries, multi_query_finding
-from mace_core.analysis.occlusion_tables import fmt_drop, occlusion_comparisons, occlusion_finding
-from mace_core.analysis.results import MISSING, mq_groups
+from mace_core.analysis.occlusion_tables import occlusion_comparisons, occlusion_finding
+from mace_core.analysis.results import MISSING, mq_groups, occ_groups, occ_training, over_seeds
 from mace_core.analysis.tables import experiment_finding, fmt
 from mace_core.analysis.thesis_rows import baseline_row, entries_of, experiment_rows
 from mace_core.errors import MaceError
@@ -33,13 +34,14 @@ class Headline:
     finding: str = ""
     mdd: str = MISSING              # the family's Δ detectable with 80 % power at α = 0.05 / k (pp)
     claims: tuple[ClaimResult, ...] = ()
+    method: str = ""                # the Δ's test (findings.Difference.method): "bootstrap" for test-time rows
 
 
 # Marks a comparison picked after the fact (the best of k, or the largest of k drops); the overview's
 # note under its table says so in words (a short mark keeps the table as narrow as the page).
 PICKED = "†"
-PICKED_NOTE = ("† picked after the fact: the best of the chapter's k comparisons (for occlusion, the largest of k "
-               "drops); its verdict is Holm-adjusted over all k.")
+PICKED_NOTE = ("† picked after the fact: the best of the chapter's k comparisons (for occlusion, the largest of the "
+               "baseline's k drops); its verdict is Holm-adjusted in the chapter's family.")
 
 def _noise(diff: fd.Difference) -> str:
     """The overview's verdict cell: the three outcomes of :func:`findings.outcome`, short."""
@@ -52,16 +54,22 @@ def _noise(diff: fd.Difference) -> str:
         "not distinguishable"
 
 
+def fmt_signed(value: float | None) -> str:
+    return MISSING if value is None else f"{value:+.1f}"
+
+
 def _direction(ours: float | None, thesis: float | None) -> str:
     if ours is None or thesis is None or ours == 0 or thesis == 0:
         return MISSING
     return "agrees" if (ours > 0) == (thesis > 0) else "opposite"
 
 
-def _fmt_mdd(diffs: Iterable[fd.Difference | None]) -> str:
-    """The chapter family's detectable Δ (the same number its page states)."""
+def _fmt_mdd(diffs: Iterable[fd.Difference | None], shown: fd.Difference | None = None) -> str:
+    """The detectable Δ of the ``shown`` comparison in its chapter family (the same number its page
+    states): the family's pooled one for t-tests, a bootstrap contrast's own."""
     diffs = [d for d in diffs if d is not None]
-    mdd = next((d.detectable for d in diffs if d.detectable is not None), None) or fd.family_mdd(diffs)
+    mdd = (shown.detectable if shown is not None else None) or \
+        next((d.detectable for d in diffs if d.detectable is not None), None) or fd.family_mdd(diffs)
     return MISSING if mdd is None else f"{mdd:.1f}"
 
 
@@ -75,9 +83,9 @@ def _headline_of(entries: Sequence[fd.Entry], measure: str, baseline: str, findi
     td = best.thesis_diff
     picked = f" (best of {len(others)}{PICKED})" if len(others) > 1 else ""
     return Headline(f"{best.label} vs {baseline}{picked}", fd.fmt_value(best.ours), fmt(best.thesis),
-                    fd.fmt_difference(best.diff), MISSING if td is None else f"{td:+.1f}",
+                    fd.fmt_difference(best.diff), fmt_signed(td),
                     _noise(best.diff), _direction(best.diff.mean, td), finding,
-                    _fmt_mdd(e.diff for e in others), tuple(claims))
+                    _fmt_mdd((e.diff for e in others), best.diff), tuple(claims), best.diff.method)
 
 
 def headline(experiment: str, runs: Sequence[Any], evals: Iterable[Mapping[str, Any]] | None = None) -> Headline:
@@ -98,14 +106,19 @@ def headline(experiment: str, runs: Sequence[Any], evals: Iterable[Mapping[str, 
             raise MaceError("no occluded evaluation of the baseline stored", "execute the occlusion summary notebook")
         drops, gains, costs = found
         worst = max(drops, key=lambda k: drops[k].mean)
-        drop = drops[worst]
-        ref = tn.TABLE9.get(("baseline", worst), {}).get("R1_drop")
-        picked = f" (largest of {len(drops)}{PICKED})" if len(drops) > 1 else ""
-        return Headline(f"baseline drop, {worst}{picked}", fmt_drop(drop).replace(" n.d.", ""),
-                        fmt(ref), noise=_noise(drop), direction=_direction(drop.mean, ref),
-                        finding=occlusion_finding(runs, evals, with_claims=False),
-                        mdd=_fmt_mdd(list(drops.values()) + list(gains.values()) + list(costs.values())),
-                        claims=tuple(claims))
+        # Shown as the other rows are: ours = Rank-1 under the condition (mean ± std over seeds), Δ =
+        # occluded − clean (negative for a drop) with its interval, so ± keeps one meaning per column.
+        effect = dataclasses.replace(drops[worst], mean=-drops[worst].mean)
+        groups, conds = occ_groups(runs, evals)
+        base = next(m for m, members in groups.items() if occ_training(members[0]) == "baseline")
+        ref = tn.TABLE9.get(("baseline", worst), {})
+        ref_diff = -ref["R1_drop"] if "R1_drop" in ref else None
+        picked = f", largest drop of {len(drops)}{PICKED}" if len(drops) > 1 else ""
+        return Headline(f"baseline, {worst} vs clean queries{picked}", fd.fmt_value(over_seeds(conds[base][worst], "R1")),
+                        fmt(ref.get("occ_R1")), fd.fmt_difference(effect), fmt_signed(ref_diff), _noise(effect),
+                        _direction(effect.mean, ref_diff), occlusion_finding(runs, evals, with_claims=False),
+                        _fmt_mdd(list(drops.values()) + list(gains.values()) + list(costs.values()), drops[worst]),
+                        tuple(claims), effect.method)
     rows = experiment_rows(experiment, runs)
     finding = experiment_finding(experiment, runs, with_claims=False)
     base = baseline_row(rows)

@@ -121,6 +121,14 @@ def _experiment_evals(experiment: str, runs: list[Any]) -> list[dict[str, Any]] 
 FOREST_PNG = "overview_forest.png"
 
 
+# Test-time rows (multi-query pools, occluded queries) compare one set of trained models under two
+# conditions: their Δ and its noise come from the two-level bootstrap, not from a t-test over seeds.
+TEST_TIME_RULE = ("Test-time rows (multi-query, occlusion: the same trained models under two query conditions) are "
+                  "paired within each seed's model; their Δ ± is the larger side of the 95 % percentile interval of a "
+                  "two-level bootstrap over the training seeds and the test identities, and their detectable Δ is "
+                  "(z(1 − α/2) + z(0.8)) times that bootstrap's se. ")
+
+
 def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs_dir="runs",
                    chapters: Iterable[str] | None = None) -> Path:
     """``generated/overview.md``: every experiment's headline number beside the thesis's, with its
@@ -138,9 +146,9 @@ def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs
 
     book_dir = Path(book_dir)
     # eight columns fit the content column at 1024 px; whether our Δ has the thesis's sign is in each finding
-    head = ["experiment", "comparison", "ours", "thesis", "Δ ours", "Δ thesis", "vs seed noise", "detectable Δ"]
+    head = ["experiment", "comparison", "ours", "thesis", "Δ ours", "Δ thesis", "vs noise", "detectable Δ"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    found, claims, sources, sizes, forest_rows = [], [], set(), set(), []
+    found, claims, sources, sizes, forest_rows, methods = [], [], set(), set(), [], set()
     for experiment in list_experiments(params_dir):
         if chapters is not None and experiment not in set(chapters):
             continue
@@ -164,6 +172,7 @@ def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs
         lines.append("| " + " | ".join(_cell(c) for c in [link, h.measure, h.ours, h.thesis, h.diff,
                                                           h.thesis_diff, h.noise, h.mdd]) + " |")
         forest_rows += forest.forest_rows(experiment, runs, _experiment_evals(experiment, runs), chapter=title)
+        methods.add(h.method)
         found.append(f"- {link}: {h.finding}")
         if h.claims:
             claims += [f"### {link}", ""] + [f"- {claim_line(c)}" for c in h.claims] + [""]
@@ -172,6 +181,8 @@ def write_overview(book_dir: str | Path, profile: str, params_dir="params", runs
             "Every experiment's headline comparison, generated from the stored runs. Ours: IR→RGB Rank-1 in %. "
             f"{findings.n_note(sorted(sizes) or [1])} Thesis: {THESIS_LABEL}, best epoch on test, one run. "
             f"{findings.RULE} "
+            f"{TEST_TIME_RULE if 'bootstrap' in methods else ''}"
+            "Vs noise: the verdict against the noise of the row's unit. "
             "Where a chapter compares several variants, the one shown is the best, picked after the fact (†); "
             "its verdict is Holm-adjusted in the chapter's one family (listed on the chapter page), the same p as "
             "in the chapter's table and claims. Detectable Δ: the difference (pp) the chapter's test detects with "
