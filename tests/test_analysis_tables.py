@@ -315,6 +315,8 @@ def test_test_time_contrasts_use_the_two_level_bootstrap_when_identities_are_sto
     assert drop.detectable == pytest.approx(drop.mdd(0.05 / family.k))
     text = occlusion_tables.occlusion_finding(runs, evals)
     assert "two-level bootstrap over 5 training seeds and the test identities" in text
+    assert "more seeds shrink only its training-seed part, the spread between test identities only more test " \
+           "identities would" in text
     # the table says which interval each drop has: the baseline's bootstrap, the other model's t (no identities)
     caption = tables.show(occlusion_tables.occlusion_table(runs, evals)).caption
     assert "percentile interval of a two-level bootstrap over the training seeds and the test identities (the " \

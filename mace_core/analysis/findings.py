@@ -313,7 +313,8 @@ def power_sentence(diffs: Sequence[Difference | None], what: str = "a difference
         span = f"{min(xs):.1f}" if round(min(xs), 1) == round(max(xs), 1) else f"{min(xs):.1f}–{max(xs):.1f}"
         parts.append(f"the two-level bootstrap over {min(d.n for d in boot)} training seeds and the test identities "
                      f"(test-time conditions, paired within each seed's model) detects {span} pp at "
-                     f"{alpha if not parts else 'the same α'}")
+                     f"{alpha if not parts else 'the same α'}; more seeds shrink only its training-seed part, "
+                     "the spread between test identities only more test identities would")
     if not parts:
         return ("With fewer than two training seeds per side there is no spread to say how large a difference "
                 "the study could have detected.")
