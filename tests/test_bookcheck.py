@@ -52,6 +52,39 @@ def test_browser_flags_overflow_and_wrapping_and_saves_screenshots(tmp_path):
     assert shots == ["chapters__wide.png", "generated__x__summary.png", "index.png"]
 
 
+@pytest.mark.skipif(bookcheck.find_browser() is None,
+                    reason="Chromium is not installed (apt-get install -y chromium): browser checks skipped")
+def test_reopened_pages_are_measured_new_and_hung_or_broken_pages_are_errors(tmp_path, monkeypatch):
+    import socket
+
+    page = tmp_path / "p.html"
+    page.write_text(PAGE.format(cell="ok", extra=""))
+    broken = tmp_path / "broken.html"   # a script that makes the measurement itself throw
+    broken.write_text(PAGE.format(cell="ok", extra="<script>window.getComputedStyle = () => "
+                                                   "{ throw new Error('no styles here'); };</script>"))
+    server = socket.socket()            # accepts the image request and never answers: the page never completes
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    hung = tmp_path / "hung.html"
+    hung.write_text(PAGE.format(cell="ok", extra=f"<img src='http://127.0.0.1:{server.getsockname()[1]}/x.png'>"))
+    monkeypatch.setattr(bookcheck, "LOAD_TIMEOUT_S", 2)
+    with bookcheck.Browser(bookcheck.find_browser()) as browser:
+        def evaluate(expression):
+            return browser.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+
+        browser.open(page.as_uri(), 1400)
+        evaluate("window.seenBefore = true")
+        browser.open(page.as_uri(), 1024)          # the same URL again, as the check does for its second width
+        assert evaluate("window.seenBefore === undefined") is True and evaluate("window.innerWidth") == 1024
+        assert browser.measure()["viewport"] <= 1024
+        browser.open(broken.as_uri(), 1024)
+        with pytest.raises(MaceError, match="measurement failed in the browser: .*no styles here"):
+            browser.measure()
+        with pytest.raises(MaceError, match="did not load .*hung.html within 2 s"):
+            browser.open(hung.as_uri(), 1024)
+    server.close()
+
+
 WIDE_BACKBONES = [("resnet50", "resnet18", [41.1, 47.8, 38.0]), ("seresnet50", "seresnet18", [60.0, 20.0]),
                   ("efficientnet_b3", "efficientnet_b0", [12.0, 55.0]), ("tresnet_m", "tresnet_m", [15.0, 19.0])]
 

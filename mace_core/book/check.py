@@ -30,6 +30,7 @@ from mace_core.errors import MaceError
 WIDTHS = (1400, 1024)
 HEIGHT = 900
 MAX_LINES = 2
+LOAD_TIMEOUT_S = 20     # a page of the book loads in well under a second here; more is a hung page
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 _TEXT_SUFFIXES = {".html", ".js", ".json", ".txt", ".ipynb", ".css", ".svg", ".md"}
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -185,22 +186,29 @@ class Browser:
 
     def open(self, url: str, width: int, height: int = HEIGHT) -> None:
         self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+        # Mark the page on screen: when the same URL is opened again (the second width), the old
+        # document also reads "complete" at that URL until the new one commits, and a measurement
+        # taken in between ran on a document that was being replaced (seen once in CI).
+        self.call("Runtime.evaluate", expression="window.__maceOld = true", returnByValue=True)
         self.call("Page.navigate", url=url)
-        deadline = time.time() + 20
-        while time.time() < deadline:
+        deadline = time.time() + LOAD_TIMEOUT_S
+        while True:
             # until the new page has committed, the old one may answer (or vanish mid-call): wait for
-            # the target URL to be loaded completely, retrying calls that raced the navigation
+            # the target URL's new document to be loaded completely, retrying calls that raced the navigation
             try:
-                state = self.call("Runtime.evaluate", expression="[location.href, document.readyState]",
-                                  returnByValue=True)
+                state = self.call("Runtime.evaluate", returnByValue=True,
+                                  expression="[location.href, document.readyState, window.__maceOld === true]")
             except MaceError as exc:
-                if "navigated" in str(exc) or "context" in str(exc).lower():
-                    time.sleep(0.1)
-                    continue
-                raise
-            href, ready = (state.get("result", {}).get("value") or ["", ""])
-            if ready == "complete" and href.split("#")[0] == url.split("#")[0]:
+                if "navigated" not in str(exc) and "context" not in str(exc).lower():
+                    raise
+                state = {}
+            href, ready, old = (state.get("result", {}).get("value") or ["", "", True])
+            if not old and ready == "complete" and href.split("#")[0] == url.split("#")[0]:
                 break
+            if time.time() > deadline:
+                raise MaceError(f"the browser did not load {url} within {LOAD_TIMEOUT_S} s (state: {ready or 'none'})",
+                                "rerun the book check; if it repeats, open the page in Chromium and look for a "
+                                "script that never finishes")
             time.sleep(0.05)
         # fonts and late layout (MathJax typesetting): until they are done, not a fixed pause
         try:
@@ -214,6 +222,11 @@ class Browser:
 
     def measure(self) -> dict:
         res = self.call("Runtime.evaluate", expression=_MEASURE, returnByValue=True)
+        if "value" not in res.get("result", {}):   # the script threw: say what, not a KeyError
+            detail = res.get("exceptionDetails", {})
+            text = detail.get("exception", {}).get("description") or detail.get("text") or res
+            raise MaceError(f"the page measurement failed in the browser: {str(text)[:300]}",
+                            "rerun the book check; if it repeats, the page's HTML lacks the book theme's main column")
         return json.loads(res["result"]["value"])
 
     def screenshot(self, path: Path, width: int, max_height: int = 6000) -> None:
