@@ -77,6 +77,9 @@ def test_reopened_pages_are_measured_new_and_hung_or_broken_pages_are_errors(tmp
         browser.open(page.as_uri(), 1024)          # the same URL again, as the check does for its second width
         assert evaluate("window.seenBefore === undefined") is True and evaluate("window.innerWidth") == 1024
         assert browser.measure()["viewport"] <= 1024
+        redirect = tmp_path / "index.html"      # the book's index.html is such a page
+        redirect.write_text(f"<html><head><meta http-equiv='refresh' content='0; url={page.name}'></head></html>")
+        browser.open(redirect.as_uri(), 1024)     # a redirect is a loaded page, not a hang
         browser.open(broken.as_uri(), 1024)
         with pytest.raises(MaceError, match="measurement failed in the browser: .*no styles here"):
             browser.measure()

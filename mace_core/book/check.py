@@ -186,24 +186,25 @@ class Browser:
 
     def open(self, url: str, width: int, height: int = HEIGHT) -> None:
         self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
-        # Mark the page on screen: when the same URL is opened again (the second width), the old
-        # document also reads "complete" at that URL until the new one commits, and a measurement
-        # taken in between ran on a document that was being replaced (seen once in CI).
+        # Mark the page on screen, then wait for an unmarked document that has loaded: until the new
+        # document commits, the old one answers (and reads "complete", at the same URL when a page is
+        # opened again for its second width; a measurement taken then ran on a document being replaced,
+        # seen once in CI). The URL is not compared: a page may redirect (the book's index.html, a
+        # JupyterLab URL dropping its token), and the marker already tells the documents apart.
         self.call("Runtime.evaluate", expression="window.__maceOld = true", returnByValue=True)
-        self.call("Page.navigate", url=url)
+        nav = self.call("Page.navigate", url=url)
+        new_document = bool(nav.get("loaderId"))   # none for a same-document (fragment) navigation
         deadline = time.time() + LOAD_TIMEOUT_S
         while True:
-            # until the new page has committed, the old one may answer (or vanish mid-call): wait for
-            # the target URL's new document to be loaded completely, retrying calls that raced the navigation
             try:
                 state = self.call("Runtime.evaluate", returnByValue=True,
-                                  expression="[location.href, document.readyState, window.__maceOld === true]")
-            except MaceError as exc:
+                                  expression="[document.readyState, window.__maceOld === true]")
+            except MaceError as exc:   # the evaluation raced the navigation: the old page vanished mid-call
                 if "navigated" not in str(exc) and "context" not in str(exc).lower():
                     raise
                 state = {}
-            href, ready, old = (state.get("result", {}).get("value") or ["", "", True])
-            if not old and ready == "complete" and href.split("#")[0] == url.split("#")[0]:
+            ready, old = (state.get("result", {}).get("value") or ["", True])
+            if ready == "complete" and not (old and new_document):
                 break
             if time.time() > deadline:
                 raise MaceError(f"the browser did not load {url} within {LOAD_TIMEOUT_S} s (state: {ready or 'none'})",

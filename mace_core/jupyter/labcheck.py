@@ -16,6 +16,7 @@ from mace_core.jupyter.kernel import install_kernel
 from mace_core.jupyter.lab import LabServer, lab_settings
 
 _CELLS = "document.querySelectorAll('.jp-Notebook .jp-Cell').length"
+STEADY_S = 1.5
 
 
 def screenshot(root: Path, out: Path, exe: str, notebook: str = "notebooks/00_baseline.py", wait: float = 60) -> int:
@@ -24,10 +25,16 @@ def screenshot(root: Path, out: Path, exe: str, notebook: str = "notebooks/00_ba
     lab_settings(sys.prefix)
     with LabServer(root) as server, bookcheck.Browser(exe) as browser:
         browser.open(f"{server.url}/lab/tree/{notebook}?token={server.token}", 1400, 900)
-        deadline, cells = time.time() + wait, 0
-        while time.time() < deadline and not cells:
-            cells = browser.call("Runtime.evaluate", expression=_CELLS, returnByValue=True)["result"]["value"]
-            time.sleep(0.5)
+        # JupyterLab renders a notebook's cells a few at a time: wait until some are shown and their
+        # number has held for STEADY_S (the first poll after the page loads may see only one)
+        deadline, cells, steady_since = time.time() + wait, 0, None
+        while time.time() < deadline:
+            now = browser.call("Runtime.evaluate", expression=_CELLS, returnByValue=True)["result"]["value"]
+            if now != cells:
+                cells, steady_since = now, time.time()
+            elif cells and time.time() - steady_since >= STEADY_S:
+                break
+            time.sleep(0.25)
         time.sleep(2)   # the kernel badge and syntax highlighting settle
         browser.screenshot(out, 1400, max_height=900)
     return int(cells)
