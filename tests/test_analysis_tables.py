@@ -50,7 +50,7 @@ def test_summarize_other_shapes():
         results.summarize({"epochs": 3})
 
 
-from _tables_helpers import fake_run as seeded_run, seeded  # noqa: E402
+from _tables_helpers import fake_run as seeded_run, seeded, with_identities  # noqa: E402
 
 
 def _attention_study(sam_r1=(31, 31, 43)):
@@ -275,29 +275,19 @@ def test_llcm_table_rows_per_run_and_direction():
     assert "k1 = 20, k2 = 6, λ = 0.3" in tables.llcm_table([reranked], "ci").attrs["caption"]
 
 
-def _with_identities(results, r1_by_id, queries=10):
-    """``results`` plus one gallery trial with its per-identity Rank-1 hits (as the evaluator stores them)."""
-    hits = [int(round(r / 100 * queries)) for r in r1_by_id]
-    trial = {"rank1": sum(hits) / (queries * len(hits)), "mAP": 0.2,
-             "per_identity": {"pid": list(range(len(hits))), "queries": [queries] * len(hits), "rank1_hits": hits}}
-    block = results.get("metrics", results)
-    block["trials"] = [trial]
-    return results
-
-
 def test_test_time_contrasts_use_the_two_level_bootstrap_when_identities_are_stored():
     rng = np.random.default_rng(5)
     clean_ids = rng.integers(3, 8, size=(5, 20)) * 10.0                  # Rank-1 per identity, 30–70 %
     runs = seeded("baseline", list(clean_ids.mean(1))) + seeded(
         "occlusion_random_rect", [40, 41, 42, 43, 44], data__occlusion_p=0.5, data__occlusion_types=["random_rect"])
     for run, ids in zip(runs[:5], clean_ids):
-        _with_identities(run.results, ids)
+        with_identities(run.results, ids)
     evals, stored = [], []
     for s in range(5):
         occluded = np.clip(clean_ids[s] - 30 + rng.integers(-1, 2, 20) * 10, 0, 100)
         stored.append(occluded)
         evals.append({"seed": s, "model": "baseline", "occlusion": "random_rect",
-                      "results": _with_identities({"mean": {"rank1": occluded.mean() / 100, "mAP": 0.1}}, occluded)})
+                      "results": with_identities({"mean": {"rank1": occluded.mean() / 100, "mAP": 0.1}}, occluded)})
         evals.append({"seed": s, "model": "occlusion_random_rect", "occlusion": "random_rect",
                       "results": {"mean": {"rank1": (35 + s) / 100, "mAP": 0.2}}})
     # hits / queries per identity, in %: 10 queries each, so the stored values come back exactly

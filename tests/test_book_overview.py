@@ -2,7 +2,7 @@
 import dataclasses
 import json
 
-from _tables_helpers import seeded
+from _tables_helpers import seeded, with_identities
 
 from mace_core.analysis import headline, thesis_numbers as tn
 from mace_core.book import build
@@ -87,14 +87,6 @@ def test_the_occlusion_row_keeps_one_meaning_of_plus_minus_per_column(tmp_path, 
     """ours = occluded Rank-1 ± std over seeds, Δ = occluded − clean ± its bootstrap interval, and the
     caption says what a test-time row's interval is."""
     import numpy as np
-
-    def with_identities(results, r1_by_id, queries=10):
-        hits = [int(round(r / 100 * queries)) for r in r1_by_id]
-        block = results.get("metrics", results)
-        block["trials"] = [{"rank1": sum(hits) / (queries * len(hits)), "mAP": 0.2,
-                            "per_identity": {"pid": list(range(len(hits))), "queries": [queries] * len(hits),
-                                             "rank1_hits": hits}}]
-        return results
 
     root = _book(tmp_path)
     rng = np.random.default_rng(3)
